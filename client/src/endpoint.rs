@@ -1,0 +1,110 @@
+//! Parsing of node endpoints.
+//!
+//! Accepts `host:port`, `host` (port [`DEFAULT_PORT`]), `http://host:port`
+//! and IPv6 literals such as `[::1]:7100`. TLS (`https://`) is refused with a
+//! clear error until the client supports it.
+
+use tonic::codegen::http::uri::Authority;
+
+use crate::error::ClientError;
+
+/// Port of a node's gRPC API when an endpoint names none.
+pub const DEFAULT_PORT: u16 = 7100;
+
+/// A validated endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParsedEndpoint {
+    /// `http://host:port`, for the channel.
+    pub uri: String,
+    /// `host:port`, for messages.
+    pub authority: String,
+}
+
+/// Validates `input` and normalises it to `http://host:port`.
+pub(crate) fn parse_endpoint(input: &str) -> Result<ParsedEndpoint, ClientError> {
+    let invalid = |reason: &str| ClientError::InvalidEndpoint {
+        endpoint: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let trimmed = input.trim();
+    let rest = match trimmed.split_once("://") {
+        None => trimmed,
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
+            return Err(invalid("TLS (https://) is not supported by this client yet"));
+        }
+        Some(_) => return Err(invalid("the only supported scheme is http://")),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Err(invalid("it names no host"));
+    }
+    if rest.contains('/') {
+        return Err(invalid("an endpoint has no path"));
+    }
+    let authority: Authority = rest
+        .parse()
+        .map_err(|_| invalid("it is not a valid host or host:port"))?;
+    if authority.as_str().contains('@') {
+        return Err(invalid("credentials in the endpoint are not supported"));
+    }
+    if authority.host().is_empty() {
+        return Err(invalid("it names no host"));
+    }
+    let authority = match authority.port_u16() {
+        Some(_) => authority.as_str().to_owned(),
+        None if rest.ends_with(':') => return Err(invalid("the port is empty")),
+        None => format!("{}:{DEFAULT_PORT}", authority.host()),
+    };
+    Ok(ParsedEndpoint {
+        uri: format!("http://{authority}"),
+        authority,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(input: &str) -> String {
+        match parse_endpoint(input) {
+            Ok(parsed) => parsed.uri,
+            Err(err) => panic!("{input:?} should parse: {err}"),
+        }
+    }
+
+    #[test]
+    fn accepts_host_port_with_or_without_scheme() {
+        assert_eq!(ok("127.0.0.1:7100"), "http://127.0.0.1:7100");
+        assert_eq!(ok("http://127.0.0.1:7100"), "http://127.0.0.1:7100");
+        assert_eq!(ok("HTTP://node-1.ringkv:9000/"), "http://node-1.ringkv:9000");
+        assert_eq!(ok(" localhost:7101 "), "http://localhost:7101");
+        assert_eq!(ok("[::1]:7100"), "http://[::1]:7100");
+    }
+
+    #[test]
+    fn adds_the_default_port() {
+        assert_eq!(ok("localhost"), "http://localhost:7100");
+        assert_eq!(ok("http://10.0.0.1"), "http://10.0.0.1:7100");
+    }
+
+    #[test]
+    fn rejects_nonsense_with_a_reason() {
+        for bad in [
+            "",
+            "https://a:1",
+            "ftp://a:1",
+            "a:1/path",
+            "a:notaport",
+            "a:",
+            "user@a:1",
+        ] {
+            let err = parse_endpoint(bad).expect_err(bad);
+            assert!(
+                matches!(err, ClientError::InvalidEndpoint { .. }),
+                "{bad:?}: {err}"
+            );
+            assert!(err.to_string().contains("HOST:PORT"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Node configuration: one serde [`Config`] made of per-component sections.
+//!
+//! Loaded from TOML (`kvnode serve --config FILE`), overridden by command-line
+//! flags, then checked by [`Config::validate`], which refuses nonsense with a
+//! message that says how to fix it. Library code receives sections through
+//! constructors and reads no environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::replication::ConsistencyLevel;
+use crate::storage::SyncPolicy;
+use crate::version::ConflictMode;
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network listeners and request limits.
+    pub server: ServerConfig,
+    /// Local storage engine.
+    pub storage: StorageConfig,
+    /// Replication defaults.
+    pub replication: ReplicationConfig,
+    /// Keyspaces besides `default` (which always exists).
+    pub keyspaces: Vec<KeyspaceConfig>,
+}
+
+/// `[server]`: listeners and limits on client input.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// gRPC listen address (client, admin and node-to-node APIs).
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address (`/api/v1`, `/metrics`, `/healthz`, `/readyz`).
+    pub http_addr: SocketAddr,
+    /// Largest accepted key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest accepted value, in bytes.
+    pub max_value_bytes: usize,
+    /// Largest accepted TTL, in seconds (default 20 years, as Cassandra).
+    pub max_ttl_seconds: u64,
+    /// Largest number of keys in one batch request.
+    pub max_batch_keys: usize,
+    /// Deadline of one client request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7100)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7180)),
+            max_key_bytes: 1024,
+            max_value_bytes: 1024 * 1024,
+            max_ttl_seconds: 20 * 365 * 24 * 3600,
+            max_batch_keys: 1000,
+            request_timeout_ms: 5000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// `[storage]`: the local LSM engine and its durability.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory holding this node's data (journal, SSTables, metadata).
+    pub data_dir: PathBuf,
+    /// When writes are fsynced: `always` (group commit), `periodic` or `none`.
+    pub sync: SyncPolicy,
+    /// fsync interval for `sync = "periodic"`, in milliseconds.
+    pub sync_interval_ms: u64,
+    /// Largest number of write batches one group commit (one fsync) may take.
+    pub group_commit_max_batches: usize,
+    /// Block cache size, in MiB.
+    pub cache_size_mb: u64,
+    /// How long tombstones are kept before they may be purged, in seconds (default 10 days).
+    pub gc_grace_seconds: u64,
+    /// How often expired records and old tombstones are purged, in seconds.
+    pub purge_interval_seconds: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data/node"),
+            sync: SyncPolicy::Periodic,
+            sync_interval_ms: 100,
+            group_commit_max_batches: 1024,
+            cache_size_mb: 64,
+            gc_grace_seconds: 10 * 24 * 3600,
+            purge_interval_seconds: 60,
+        }
+    }
+}
+
+/// `[replication]`: cluster-wide defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// Replicas per key for keyspaces that do not set their own.
+    pub replication_factor: u32,
+    /// Default read consistency.
+    pub read_consistency: ConsistencyLevel,
+    /// Default write consistency.
+    pub write_consistency: ConsistencyLevel,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            replication_factor: 1,
+            read_consistency: ConsistencyLevel::Quorum,
+            write_consistency: ConsistencyLevel::Quorum,
+        }
+    }
+}
+
+/// `[[keyspaces]]`: one keyspace and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyspaceConfig {
+    /// Name: 1–48 characters of `[A-Za-z0-9_-]`.
+    pub name: String,
+    /// Replicas per key; the cluster default when absent.
+    #[serde(default)]
+    pub replication_factor: Option<u32>,
+    /// `siblings` (default) or `lww`.
+    #[serde(default)]
+    pub conflict_mode: ConflictMode,
+    /// Default read consistency; the cluster default when absent.
+    #[serde(default)]
+    pub read_consistency: Option<ConsistencyLevel>,
+    /// Default write consistency; the cluster default when absent.
+    #[serde(default)]
+    pub write_consistency: Option<ConsistencyLevel>,
+    /// TTL given to writes that set none, in seconds; none when absent.
+    #[serde(default)]
+    pub default_ttl_seconds: Option<u64>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (names the line and field).
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("config value {field} = {value} is invalid: {fix}")]
+    Invalid {
+        /// The field, as `section.name`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// How to fix it.
+        fix: &'static str,
+    },
+}
+
+/// True when `name` is a valid keyspace name.
+pub fn valid_keyspace_name(name: &str) -> bool {
+    (1..=48).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+    }
+
+    /// Refuses values that cannot work, saying how to fix them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, value: String, fix| Err(ConfigError::Invalid { field, value, fix });
+        let s = &self.server;
+        if s.max_key_bytes == 0 || s.max_key_bytes > 64 * 1024 {
+            return invalid("server.max_key_bytes", s.max_key_bytes.to_string(), "use 1..=65536");
+        }
+        if s.max_value_bytes == 0 || s.max_value_bytes > 64 * 1024 * 1024 {
+            return invalid("server.max_value_bytes", s.max_value_bytes.to_string(), "use 1..=67108864 (64 MiB)");
+        }
+        if s.max_batch_keys == 0 {
+            return invalid("server.max_batch_keys", "0".into(), "use at least 1");
+        }
+        if s.request_timeout_ms == 0 {
+            return invalid("server.request_timeout_ms", "0".into(), "use a positive number of milliseconds");
+        }
+        if self.storage.sync == SyncPolicy::Periodic && self.storage.sync_interval_ms == 0 {
+            return invalid("storage.sync_interval_ms", "0".into(), "use a positive interval, or sync = \"always\"");
+        }
+        if self.storage.group_commit_max_batches == 0 {
+            return invalid("storage.group_commit_max_batches", "0".into(), "use at least 1");
+        }
+        if self.replication.replication_factor == 0 {
+            return invalid("replication.replication_factor", "0".into(), "use at least 1");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for ks in &self.keyspaces {
+            if !valid_keyspace_name(&ks.name) {
+                return invalid("keyspaces.name", ks.name.clone(), "use 1-48 characters of A-Z a-z 0-9 _ -");
+            }
+            if ks.name == crate::DEFAULT_KEYSPACE || !seen.insert(ks.name.clone()) {
+                return invalid("keyspaces.name", ks.name.clone(), "each keyspace once; `default` always exists");
+            }
+            if ks.replication_factor == Some(0) {
+                return invalid("keyspaces.replication_factor", "0".into(), "use at least 1");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! [`KvError`]: every way a client operation can fail.
+//!
+//! Mapped to gRPC status codes and HTTP statuses in one place
+//! (`server/status.rs`), each with a stable error code a user can search for.
+
+use crate::replication::{ConsistencyError, UnknownConsistency};
+use crate::storage::StorageError;
+use crate::version::CodecError;
+
+/// Why a client operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// The key is empty.
+    #[error("key is empty; keys must be 1 to {max} bytes")]
+    EmptyKey {
+        /// Key size limit.
+        max: usize,
+    },
+    /// The key is over the size limit.
+    #[error("key is {len} bytes, over the limit of {max} bytes (server.max_key_bytes)")]
+    KeyTooLarge {
+        /// Key size.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The value is over the size limit.
+    #[error("value is {len} bytes, over the limit of {max} bytes (server.max_value_bytes)")]
+    ValueTooLarge {
+        /// Value size.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The keyspace does not exist.
+    #[error("keyspace {name:?} does not exist; list keyspaces with `kvctl keyspace list` or use \"default\"")]
+    UnknownKeyspace {
+        /// The name given.
+        name: String,
+    },
+    /// The TTL is out of range.
+    #[error("ttl of {ttl_seconds} s is out of range; use 1 to {max} seconds")]
+    TtlOutOfRange {
+        /// TTL asked.
+        ttl_seconds: u64,
+        /// Limit (server.max_ttl_seconds).
+        max: u64,
+    },
+    /// The causal context is not one this server issued.
+    #[error("causal context is malformed ({source}); pass back the context from a read unchanged, or none")]
+    BadContext {
+        /// Decoder error.
+        source: CodecError,
+    },
+    /// A cursor is not one this server issued.
+    #[error("cursor is malformed; pass back the cursor from the previous page unchanged, or none to start")]
+    BadCursor,
+    /// Too many keys in one batch.
+    #[error("batch has {len} keys, over the limit of {max} (server.max_batch_keys); split it")]
+    BatchTooLarge {
+        /// Keys in the batch.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// An unknown consistency level name.
+    #[error(transparent)]
+    UnknownConsistency(#[from] UnknownConsistency),
+    /// A consistency level the keyspace cannot satisfy.
+    #[error(transparent)]
+    Consistency(#[from] ConsistencyError),
+    /// Increment on a value that is not a decimal integer.
+    #[error("value of key is not a decimal integer, cannot increment it; overwrite it or use another key")]
+    NotAnInteger,
+    /// Increment would overflow a signed 64-bit integer.
+    #[error("increment overflows a signed 64-bit counter (current {current}, delta {delta})")]
+    Overflow {
+        /// Current value.
+        current: i64,
+        /// Delta asked.
+        delta: i64,
+    },
+    /// Not enough replicas answered in time.
+    #[error("not enough replicas: {required} required, {alive} alive; retry later or lower the consistency level")]
+    Unavailable {
+        /// Acknowledgements needed.
+        required: u32,
+        /// Replicas that could be reached.
+        alive: u32,
+    },
+    /// The request did not finish before its deadline.
+    #[error("request timed out after {ms} ms; retry, or raise server.request_timeout_ms")]
+    Timeout {
+        /// The deadline.
+        ms: u64,
+    },
+    /// The node is draining or shutting down.
+    #[error("node is shutting down; retry on another node")]
+    ShuttingDown,
+    /// Local storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

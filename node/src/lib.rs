@@ -1,0 +1,28 @@
+//! RingKV storage node: a Dynamo-style replica and coordinator.
+//!
+//! # Layout
+//! - [`config`]: the node's [`config::Config`], one section per component.
+//! - [`clock`]: wall-clock time behind a trait, so tests can inject time.
+//! - [`version`]: dotted version vectors, sibling sets, the record codec (pure).
+//! - [`ring`]: tokens and placement (pure).
+//! - [`storage`]: the [`storage::Storage`] trait, the fjall engine with group
+//!   commit, and the in-memory engine.
+//! - [`replication`]: the `Coordinator` that serves every client operation:
+//!   validation, consistency levels, read-modify-write under per-key locks.
+//! - [`server`]: gRPC and HTTP front ends, error mapping, metrics, and the
+//!   process lifecycle (start, graceful shutdown).
+//! - [`worker`]: background jobs (periodic sync, purge of expired records).
+//! - [`error`]: the error a client operation can end with.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod replication;
+pub mod ring;
+pub mod server;
+pub mod storage;
+pub mod version;
+pub mod worker;
+
+/// The keyspace that always exists.
+pub const DEFAULT_KEYSPACE: &str = "default";
