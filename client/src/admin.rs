@@ -5,18 +5,15 @@
 //! `kvctl` commands that need them.
 
 use ringkv_proto::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, KeyspaceDef, ListKeyspacesRequest,
-    NodeInfoRequest, NodeInfoResponse, admin_client::AdminClient,
+    ClusterStatusRequest, ClusterStatusResponse, KeyspaceDef, ListKeyspacesRequest, NodeInfoRequest, NodeInfoResponse,
+    admin_client::AdminClient,
 };
 
 use crate::client::{Client, Idempotency, Rpc};
 use crate::error::ClientError;
 
 const fn query(name: &'static str) -> Rpc {
-    Rpc {
-        name,
-        idempotency: Idempotency::Read,
-    }
+    Rpc { name, idempotency: Idempotency::Read }
 }
 
 impl Client {
@@ -30,9 +27,11 @@ impl Client {
 
     /// Information about the node the client talks to.
     pub async fn node_info(&self) -> Result<NodeInfoResponse, ClientError> {
-        self.unary(query("NodeInfo"), NodeInfoRequest {}, |ch, r| async move {
-            AdminClient::new(ch).node_info(r).await
-        })
+        self.unary(
+            query("NodeInfo"),
+            NodeInfoRequest {},
+            |ch, r| async move { AdminClient::new(ch).node_info(r).await },
+        )
         .await
     }
 

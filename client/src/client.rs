@@ -130,14 +130,8 @@ impl ClientBuilder {
             .keep_alive_timeout(Duration::from_secs(10))
             .connect()
             .await
-            .map_err(|source| ClientError::Connect {
-                endpoint: parsed.authority.clone(),
-                source,
-            })?;
-        let node = Node {
-            address: parsed.authority,
-            channel,
-        };
+            .map_err(|source| ClientError::Connect { endpoint: parsed.authority.clone(), source })?;
+        let node = Node { address: parsed.authority, channel };
         Ok(Client {
             nodes: Arc::from(vec![node]),
             timeout: self.timeout,
@@ -162,19 +156,13 @@ impl Client {
 
     /// A client of the same connection that works in another keyspace.
     pub fn with_keyspace(&self, keyspace: impl Into<String>) -> Client {
-        Client {
-            keyspace: keyspace.into(),
-            ..self.clone()
-        }
+        Client { keyspace: keyspace.into(), ..self.clone() }
     }
 
     /// A client of the same connection with another default consistency
     /// (`None`: the keyspace's, then the cluster's default).
     pub fn with_consistency(&self, consistency: Option<Consistency>) -> Client {
-        Client {
-            consistency,
-            ..self.clone()
-        }
+        Client { consistency, ..self.clone() }
     }
 
     /// The keyspace of this client's requests.
@@ -201,12 +189,7 @@ impl Client {
     /// Sends one unary RPC: `call` is given a channel and a fresh request
     /// per attempt. Each attempt is bounded by the timeout; reads are
     /// retried on `UNAVAILABLE` per the [`RetryPolicy`].
-    pub(crate) async fn unary<M, T, F, Fut>(
-        &self,
-        rpc: Rpc,
-        message: M,
-        call: F,
-    ) -> Result<T, ClientError>
+    pub(crate) async fn unary<M, T, F, Fut>(&self, rpc: Rpc, message: M, call: F) -> Result<T, ClientError>
     where
         M: Clone,
         F: Fn(Channel, Request<M>) -> Fut,
@@ -220,12 +203,12 @@ impl Client {
             let attempt = tokio::time::timeout(self.timeout, call(node.channel.clone(), request));
             let error = match attempt.await {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => ClientError::from_status(rpc.name, &node.address, &status),
-                Err(_elapsed) => ClientError::Timeout {
-                    rpc: rpc.name,
-                    endpoint: node.address.clone(),
-                    after: self.timeout,
-                },
+                Ok(Err(status)) if !is_local_timeout(&status) => {
+                    ClientError::from_status(rpc.name, &node.address, &status)
+                }
+                Ok(Err(_)) | Err(_) => {
+                    ClientError::Timeout { rpc: rpc.name, endpoint: node.address.clone(), after: self.timeout }
+                }
             };
             let may_retry = rpc.idempotency == Idempotency::Read && error.is_unavailable();
             if !may_retry || retry >= self.retry.max_retries {
@@ -235,4 +218,18 @@ impl Client {
             retry += 1;
         }
     }
+}
+
+/// True when tonic itself gave up on the `grpc-timeout` we set: it reports
+/// that as `CANCELLED` caused by [`tonic::TimeoutExpired`], racing our own
+/// timer; both mean the same thing to the caller.
+fn is_local_timeout(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        if cause.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }

@@ -56,15 +56,14 @@ pub fn parse_consistency(input: &str) -> Result<Consistency, ConsistencyParseErr
     let mut consistency = Consistency::default();
     let mut level_seen = false;
     for part in trimmed.split(',').map(str::trim) {
-        let duplicate = |what| ConsistencyParseError::Duplicate {
-            input: input.to_owned(),
-            what,
-        };
+        let duplicate = |what| ConsistencyParseError::Duplicate { input: input.to_owned(), what };
         if let Some((name, count)) = part.split_once('=') {
             let which = match name.trim().to_ascii_lowercase().as_str() {
                 "r" => 'r',
                 "w" => 'w',
-                _ => return Err(ConsistencyParseError::UnknownLevel { input: part.to_owned() }),
+                _ => {
+                    return Err(ConsistencyParseError::UnknownLevel { input: part.to_owned() });
+                }
             };
             let count = parse_count(count, part, which)?;
             let slot = if which == 'r' { &mut consistency.r } else { &mut consistency.w };
@@ -85,19 +84,16 @@ pub fn parse_consistency(input: &str) -> Result<Consistency, ConsistencyParseErr
 fn parse_count(count: &str, part: &str, which: char) -> Result<u32, ConsistencyParseError> {
     match count.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(ConsistencyParseError::InvalidCount {
-            input: part.to_owned(),
-            which,
-        }),
+        _ => Err(ConsistencyParseError::InvalidCount { input: part.to_owned(), which }),
     }
 }
 
 fn parse_level(name: &str) -> Result<ConsistencyLevel, ConsistencyParseError> {
     let upper = name.to_ascii_uppercase().replace('-', "_");
     match ConsistencyLevel::from_str_name(&format!("CONSISTENCY_LEVEL_{upper}")) {
-        Some(ConsistencyLevel::Unspecified) | None => Err(ConsistencyParseError::UnknownLevel {
-            input: name.to_owned(),
-        }),
+        Some(ConsistencyLevel::Unspecified) | None => {
+            Err(ConsistencyParseError::UnknownLevel { input: name.to_owned() })
+        }
         Some(level) => Ok(level),
     }
 }
@@ -106,9 +102,7 @@ fn parse_level(name: &str) -> Result<ConsistencyLevel, ConsistencyParseError> {
 pub fn level_name(level: ConsistencyLevel) -> &'static str {
     match level {
         ConsistencyLevel::Unspecified => "DEFAULT",
-        other => other
-            .as_str_name()
-            .trim_start_matches("CONSISTENCY_LEVEL_"),
+        other => other.as_str_name().trim_start_matches("CONSISTENCY_LEVEL_"),
     }
 }
 
@@ -123,11 +117,7 @@ pub fn format_consistency(consistency: &Consistency) -> String {
     }
     parts.extend(consistency.r.map(|r| format!("r={r}")));
     parts.extend(consistency.w.map(|w| format!("w={w}")));
-    if parts.is_empty() {
-        "DEFAULT".to_owned()
-    } else {
-        parts.join(",")
-    }
+    if parts.is_empty() { "DEFAULT".to_owned() } else { parts.join(",") }
 }
 
 #[cfg(test)]

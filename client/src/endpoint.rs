@@ -22,10 +22,7 @@ pub(crate) struct ParsedEndpoint {
 
 /// Validates `input` and normalises it to `http://host:port`.
 pub(crate) fn parse_endpoint(input: &str) -> Result<ParsedEndpoint, ClientError> {
-    let invalid = |reason: &str| ClientError::InvalidEndpoint {
-        endpoint: input.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| ClientError::InvalidEndpoint { endpoint: input.to_owned(), reason: reason.to_owned() };
     let trimmed = input.trim();
     let rest = match trimmed.split_once("://") {
         None => trimmed,
@@ -42,24 +39,22 @@ pub(crate) fn parse_endpoint(input: &str) -> Result<ParsedEndpoint, ClientError>
     if rest.contains('/') {
         return Err(invalid("an endpoint has no path"));
     }
-    let authority: Authority = rest
-        .parse()
-        .map_err(|_| invalid("it is not a valid host or host:port"))?;
+    let authority: Authority = rest.parse().map_err(|_| invalid("it is not a valid host or host:port"))?;
     if authority.as_str().contains('@') {
         return Err(invalid("credentials in the endpoint are not supported"));
     }
     if authority.host().is_empty() {
         return Err(invalid("it names no host"));
     }
+    // `Authority` accepts any text after the colon; only a number is a port.
+    let has_port_text = authority.as_str().len() > authority.host().len();
     let authority = match authority.port_u16() {
+        Some(0) => return Err(invalid("port 0 is not a port a node listens on")),
         Some(_) => authority.as_str().to_owned(),
-        None if rest.ends_with(':') => return Err(invalid("the port is empty")),
+        None if has_port_text => return Err(invalid("the port is not a number from 1 to 65535")),
         None => format!("{}:{DEFAULT_PORT}", authority.host()),
     };
-    Ok(ParsedEndpoint {
-        uri: format!("http://{authority}"),
-        authority,
-    })
+    Ok(ParsedEndpoint { uri: format!("http://{authority}"), authority })
 }
 
 #[cfg(test)]
@@ -90,20 +85,9 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_with_a_reason() {
-        for bad in [
-            "",
-            "https://a:1",
-            "ftp://a:1",
-            "a:1/path",
-            "a:notaport",
-            "a:",
-            "user@a:1",
-        ] {
+        for bad in ["", "https://a:1", "ftp://a:1", "a:1/path", "a:notaport", "a:", "a:0", "a:70000", "user@a:1"] {
             let err = parse_endpoint(bad).expect_err(bad);
-            assert!(
-                matches!(err, ClientError::InvalidEndpoint { .. }),
-                "{bad:?}: {err}"
-            );
+            assert!(matches!(err, ClientError::InvalidEndpoint { .. }), "{bad:?}: {err}");
             assert!(err.to_string().contains("HOST:PORT"), "{err}");
         }
     }

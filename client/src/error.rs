@@ -15,9 +15,7 @@ use tonic::{Code, Status};
 #[non_exhaustive]
 pub enum ClientError {
     /// The endpoint string could not be understood.
-    #[error(
-        "invalid endpoint {endpoint:?}: {reason}; use HOST:PORT or http://HOST:PORT, e.g. 127.0.0.1:7100"
-    )]
+    #[error("invalid endpoint {endpoint:?}: {reason}; use HOST:PORT or http://HOST:PORT, e.g. 127.0.0.1:7100")]
     InvalidEndpoint {
         /// The endpoint as given.
         endpoint: String,
@@ -77,9 +75,7 @@ pub enum ClientError {
     },
 
     /// A concurrent operation on the same key won (`ABORTED`); safe to retry.
-    #[error(
-        "{rpc} aborted by a concurrent operation on the same key: {message}; retry the operation"
-    )]
+    #[error("{rpc} aborted by a concurrent operation on the same key: {message}; retry the operation")]
     Aborted {
         /// The RPC that failed.
         rpc: &'static str,
@@ -149,9 +145,7 @@ pub enum ClientError {
     },
 
     /// The server does not implement the RPC (`UNIMPLEMENTED`).
-    #[error(
-        "{rpc} is not implemented by the server ({message}); is the node running an older kvnode?"
-    )]
+    #[error("{rpc} is not implemented by the server ({message}); is the node running an older kvnode?")]
     Unimplemented {
         /// The RPC that failed.
         rpc: &'static str,
@@ -181,22 +175,14 @@ impl ClientError {
             Code::AlreadyExists => Self::AlreadyExists { rpc, message },
             Code::FailedPrecondition => Self::FailedPrecondition { rpc, message },
             Code::Aborted => Self::Aborted { rpc, message },
-            Code::Unavailable => Self::Unavailable {
-                rpc,
-                endpoint: endpoint.to_owned(),
-                message,
-            },
+            Code::Unavailable => Self::Unavailable { rpc, endpoint: endpoint.to_owned(), message },
             Code::DeadlineExceeded => Self::DeadlineExceeded { rpc, message },
             Code::ResourceExhausted => Self::ResourceExhausted { rpc, message },
-            code @ (Code::Unauthenticated | Code::PermissionDenied) => {
-                Self::AccessDenied { rpc, code, message }
-            }
+            code @ (Code::Unauthenticated | Code::PermissionDenied) => Self::AccessDenied { rpc, code, message },
             Code::Unimplemented => Self::Unimplemented { rpc, message },
-            code @ (Code::Ok
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::Internal
-            | Code::DataLoss) => Self::Server { rpc, code, message },
+            code @ (Code::Ok | Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss) => {
+                Self::Server { rpc, code, message }
+            }
         }
     }
 
@@ -246,11 +232,7 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_do() {
-        let err = ClientError::Timeout {
-            rpc: "Get",
-            endpoint: "n1:7100".into(),
-            after: Duration::from_secs(5),
-        };
+        let err = ClientError::Timeout { rpc: "Get", endpoint: "n1:7100".into(), after: Duration::from_secs(5) };
         assert!(err.to_string().contains("--timeout"), "{err}");
     }
 }

@@ -6,10 +6,9 @@
 
 use bytes::Bytes;
 use ringkv_proto::v1::{
-    BatchGetRequest, BatchWriteRequest, BatchWriteResponse, CompareAndSetRequest,
-    CompareAndSetResponse, DeleteRequest, DeleteResponse, GetRequest, IncrementRequest,
-    IncrementResponse, ListRequest, ListResponse, PutRequest, PutResponse, ScanRequest,
-    ScanResponse, TouchRequest, kv_client::KvClient,
+    BatchGetRequest, BatchWriteRequest, BatchWriteResponse, CompareAndSetRequest, CompareAndSetResponse, DeleteRequest,
+    DeleteResponse, GetRequest, IncrementRequest, IncrementResponse, ListRequest, ListResponse, PutRequest,
+    PutResponse, ScanRequest, ScanResponse, TouchRequest, kv_client::KvClient,
 };
 
 use crate::client::{Client, Idempotency, Rpc};
@@ -17,30 +16,19 @@ use crate::error::ClientError;
 use crate::types::{BatchOp, CasExpectation, ListOptions, PutOptions, Record, ScanOptions};
 
 const fn read(name: &'static str) -> Rpc {
-    Rpc {
-        name,
-        idempotency: Idempotency::Read,
-    }
+    Rpc { name, idempotency: Idempotency::Read }
 }
 
 const fn write(name: &'static str) -> Rpc {
-    Rpc {
-        name,
-        idempotency: Idempotency::Write,
-    }
+    Rpc { name, idempotency: Idempotency::Write }
 }
 
 impl Client {
     /// Reads a key: `None` when it has no live value.
     pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Record>, ClientError> {
-        let request = GetRequest {
-            keyspace: self.keyspace().to_owned(),
-            key: key.into(),
-            consistency: self.consistency(),
-        };
-        let response = self
-            .unary(read("Get"), request, |ch, r| async move { KvClient::new(ch).get(r).await })
-            .await?;
+        let request =
+            GetRequest { keyspace: self.keyspace().to_owned(), key: key.into(), consistency: self.consistency() };
+        let response = self.unary(read("Get"), request, |ch, r| async move { KvClient::new(ch).get(r).await }).await?;
         Ok(Record::from_get(response))
     }
 
@@ -61,26 +49,18 @@ impl Client {
             if_absent: options.if_absent,
             consistency: options.consistency.or(self.consistency()),
         };
-        self.unary(write("Put"), request, |ch, r| async move { KvClient::new(ch).put(r).await })
-            .await
+        self.unary(write("Put"), request, |ch, r| async move { KvClient::new(ch).put(r).await }).await
     }
 
     /// Deletes a key; `context` from a previous read, or empty for a blind delete.
-    pub async fn delete(
-        &self,
-        key: impl Into<Bytes>,
-        context: Bytes,
-    ) -> Result<DeleteResponse, ClientError> {
+    pub async fn delete(&self, key: impl Into<Bytes>, context: Bytes) -> Result<DeleteResponse, ClientError> {
         let request = DeleteRequest {
             keyspace: self.keyspace().to_owned(),
             key: key.into(),
             context,
             consistency: self.consistency(),
         };
-        self.unary(write("Delete"), request, |ch, r| async move {
-            KvClient::new(ch).delete(r).await
-        })
-        .await
+        self.unary(write("Delete"), request, |ch, r| async move { KvClient::new(ch).delete(r).await }).await
     }
 
     /// Reads many keys; one `(key, record)` pair per key, `None` when missing.
@@ -93,11 +73,8 @@ impl Client {
             keys: keys.into_iter().map(Into::into).collect(),
             consistency: self.consistency(),
         };
-        let response = self
-            .unary(read("BatchGet"), request, |ch, r| async move {
-                KvClient::new(ch).batch_get(r).await
-            })
-            .await?;
+        let response =
+            self.unary(read("BatchGet"), request, |ch, r| async move { KvClient::new(ch).batch_get(r).await }).await?;
         Ok(response.results.into_iter().map(Record::from_key_result).collect())
     }
 
@@ -113,10 +90,7 @@ impl Client {
             atomic,
             consistency: self.consistency(),
         };
-        self.unary(write("BatchWrite"), request, |ch, r| async move {
-            KvClient::new(ch).batch_write(r).await
-        })
-        .await
+        self.unary(write("BatchWrite"), request, |ch, r| async move { KvClient::new(ch).batch_write(r).await }).await
     }
 
     /// Replaces the value only if the key is as `expected`. When not applied,
@@ -136,10 +110,8 @@ impl Client {
             ttl_seconds,
             consistency: self.consistency(),
         };
-        self.unary(write("CompareAndSet"), request, |ch, r| async move {
-            KvClient::new(ch).compare_and_set(r).await
-        })
-        .await
+        self.unary(write("CompareAndSet"), request, |ch, r| async move { KvClient::new(ch).compare_and_set(r).await })
+            .await
     }
 
     /// Adds `delta` (may be negative) to a counter stored as a decimal
@@ -157,18 +129,11 @@ impl Client {
             ttl_seconds,
             consistency: self.consistency(),
         };
-        self.unary(write("Increment"), request, |ch, r| async move {
-            KvClient::new(ch).increment(r).await
-        })
-        .await
+        self.unary(write("Increment"), request, |ch, r| async move { KvClient::new(ch).increment(r).await }).await
     }
 
     /// Lists keys starting with `prefix`, in key order, one page at a time.
-    pub async fn list(
-        &self,
-        prefix: impl Into<Bytes>,
-        options: ListOptions,
-    ) -> Result<ListResponse, ClientError> {
+    pub async fn list(&self, prefix: impl Into<Bytes>, options: ListOptions) -> Result<ListResponse, ClientError> {
         let request = ListRequest {
             keyspace: self.keyspace().to_owned(),
             prefix: prefix.into(),
@@ -176,8 +141,7 @@ impl Client {
             cursor: options.cursor,
             include_values: options.include_values,
         };
-        self.unary(read("List"), request, |ch, r| async move { KvClient::new(ch).list(r).await })
-            .await
+        self.unary(read("List"), request, |ch, r| async move { KvClient::new(ch).list(r).await }).await
     }
 
     /// Iterates over all keys of the keyspace in token order, one page at a
@@ -189,28 +153,20 @@ impl Client {
             count: options.count,
             include_values: options.include_values,
         };
-        self.unary(read("Scan"), request, |ch, r| async move { KvClient::new(ch).scan(r).await })
-            .await
+        self.unary(read("Scan"), request, |ch, r| async move { KvClient::new(ch).scan(r).await }).await
     }
 
     /// Sets the TTL of an existing key (0 removes it). Returns the key's new
     /// version, or `None` when the key has no live value.
-    pub async fn touch(
-        &self,
-        key: impl Into<Bytes>,
-        ttl_seconds: u64,
-    ) -> Result<Option<u64>, ClientError> {
+    pub async fn touch(&self, key: impl Into<Bytes>, ttl_seconds: u64) -> Result<Option<u64>, ClientError> {
         let request = TouchRequest {
             keyspace: self.keyspace().to_owned(),
             key: key.into(),
             ttl_seconds,
             consistency: self.consistency(),
         };
-        let response = self
-            .unary(write("Touch"), request, |ch, r| async move {
-                KvClient::new(ch).touch(r).await
-            })
-            .await?;
+        let response =
+            self.unary(write("Touch"), request, |ch, r| async move { KvClient::new(ch).touch(r).await }).await?;
         Ok(response.found.then_some(response.version))
     }
 }

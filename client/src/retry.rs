@@ -24,31 +24,21 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     /// Two retries, after about 50 ms and 100 ms, capped at 1 s.
     fn default() -> Self {
-        Self {
-            max_retries: 2,
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-        }
+        Self { max_retries: 2, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(1) }
     }
 }
 
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn none() -> Self {
-        Self {
-            max_retries: 0,
-            ..Self::default()
-        }
+        Self { max_retries: 0, ..Self::default() }
     }
 
     /// The backoff ceiling before retry number `retry` (0-based):
     /// `initial_backoff * 2^retry`, capped at `max_backoff`.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);
-        self.initial_backoff
-            .checked_mul(factor)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+        self.initial_backoff.checked_mul(factor).unwrap_or(self.max_backoff).min(self.max_backoff)
     }
 
     /// The delay to sleep before retry number `retry`: uniformly random

@@ -7,8 +7,7 @@
 
 use bytes::Bytes;
 use ringkv_proto::v1::{
-    Consistency, GetResponse, KeyResult, Sibling, WriteOp, compare_and_set_request::Expected,
-    write_op::Op,
+    Consistency, GetResponse, KeyResult, Sibling, WriteOp, compare_and_set_request::Expected, write_op::Op,
 };
 
 /// The state of a key that exists: its live siblings and causal context.
@@ -124,41 +123,22 @@ pub enum BatchOp {
 impl BatchOp {
     /// A blind put without TTL.
     pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Self::Put {
-            key: key.into(),
-            value: value.into(),
-            context: Bytes::new(),
-            ttl_seconds: None,
-        }
+        Self::Put { key: key.into(), value: value.into(), context: Bytes::new(), ttl_seconds: None }
     }
 
     /// A blind delete.
     pub fn delete(key: impl Into<Bytes>) -> Self {
-        Self::Delete {
-            key: key.into(),
-            context: Bytes::new(),
-        }
+        Self::Delete { key: key.into(), context: Bytes::new() }
     }
 
     pub(crate) fn into_proto(self) -> WriteOp {
         match self {
-            Self::Put {
-                key,
-                value,
-                context,
-                ttl_seconds,
-            } => WriteOp {
-                key,
-                op: Some(Op::Put(value)),
-                context,
-                ttl_seconds,
-            },
-            Self::Delete { key, context } => WriteOp {
-                key,
-                op: Some(Op::Delete(Default::default())),
-                context,
-                ttl_seconds: None,
-            },
+            Self::Put { key, value, context, ttl_seconds } => {
+                WriteOp { key, op: Some(Op::Put(value)), context, ttl_seconds }
+            }
+            Self::Delete { key, context } => {
+                WriteOp { key, op: Some(Op::Delete(Default::default())), context, ttl_seconds: None }
+            }
         }
     }
 }
@@ -190,11 +170,7 @@ mod tests {
     use super::*;
 
     fn sibling(value: &'static str, tombstone: bool) -> Sibling {
-        Sibling {
-            value: Bytes::from_static(value.as_bytes()),
-            tombstone,
-            ..Default::default()
-        }
+        Sibling { value: Bytes::from_static(value.as_bytes()), tombstone, ..Default::default() }
     }
 
     #[test]
@@ -204,11 +180,7 @@ mod tests {
 
     #[test]
     fn value_only_without_conflict_or_tombstone() {
-        let mut response = GetResponse {
-            found: true,
-            siblings: vec![sibling("a", false)],
-            ..Default::default()
-        };
+        let mut response = GetResponse { found: true, siblings: vec![sibling("a", false)], ..Default::default() };
         let record = Record::from_get(response.clone()).expect("found");
         assert_eq!(record.value().map(|v| &v[..]), Some(&b"a"[..]));
         response.siblings.push(sibling("", true));

@@ -1,1 +1,27 @@
-//! e2e harness.
+//! End-to-end test harness of RingKV: real `kvnode` processes on real
+//! sockets, driven by gRPC, HTTP and the `kvctl` binary.
+//!
+//! Fault injection (SIGKILL, SIGTERM, journal corruption) happens from the
+//! outside, exactly as an operator or a crash would do it. Every helper waits
+//! on a condition with a deadline; none sleeps and hopes.
+//!
+//! # Layout
+//! - [`binaries`]: finds `kvnode` / `kvctl` in the workspace target dir and
+//!   builds them once per test process.
+//! - [`node`]: [`NodeProcess`], one running `kvnode` (start, kill -9, SIGTERM,
+//!   restart on the same data dir) and its [`NodeOptions`].
+//! - [`wait`]: [`wait_until`], the only way tests wait.
+//! - [`kvctl`]: runs the `kvctl` binary against a node.
+//! - [`grpc`]: gRPC client helpers (connect, put, get, scan).
+//! - [`journal`]: finds and damages fjall journal files for recovery tests.
+
+pub mod binaries;
+pub mod grpc;
+pub mod journal;
+pub mod kvctl;
+pub mod node;
+pub mod wait;
+
+pub use kvctl::{KvctlOutput, kvctl};
+pub use node::{NodeOptions, NodeProcess, SyncMode};
+pub use wait::wait_until;

@@ -1,1 +1,137 @@
-fn main() {}
+//! `kvnode`: the RingKV storage node.
+//!
+//! `kvnode serve --data-dir DIR --grpc-addr HOST:PORT --http-addr HOST:PORT [--config FILE]`
+//! runs one node. Flags override the config file; the config file overrides
+//! the defaults. Once both listeners are bound and the node is ready, one
+//! line goes to stdout: `RINGKV_READY grpc=ADDR http=ADDR host_id=HEX`
+//! (scripts and tests wait for it); logs go to stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ringkv_node::config::Config;
+use ringkv_node::server::node::Node;
+use ringkv_node::storage::SyncPolicy;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "kvnode", version, about = "RingKV storage node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one storage node until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Directory for this node's data (created if missing) [default: ./data/node].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:7100].
+    #[arg(long, value_name = "HOST:PORT")]
+    grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address [default: 127.0.0.1:7180].
+    #[arg(long, value_name = "HOST:PORT")]
+    http_addr: Option<SocketAddr>,
+    /// TOML config file (sections [server], [storage], [replication], [[keyspaces]]).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Durability: always (fsync before ack, group commit), periodic, or none [default: periodic].
+    #[arg(long, value_enum)]
+    sync: Option<SyncArg>,
+    /// Largest key in bytes [default: 1024].
+    #[arg(long)]
+    max_key_bytes: Option<usize>,
+    /// Largest value in bytes [default: 1048576].
+    #[arg(long)]
+    max_value_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SyncArg {
+    Always,
+    Periodic,
+    None,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = self.data_dir {
+            config.storage.data_dir = dir;
+        }
+        if let Some(addr) = self.grpc_addr {
+            config.server.grpc_addr = addr;
+        }
+        if let Some(addr) = self.http_addr {
+            config.server.http_addr = addr;
+        }
+        if let Some(sync) = self.sync {
+            config.storage.sync = match sync {
+                SyncArg::Always => SyncPolicy::Always,
+                SyncArg::Periodic => SyncPolicy::Periodic,
+                SyncArg::None => SyncPolicy::None,
+            };
+        }
+        if let Some(n) = self.max_key_bytes {
+            config.server.max_key_bytes = n;
+        }
+        if let Some(n) = self.max_value_bytes {
+            config.server.max_value_bytes = n;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=info,lsm_tree=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Cancels `token` on the first SIGTERM or SIGINT.
+fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    std::fs::create_dir_all(&config.storage.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.storage.data_dir.display()))?;
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone())?;
+    let node = Node::start(config, shutdown).await?;
+    let id = node.identity();
+    println!("RINGKV_READY grpc={} http={} host_id={}", id.grpc_addr, id.http_addr, id.host_id);
+    node.stopped().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}

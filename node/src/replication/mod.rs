@@ -16,6 +16,9 @@ mod keyspaces;
 mod locks;
 mod ops;
 mod paging;
+mod purge;
+#[cfg(test)]
+mod tests;
 
 pub use consistency::{
     Access, Consistency, ConsistencyError, ConsistencyLevel, UnknownConsistency, required_replicas,

@@ -6,6 +6,43 @@
 //! cancellation token stops everything. This module may call `replication`,
 //! `storage`, `config` and `worker`.
 
+pub mod admin;
+pub mod grpc;
 pub mod http_api;
 pub mod metrics;
+pub mod node;
 pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Who this node is, for status endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    /// Persistent host id (never an IP).
+    pub host_id: String,
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: String,
+}
+
+/// Whether the node should receive traffic (`/readyz`). Set once the node has
+/// opened its storage and started its servers; cleared when it drains.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the node ready or not.
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    /// True when ready.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -6,7 +6,8 @@
 //!   one token ordered by name length first (only matters on a 64-bit token collision);
 //! - `by_key`: `name len (u8) | keyspace name | user key` → empty, for LIST;
 //!   the token is recomputed with [`token_of`];
-//! - `meta`: metadata name → value.
+//! - `meta`: `0x01 | metadata name` → value (the tag keeps keys non-empty,
+//!   which fjall requires).
 //!
 //! Invariants: every `records` entry has its `by_key` entry and vice versa
 //! (both are written in the same fjall batch); inside one applied group the
@@ -243,13 +244,13 @@ impl Storage for FjallStorage {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
-        let value = self.engine.meta.get(name).map_err(|e| engine_error("read metadata", e))?;
+        let value = self.engine.meta.get(meta_key(name)?).map_err(|e| engine_error("read metadata", e))?;
         Ok(value.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
         self.engine.check_poison()?;
-        self.engine.meta.insert(name, value).map_err(|e| self.engine.write_failed("write metadata", e))?;
+        self.engine.meta.insert(meta_key(name)?, value).map_err(|e| self.engine.write_failed("write metadata", e))?;
         self.engine.fsync(PersistMode::SyncAll, "fsync the journal after writing metadata")
     }
 
@@ -378,8 +379,26 @@ fn namespace(keyspace: &str) -> Result<Vec<u8>, StorageError> {
     Ok(out)
 }
 
+/// Refuses keys fjall could not store (it panics on keys over 65535 bytes).
+fn check_key_len(key: &[u8]) -> Result<(), StorageError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError::KeyTooLarge { len: key.len(), max: MAX_KEY_BYTES });
+    }
+    Ok(())
+}
+
+/// `0x01 | name`: a `meta` key.
+fn meta_key(name: &str) -> Result<Vec<u8>, StorageError> {
+    check_key_len(name.as_bytes())?;
+    let mut out = Vec::with_capacity(1 + name.len());
+    out.push(1);
+    out.extend_from_slice(name.as_bytes());
+    Ok(out)
+}
+
 /// `name len | name | key`: a `by_key` key.
 fn namespaced_key(keyspace: &str, key: &[u8]) -> Result<Vec<u8>, StorageError> {
+    check_key_len(key)?;
     let mut out = namespace(keyspace)?;
     out.extend_from_slice(key);
     Ok(out)

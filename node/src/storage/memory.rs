@@ -3,7 +3,7 @@
 //! Same orders and semantics as [`FjallStorage`](super::FjallStorage):
 //! records are ordered exactly like fjall's `records` keys
 //! (`token, name length, name, key`), keyspace names over 255 bytes are
-//! refused, and a batch is applied atomically under one lock. Nothing is
+//! refused, as are keys over [`MAX_KEY_BYTES`], and a batch is applied atomically under one lock. Nothing is
 //! durable, so every ticket is ready; [`Storage::sync_policy`] reports the
 //! policy it was built with, so tests can exercise policy-dependent callers.
 //!
@@ -58,7 +58,15 @@ impl MemoryStorage {
     }
 }
 
+fn check_key_len(key: &[u8]) -> Result<(), StorageError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError::KeyTooLarge { len: key.len(), max: MAX_KEY_BYTES });
+    }
+    Ok(())
+}
+
 fn record_key(token: Token, keyspace: &str, key: &[u8]) -> Result<RecordKey, StorageError> {
+    check_key_len(key)?;
     let len = u8::try_from(keyspace.len()).map_err(|_| StorageError::KeyspaceNameTooLong { len: keyspace.len() })?;
     Ok((token, len, keyspace.to_owned(), Bytes::copy_from_slice(key)))
 }
@@ -158,10 +166,12 @@ impl Storage for MemoryStorage {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        check_key_len(name.as_bytes())?;
         Ok(self.state().meta.get(name).cloned())
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        check_key_len(name.as_bytes())?;
         self.state().meta.insert(name.to_owned(), Bytes::copy_from_slice(value));
         Ok(())
     }

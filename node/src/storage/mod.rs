@@ -37,6 +37,11 @@ use bytes::Bytes;
 use crate::ring::Token;
 use crate::version::{CodecError, Record};
 
+/// Longest user key (and metadata name) any engine stores, in bytes: fjall
+/// keys are at most 65535 bytes, and a record key adds a 9-byte header and a
+/// keyspace name of up to 255 bytes. `[server] max_key_bytes` must not exceed it.
+pub const MAX_KEY_BYTES: usize = 65_535 - 9 - 255;
+
 /// When writes are fsynced (`[storage] sync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,6 +181,14 @@ pub enum StorageError {
     KeyspaceNameTooLong {
         /// Length of the name, in bytes.
         len: usize,
+    },
+    /// A user key or metadata name is longer than [`MAX_KEY_BYTES`].
+    #[error("key of {len} bytes is too long for storage: at most {max} bytes are allowed")]
+    KeyTooLarge {
+        /// Length of the key, in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
     },
     /// A stored index key does not have the layout this version writes (disk corruption).
     #[error("malformed key of {len} bytes in storage index {index}; run a repair to restore the data from replicas")]

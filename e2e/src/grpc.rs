@@ -1,0 +1,110 @@
+//! gRPC helpers over `ringkv.v1.KV`, for tests that talk to a node directly.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use bytes::Bytes;
+use ringkv_proto::v1::kv_client::KvClient;
+use ringkv_proto::v1::{Entry, GetRequest, GetResponse, ListRequest, PutRequest, ScanRequest};
+use tonic::transport::{Channel, Endpoint};
+
+/// Deadline of each request made through [`connect`]ed clients.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `KV` client of the node at `endpoint` (`http://HOST:PORT`).
+pub async fn connect(endpoint: &str) -> Result<KvClient<Channel>> {
+    let channel = Endpoint::from_shared(endpoint.to_owned())
+        .with_context(|| format!("bad endpoint {endpoint}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(REQUEST_TIMEOUT)
+        .connect()
+        .await
+        .with_context(|| format!("connect to {endpoint}"))?;
+    Ok(KvClient::new(channel))
+}
+
+/// A blind put in the default keyspace, with an optional TTL.
+pub async fn put(client: &mut KvClient<Channel>, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<()> {
+    client
+        .put(PutRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            ttl_seconds,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("put {key:?}"))?;
+    Ok(())
+}
+
+/// Reads `key` from the default keyspace.
+pub async fn get(client: &mut KvClient<Channel>, key: &str) -> Result<GetResponse> {
+    let response = client
+        .get(GetRequest { key: Bytes::copy_from_slice(key.as_bytes()), ..Default::default() })
+        .await
+        .with_context(|| format!("get {key:?}"))?;
+    Ok(response.into_inner())
+}
+
+/// The single live value of `key`; `None` when not found; an error when the
+/// key has several siblings or a tombstone (a single writer never makes any).
+pub async fn get_value(client: &mut KvClient<Channel>, key: &str) -> Result<Option<Bytes>> {
+    let response = get(client, key).await?;
+    if !response.found {
+        return Ok(None);
+    }
+    match response.siblings.as_slice() {
+        [one] if !one.tombstone => Ok(Some(one.value.clone())),
+        other => bail!("get {key:?}: expected one live sibling, got {other:?}"),
+    }
+}
+
+/// Every entry of the default keyspace, with values, following the cursors.
+pub async fn scan_all(client: &mut KvClient<Channel>) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    let mut cursor = Bytes::new();
+    // A bound on pages, so a cursor that never advances fails instead of hanging.
+    for _ in 0..100_000 {
+        let page = client
+            .scan(ScanRequest { cursor: cursor.clone(), count: 1000, include_values: true, ..Default::default() })
+            .await
+            .context("scan")?
+            .into_inner();
+        entries.extend(page.entries);
+        if page.done {
+            return Ok(entries);
+        }
+        if page.next_cursor == cursor {
+            bail!("scan cursor did not advance after {} entries", entries.len());
+        }
+        cursor = page.next_cursor;
+    }
+    bail!("scan did not finish after 100000 pages")
+}
+
+/// Keys of the default keyspace starting with `prefix`, following the cursors.
+pub async fn list_keys(client: &mut KvClient<Channel>, prefix: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor = Bytes::new();
+    for _ in 0..100_000 {
+        let page = client
+            .list(ListRequest {
+                prefix: Bytes::copy_from_slice(prefix.as_bytes()),
+                limit: 1000,
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("list {prefix:?}"))?
+            .into_inner();
+        keys.extend(page.entries.iter().map(|e| String::from_utf8_lossy(&e.key).into_owned()));
+        if !page.has_more {
+            return Ok(keys);
+        }
+        if page.next_cursor == cursor {
+            bail!("list cursor did not advance after {} keys", keys.len());
+        }
+        cursor = page.next_cursor;
+    }
+    bail!("list did not finish after 100000 pages")
+}

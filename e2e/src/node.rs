@@ -1,0 +1,348 @@
+//! [`NodeProcess`]: one real `kvnode` process, and how to hurt it.
+//!
+//! The node is started with ports 0 and reports its bound addresses on
+//! stdout (`RINGKV_READY grpc=… http=… host_id=…`); its stderr (the logs)
+//! goes to a file in the data dir, printed when a test panics or a start
+//! fails. Dropping a `NodeProcess` SIGKILLs the process, so a failing test
+//! never leaks nodes.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::binaries::binaries;
+
+/// How long a node may take to print its ready line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The line prefix that says the node is ready.
+pub const READY_PREFIX: &str = "RINGKV_READY";
+
+/// `--sync` policy of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync before acknowledging (group commit).
+    Always,
+    /// fsync on a timer.
+    Periodic,
+    /// Never fsync explicitly.
+    None,
+}
+
+impl SyncMode {
+    /// The command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Periodic => "periodic",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How to start a node. A fluent builder: `NodeOptions::new(dir).sync(SyncMode::Always)`.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// The node's data directory (created if missing; reused by restarts).
+    pub data_dir: PathBuf,
+    /// `--sync`; the node's default when `None`.
+    pub sync: Option<SyncMode>,
+    /// Extra arguments appended to `kvnode serve …`.
+    pub extra_args: Vec<String>,
+    /// Contents of a TOML config file passed with `--config`.
+    pub config_toml: Option<String>,
+}
+
+impl NodeOptions {
+    /// Defaults: the node's own sync policy, no extra arguments, no config file.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self { data_dir: data_dir.into(), sync: None, extra_args: Vec::new(), config_toml: None }
+    }
+
+    /// Sets `--sync`.
+    pub fn sync(mut self, sync: SyncMode) -> Self {
+        self.sync = Some(sync);
+        self
+    }
+
+    /// Appends one extra argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Passes a config file with these contents.
+    pub fn config_toml(mut self, toml: impl Into<String>) -> Self {
+        self.config_toml = Some(toml.into());
+        self
+    }
+}
+
+/// What the ready line announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyLine {
+    /// Bound gRPC address.
+    pub grpc: SocketAddr,
+    /// Bound HTTP address.
+    pub http: SocketAddr,
+    /// The node's persistent host id (hex).
+    pub host_id: String,
+}
+
+impl ReadyLine {
+    /// Parses `RINGKV_READY grpc=ADDR http=ADDR host_id=HEX`; `None` for any other line.
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut words = line.split_whitespace();
+        if words.next()? != READY_PREFIX {
+            return None;
+        }
+        let (mut grpc, mut http, mut host_id) = (None, None, None);
+        for word in words {
+            match word.split_once('=')? {
+                ("grpc", v) => grpc = v.parse().ok(),
+                ("http", v) => http = v.parse().ok(),
+                ("host_id", v) => host_id = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        Some(Self { grpc: grpc?, http: http?, host_id: host_id? })
+    }
+}
+
+/// A running (or stopped) `kvnode` process.
+#[derive(Debug)]
+pub struct NodeProcess {
+    options: NodeOptions,
+    child: Child,
+    ready: ReadyLine,
+    stderr_path: PathBuf,
+    starts: u32,
+}
+
+impl NodeProcess {
+    /// Spawns `kvnode serve` and waits (up to [`START_TIMEOUT`]) for its ready line.
+    pub async fn start(options: NodeOptions) -> Result<Self> {
+        Self::start_nth(options, 1).await
+    }
+
+    async fn start_nth(options: NodeOptions, starts: u32) -> Result<Self> {
+        let opts = options.clone();
+        let (child, ready, stderr_path) = tokio::task::spawn_blocking(move || spawn_and_wait_ready(&opts, starts))
+            .await
+            .context("start task panicked")??;
+        Ok(Self { options, child, ready, stderr_path, starts })
+    }
+
+    /// `http://127.0.0.1:PORT` of the gRPC listener (for tonic).
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.ready.grpc)
+    }
+
+    /// `127.0.0.1:PORT` of the gRPC listener (for `kvctl --endpoint`).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.ready.grpc
+    }
+
+    /// `http://127.0.0.1:PORT` of the HTTP listener, without a trailing slash.
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.ready.http)
+    }
+
+    /// The host id the node announced.
+    pub fn host_id(&self) -> &str {
+        &self.ready.host_id
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.options.data_dir
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILLs the process (`Child::kill` is SIGKILL on Unix) and reaps it.
+    /// Returns its exit status: a test asserts [`killed_by_sigkill`] on it to
+    /// prove the fault fired (a process that had already exited keeps its
+    /// own status).
+    pub fn kill9(&mut self) -> Result<ExitStatus> {
+        self.child.kill().context("SIGKILL kvnode")?;
+        self.child.wait().context("reap kvnode")
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit;
+    /// SIGKILLs it and fails if it does not.
+    pub async fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().context("run kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed: {status}");
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().context("wait for kvnode")? {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = self.kill9();
+                bail!("kvnode did not exit within {timeout:?} of SIGTERM\n{}", self.stderr_tail(40));
+            }
+            tokio::time::sleep(crate::wait::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Starts the node again on the same data dir (with new ports). The old
+    /// process must have exited (use [`kill9`](Self::kill9) or
+    /// [`terminate`](Self::terminate) first).
+    pub async fn restart(&mut self) -> Result<()> {
+        if self.is_running() {
+            bail!("restart() of a running node (pid {}); kill9() or terminate() it first", self.pid());
+        }
+        let next = Self::start_nth(self.options.clone(), self.starts + 1).await?;
+        // The old child is reaped; replacing it drops nothing that runs.
+        *self = next;
+        Ok(())
+    }
+
+    /// Path of the stderr log of the current run.
+    pub fn stderr_path(&self) -> &Path {
+        &self.stderr_path
+    }
+
+    /// The whole stderr log of the current run.
+    pub fn stderr_log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the current run's stderr, with a header.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail_of(&self.stderr_path, lines)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("{}", self.stderr_tail(60));
+        }
+    }
+}
+
+/// True when `status` says the process died of SIGKILL.
+pub fn killed_by_sigkill(status: &ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt as _;
+    status.signal() == Some(9)
+}
+
+fn tail_of(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    format!("---- last {} lines of {} ----\n{}", all.len() - start, path.display(), all[start..].join("\n"))
+}
+
+fn command_for(options: &NodeOptions, stderr: File) -> Result<Command> {
+    let bins = binaries()?;
+    let mut cmd = Command::new(&bins.kvnode);
+    cmd.arg("serve").arg("--data-dir").arg(&options.data_dir).args([
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    if let Some(toml) = &options.config_toml {
+        let path = options.data_dir.join("kvnode-e2e.toml");
+        std::fs::write(&path, toml).with_context(|| format!("write {}", path.display()))?;
+        cmd.arg("--config").arg(path);
+    }
+    if let Some(sync) = options.sync {
+        cmd.args(["--sync", sync.as_str()]);
+    }
+    cmd.args(&options.extra_args);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    Ok(cmd)
+}
+
+fn spawn_and_wait_ready(options: &NodeOptions, starts: u32) -> Result<(Child, ReadyLine, PathBuf)> {
+    std::fs::create_dir_all(&options.data_dir).with_context(|| format!("create {}", options.data_dir.display()))?;
+    let stderr_path = options.data_dir.join(format!("kvnode-e2e-{starts}.stderr.log"));
+    let stderr = File::create(&stderr_path).with_context(|| format!("create {}", stderr_path.display()))?;
+    let mut cmd = command_for(options, stderr)?;
+    let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("kvnode stdout not piped"))?;
+    // A thread owns stdout for the whole life of the process, so the pipe
+    // never fills up and blocks the node.
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    match wait_ready(&lines_rx) {
+        Ok(ready) => Ok((child, ready, stderr_path)),
+        Err(err) => {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            Err(err.context(format!("kvnode {cmd:?} did not become ready ({status})\n{}", tail_of(&stderr_path, 60))))
+        }
+    }
+}
+
+fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<ReadyLine> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => match ReadyLine::parse(&line) {
+                Some(ready) => return Ok(ready),
+                None if line.starts_with(READY_PREFIX) => bail!("malformed ready line: {line:?}"),
+                None => seen.push(line),
+            },
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                bail!("no {READY_PREFIX} line within {START_TIMEOUT:?}; stdout so far: {seen:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("kvnode closed stdout before {READY_PREFIX}; stdout: {seen:?}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_ready_line() {
+        let line = "RINGKV_READY grpc=127.0.0.1:4000 http=127.0.0.1:4001 host_id=00ff";
+        let ready = ReadyLine::parse(line);
+        assert_eq!(
+            ready,
+            Some(ReadyLine {
+                grpc: SocketAddr::from(([127, 0, 0, 1], 4000)),
+                http: SocketAddr::from(([127, 0, 0, 1], 4001)),
+                host_id: "00ff".into()
+            })
+        );
+        assert_eq!(ReadyLine::parse("listening on 127.0.0.1:4000"), None);
+        assert_eq!(ReadyLine::parse("RINGKV_READY grpc=127.0.0.1:4000"), None);
+    }
+}

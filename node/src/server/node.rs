@@ -1,0 +1,240 @@
+//! [`Node`]: the lifecycle of one storage node process.
+//!
+//! Start: open storage (journal recovery), load or create the persistent
+//! host id, build the coordinator, bind both listeners, start workers, then
+//! mark ready. Stop (SIGTERM/SIGINT or the token): not ready, refuse writes,
+//! stop accepting and let in-flight requests finish (bounded by
+//! `server.shutdown_grace_ms`), stop workers, drain the group committer and
+//! fsync. Nothing acknowledged is lost by a graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::replication::{Coordinator, Keyspaces, Limits};
+use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
+use crate::version::NodeId;
+use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner};
+
+use super::admin::AdminService;
+use super::grpc::KvService;
+use super::http_api::{self, HttpState};
+use super::metrics::NodeMetrics;
+use super::{NodeIdentity, Readiness};
+
+/// Why a node could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage could not be opened or read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --grpc-addr/--http-addr")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// gRPC reflection could not be built from the descriptors.
+    #[error("cannot build gRPC reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A server task failed.
+    #[error("{server} server failed: {message}")]
+    Serve {
+        /// Which server.
+        server: &'static str,
+        /// What it reported.
+        message: String,
+    },
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    identity: NodeIdentity,
+    coordinator: Coordinator,
+    storage: Arc<FjallStorage>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+    workers: WorkerRunner,
+    grpc: JoinHandle<Result<(), NodeError>>,
+    http: JoinHandle<Result<(), NodeError>>,
+    grace: Duration,
+}
+
+const HOST_ID_META: &str = "host_id";
+
+/// Loads the persistent host id, or creates and persists one.
+fn host_id(storage: &dyn Storage) -> Result<(String, NodeId), StorageError> {
+    let id = match storage.get_meta(HOST_ID_META)? {
+        Some(bytes) if bytes.len() == 16 => bytes.to_vec(),
+        _ => {
+            let mut id = vec![0u8; 16];
+            rand::rng().fill_bytes(&mut id);
+            storage.put_meta(HOST_ID_META, &id)?;
+            id
+        }
+    };
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&id[..8]);
+    Ok((hex, u64::from_be_bytes(first)))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
+}
+
+impl Node {
+    /// Starts a node; it runs until `shutdown` is cancelled, then [`Node::stopped`] finishes the stop.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Node, NodeError> {
+        config.validate()?;
+        let metrics = NodeMetrics::new();
+        let storage_config = config.storage.clone();
+        let fsync_metrics = metrics.clone();
+        let storage = tokio::task::spawn_blocking(move || {
+            FjallStorage::open(&storage_config)
+                .map(|s| s.with_fsync_observer(move |d| fsync_metrics.observe_fsync("journal", d)))
+        })
+        .await
+        .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
+        let storage = Arc::new(storage);
+        let dyn_storage: Arc<dyn Storage> = storage.clone();
+        let (host_id, node_id) = host_id(dyn_storage.as_ref())?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let coordinator = Coordinator::new(
+            node_id,
+            Arc::clone(&dyn_storage),
+            Keyspaces::from_config(&config),
+            clock,
+            Limits::from(&config.server),
+        );
+
+        let grpc_listener = bind(config.server.grpc_addr).await?;
+        let http_listener = bind(config.server.http_addr).await?;
+        let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| NodeError::Bind { addr, source });
+        let identity = NodeIdentity {
+            host_id,
+            grpc_addr: local(&grpc_listener, config.server.grpc_addr)?,
+            http_addr: local(&http_listener, config.server.http_addr)?,
+            data_dir: config.storage.data_dir.display().to_string(),
+        };
+        let readiness = Readiness::default();
+
+        let mut workers = WorkerRunner::new(&shutdown);
+        if config.storage.sync == SyncPolicy::Periodic {
+            let interval = Duration::from_millis(config.storage.sync_interval_ms);
+            workers.spawn(Box::new(SyncWorker::new(Arc::clone(&dyn_storage), interval)));
+        }
+        workers.spawn(Box::new(PurgeWorker::new(
+            coordinator.clone(),
+            Duration::from_secs(config.storage.purge_interval_seconds.max(1)),
+            Duration::from_secs(config.storage.gc_grace_seconds),
+        )));
+
+        let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, shutdown.clone())?;
+        let state = HttpState {
+            coordinator: coordinator.clone(),
+            metrics: metrics.clone(),
+            identity: identity.clone(),
+            readiness: readiness.clone(),
+        };
+        let router = http_api::router(state, config.server.max_value_bytes);
+        let http_shutdown = shutdown.clone();
+        let http = tokio::spawn(async move {
+            http_api::serve(http_listener, router, http_shutdown)
+                .await
+                .map_err(|e| NodeError::Serve { server: "http", message: e.to_string() })
+        });
+        readiness.set(true);
+        tracing::info!(
+            host_id = %identity.host_id,
+            grpc = %identity.grpc_addr,
+            http = %identity.http_addr,
+            data_dir = %identity.data_dir,
+            sync = %config.storage.sync,
+            workers = ?workers.names(),
+            "node ready"
+        );
+        let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+        Ok(Node { identity, coordinator, storage, readiness, shutdown, workers, grpc, http, grace })
+    }
+
+    /// Who this node is (bound addresses included).
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    /// The coordinator (for in-process tests).
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+
+    /// Waits for the shutdown token, then stops gracefully.
+    pub async fn stopped(self) -> Result<(), NodeError> {
+        self.shutdown.cancelled().await;
+        tracing::info!("shutting down: draining requests");
+        self.readiness.set(false);
+        self.coordinator.drain();
+        let mut result = Ok(());
+        for (name, handle) in [("grpc", self.grpc), ("http", self.http)] {
+            match tokio::time::timeout(self.grace, handle).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => result = Err(e),
+                Ok(Err(e)) => result = Err(NodeError::Serve { server: name, message: e.to_string() }),
+                Err(_) => tracing::warn!(server = name, grace = ?self.grace, "in-flight requests did not finish in time"),
+            }
+        }
+        self.workers.stop(self.grace).await;
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || storage.shutdown())
+            .await
+            .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })?;
+        tracing::info!("storage flushed and synced; bye");
+        result
+    }
+}
+
+fn spawn_grpc(
+    listener: TcpListener,
+    coordinator: &Coordinator,
+    metrics: &NodeMetrics,
+    identity: &NodeIdentity,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
+    use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
+    let max_message = (config.server.max_value_bytes * 2 + 64 * 1024).max(4 * 1024 * 1024);
+    let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX);
+    let admin = AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    Ok(tokio::spawn(async move {
+        health_reporter.set_serving::<KvServer<KvService>>().await;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(kv)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await
+            .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })
+    }))
+}
