@@ -42,8 +42,12 @@ async fn write_then_crash(data_dir: &std::path::Path) -> Result<(NodeProcess, Jo
 async fn restart_and_check(node: &mut NodeProcess, must_survive: usize) -> Result<()> {
     node.restart().await?;
     let mut kv = grpc::connect(&node.grpc_endpoint()).await?;
+    let mut lost = Vec::new();
     for i in 0..KEYS {
         let got = grpc::get_value(&mut kv, &key(i)).await?;
+        if got.is_none() {
+            lost.push(key(i));
+        }
         let expected = value_of(&key(i));
         if i < must_survive {
             ensure!(got.as_deref() == Some(expected.as_bytes()), "acked {} after restart: {got:?}", key(i));
@@ -55,7 +59,11 @@ async fn restart_and_check(node: &mut NodeProcess, must_survive: usize) -> Resul
             );
         }
     }
+    println!("lost after restart: {lost:?}");
     let log = node.stderr_log();
+    for line in log.lines().filter(|l| l.contains("torn") || l.contains("dropped")) {
+        println!("node log: {line}");
+    }
     ensure!(
         log.contains("torn") || log.contains("dropped"),
         "node did not log a dropped/torn journal tail; log:\n{}",

@@ -29,7 +29,8 @@ fn open(dir: &std::path::Path, sync: SyncPolicy) -> FjallStorage {
 
 fn record() -> Record {
     let mut r = Record::default();
-    let write = NewWrite { value: Some(Bytes::from(vec![b'v'; VALUE_BYTES])), timestamp_micros: 1, expires_at_ms: None };
+    let write =
+        NewWrite { value: Some(Bytes::from(vec![b'v'; VALUE_BYTES])), timestamp_micros: 1, expires_at_ms: None };
     r.apply_write(1, &VersionVector::new(), write, ConflictMode::Siblings);
     r
 }

@@ -34,7 +34,7 @@ pub enum KvError {
         max: usize,
     },
     /// The keyspace does not exist.
-    #[error("keyspace {name:?} does not exist; list keyspaces with `kvctl keyspace list` or use \"default\"")]
+    #[error("keyspace {name:?} does not exist; define it in the node config ([[keyspaces]]) or use \"default\"")]
     UnknownKeyspace {
         /// The name given.
         name: String,

@@ -86,9 +86,10 @@ fn list_keys_prefix_start_after_limit(s: &dyn Storage) {
     for k in ["apple", "apricot", "banana", "blueberry", "cherry", "ap"] {
         put(s, "fruit", k, k);
     }
-    assert_eq!(keys(&s.list_keys("fruit", b"", None, 100).expect("list")), [
-        "ap", "apple", "apricot", "banana", "blueberry", "cherry"
-    ]);
+    assert_eq!(
+        keys(&s.list_keys("fruit", b"", None, 100).expect("list")),
+        ["ap", "apple", "apricot", "banana", "blueberry", "cherry"]
+    );
     assert_eq!(keys(&s.list_keys("fruit", b"ap", None, 100).expect("list")), ["ap", "apple", "apricot"]);
     assert_eq!(keys(&s.list_keys("fruit", b"ap", Some(b"ap"), 100).expect("list")), ["apple", "apricot"]);
     assert_eq!(keys(&s.list_keys("fruit", b"ap", Some(b"a"), 100).expect("list")), ["ap", "apple", "apricot"]);

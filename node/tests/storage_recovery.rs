@@ -193,11 +193,9 @@ fn group_commit_shares_fsyncs_between_concurrent_writers() {
     let dir = temp_dir();
     let fsyncs = Arc::new(AtomicUsize::new(0));
     let counter = fsyncs.clone();
-    let storage = Arc::new(
-        open(dir.path(), SyncPolicy::Always).with_fsync_observer(move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }),
-    );
+    let storage = Arc::new(open(dir.path(), SyncPolicy::Always).with_fsync_observer(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
     let writers: Vec<_> = (0..THREADS)
         .map(|t| {
             let storage = storage.clone();

@@ -17,6 +17,7 @@ mod locks;
 mod ops;
 mod paging;
 mod purge;
+mod quorum;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use consistency::{
 pub use coordinator::{Coordinator, Limits};
 pub use keyspaces::{Keyspace, Keyspaces};
 pub use locks::KeyLocks;
+pub use quorum::{QuorumFailure, QuorumGroup, QuorumOutcome, QuorumTracker};
 pub use paging::{DEFAULT_LIST_LIMIT, DEFAULT_SCAN_COUNT, MAX_PAGE};
 pub use ops::{
     BatchOp, CasExpectation, CasOutcome, Cursor, Page, PageEntry, PutOptions, ReadResult, WriteResult,

@@ -91,14 +91,8 @@ impl FjallStorage {
         let records = db.keyspace("records", KeyspaceCreateOptions::default).map_err(open_err)?;
         let by_key = db.keyspace("by_key", KeyspaceCreateOptions::default).map_err(open_err)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(open_err)?;
-        let engine = Arc::new(Engine {
-            db,
-            records,
-            by_key,
-            meta,
-            poison: OnceLock::new(),
-            fsync_observer: RwLock::new(None),
-        });
+        let engine =
+            Arc::new(Engine { db, records, by_key, meta, poison: OnceLock::new(), fsync_observer: RwLock::new(None) });
         let committer = match config.sync {
             SyncPolicy::Always => Some(
                 GroupCommitter::start(engine.clone(), config.group_commit_max_batches)
@@ -357,9 +351,7 @@ fn engine_error(op: &'static str, source: fjall::Error) -> StorageError {
         _ => None,
     };
     match (io_kind, &source) {
-        (Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded), _) => {
-            StorageError::DiskFull { op }
-        }
+        (Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded), _) => StorageError::DiskFull { op },
         (_, fjall::Error::Poisoned) => StorageError::Poisoned { op, source: Arc::new(source) },
         _ => StorageError::Engine { op, source: Arc::new(source) },
     }

@@ -130,12 +130,7 @@ impl Storage for MemoryStorage {
             Some(after) if after >= prefix => Bound::Excluded(Bytes::copy_from_slice(after)),
             _ => Bound::Included(Bytes::copy_from_slice(prefix)),
         };
-        Ok(keys
-            .range((lower, Bound::Unbounded))
-            .take_while(|k| k.starts_with(prefix))
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(keys.range((lower, Bound::Unbounded)).take_while(|k| k.starts_with(prefix)).take(limit).cloned().collect())
     }
 
     fn scan(

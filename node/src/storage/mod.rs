@@ -22,9 +22,9 @@
 mod fjall_engine;
 mod group_commit;
 mod memory;
-mod ticket;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
 pub use fjall_engine::FjallStorage;
 pub use memory::MemoryStorage;
@@ -169,7 +169,9 @@ pub enum StorageError {
     /// the OS page cache is unknown ("fsyncgate"), so retrying the fsync could
     /// report success for data that never reached the disk: the engine refuses
     /// every further write until the node is restarted and recovers from its journal.
-    #[error("storage refuses writes after a failed journal write or fsync ({op}): {source}; restart the node so that it recovers from its journal")]
+    #[error(
+        "storage refuses writes after a failed journal write or fsync ({op}): {source}; restart the node so that it recovers from its journal"
+    )]
     Poisoned {
         /// What failed first.
         op: &'static str,

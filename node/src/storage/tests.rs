@@ -24,7 +24,11 @@ fn fjall_refuses_writes_after_shutdown_but_still_reads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = FjallStorage::open(&fjall_config(dir.path(), SyncPolicy::Always)).expect("open");
     let key = Bytes::from_static(b"k");
-    storage.write(WriteBatch::put("ks", key.clone(), Record::default())).expect("write").wait_blocking().expect("durable");
+    storage
+        .write(WriteBatch::put("ks", key.clone(), Record::default()))
+        .expect("write")
+        .wait_blocking()
+        .expect("durable");
     storage.shutdown();
     let again = storage.write(WriteBatch::put("ks", key, Record::default()));
     assert!(matches!(again, Err(StorageError::ShutDown)));

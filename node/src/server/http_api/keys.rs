@@ -3,7 +3,8 @@
 //! - `PUT`: with `Content-Type: application/json` the body is
 //!   `{"value"|"value_base64", "ttl"?, "if_not_exists"?, "context"?}`;
 //!   otherwise the raw body is the value and `?ttl=`, `?if_not_exists=` and
-//!   the `X-Causal-Context` header give the options. 200
+//!   the `X-Causal-Context` header give the options (JSON bodies also fall
+//!   back to these when a field is absent). 200
 //!   `{"key","version","timestamp" (µs),"status":"success","context"}`, or
 //!   412 `{"key","status":"exists","version","context"}` when
 //!   `if_not_exists` found a live value.
@@ -121,7 +122,7 @@ fn read_response(key: &str, read: &ReadResult, raw: bool) -> Response {
             put_value(&mut body, single.value.as_deref().unwrap_or_default());
             if let Some(ms) = read.ttl_remaining_ms {
                 let ms = ms.max(0);
-                body.insert("ttl_remaining".into(), json!((ms + 999) / 1000));
+                body.insert("ttl_remaining".into(), json!(ms.saturating_add(999) / 1000));
                 body.insert("ttl_remaining_ms".into(), json!(ms));
             }
             Json(Value::Object(body)).into_response()

@@ -77,7 +77,7 @@ pub struct HttpState {
 
 /// Router state: the public state plus body limits.
 #[derive(Debug, Clone)]
-pub(crate) struct Ctx {
+struct Ctx {
     http: HttpState,
     /// Largest accepted body, in bytes.
     body_limit: usize,
