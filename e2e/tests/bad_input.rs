@@ -1,7 +1,8 @@
 //! Bad input is refused with the documented status and a useful message,
 //! over gRPC (INVALID_ARGUMENT naming the limit) and HTTP (413 for oversized
 //! keys/values, 400 with a JSON `{"error","code"}` body for the rest), and
-//! none of it hurts the node or its data.
+//! none of it hurts the node or its data. Error codes (`RKV-…`) are the
+//! stable, documented ones of `node/src/server/status.rs`.
 
 use anyhow::{Context as _, Result, ensure};
 use bytes::Bytes;
@@ -55,27 +56,36 @@ async fn grpc_refusals(node: &NodeProcess) -> Result<()> {
     let r = kv.put(put_request(b"big".to_vec(), vec![b'v'; MAX_VALUE + 1])).await;
     expect_invalid("1 MiB + 1 value", r, "1048576")?;
     let r = kv.put(put_request(Vec::new(), b"v".to_vec())).await;
-    expect_invalid("empty key", r, "")?;
+    expect_invalid("empty key", r, "RKV-EMPTY-KEY")?;
     let r = kv.get(GetRequest { key: Bytes::new(), ..Default::default() }).await;
-    expect_invalid("get of an empty key", r, "")?;
+    expect_invalid("get of an empty key", r, "RKV-EMPTY-KEY")?;
     let r =
         kv.put(PutRequest { keyspace: "no-such-keyspace".into(), ..put_request(b"k".to_vec(), b"v".to_vec()) }).await;
     expect_invalid("unknown keyspace", r, "no-such-keyspace")?;
     let r = kv.put(PutRequest { ttl_seconds: Some(TTL_TOO_LONG), ..put_request(b"k".to_vec(), b"v".to_vec()) }).await;
-    expect_invalid("TTL out of range", r, "")?;
+    expect_invalid("TTL out of range", r, "RKV-TTL-RANGE")?;
     // Exactly at the limits is fine.
     kv.put(put_request(vec![b'k'; MAX_KEY], vec![b'v'; MAX_VALUE])).await.context("put at the limits")?;
     Ok(())
 }
 
-/// Checks an HTTP error: its status and a JSON `{"error": "...", "code": "..."}` body.
-async fn expect_http_error(what: &str, response: reqwest::Response, status: u16) -> Result<()> {
+/// Checks an HTTP error: its status, and a JSON `{"error", "code"}` body
+/// with this stable code whose message contains `needle`.
+async fn expect_http_error(
+    what: &str,
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+    needle: &str,
+) -> Result<()> {
     let got = response.status();
     let text = response.text().await?;
     ensure!(got.as_u16() == status, "{what}: expected {status}, got {got}: {text}");
     let body: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{what}: error body is not JSON: {text:?}"))?;
-    ensure!(body["error"].is_string() && body["code"].is_string(), "{what}: error body lacks error/code: {body}");
+    let message = body["error"].as_str().unwrap_or_default();
+    ensure!(body["code"] == code, "{what}: expected code {code}: {body}");
+    ensure!(message.contains(needle), "{what}: error message lacks {needle:?}: {body}");
     Ok(())
 }
 
@@ -86,23 +96,15 @@ async fn http_refusals(node: &NodeProcess) -> Result<()> {
 
     let long_key = "k".repeat(MAX_KEY + 1);
     let r = http.put(format!("{keys}/{long_key}")).json(&value("v")).send().await?;
-    expect_http_error("HTTP 1025-byte key", r, 413).await?;
+    expect_http_error("HTTP 1025-byte key", r, 413, "RKV-KEY-TOO-LARGE", "1024").await?;
     let r = http.put(format!("{keys}/big")).json(&value(&"v".repeat(MAX_VALUE + 1))).send().await?;
-    expect_http_error("HTTP 1 MiB + 1 value", r, 413).await?;
+    expect_http_error("HTTP 1 MiB + 1 value", r, 413, "RKV-VALUE-TOO-LARGE", "1048576").await?;
 
-    // An empty key cannot even name a route; it must still be refused.
     let r = http.put(format!("{keys}/")).json(&value("v")).send().await?;
-    ensure!(r.status().is_client_error(), "HTTP PUT of an empty key: {}", r.status());
+    expect_http_error("HTTP empty key", r, 400, "RKV-EMPTY-KEY", "").await?;
 
-    // The keyspace is named both ways (query and header) so that either
-    // convention the API picks sees the unknown name.
-    let r = http
-        .put(format!("{keys}/k?keyspace=no-such-keyspace"))
-        .header("Keyspace", "no-such-keyspace")
-        .json(&value("v"))
-        .send()
-        .await?;
-    expect_http_error("HTTP unknown keyspace", r, 400).await?;
+    let r = http.put(format!("{keys}/k?keyspace=no-such-keyspace")).json(&value("v")).send().await?;
+    expect_http_error("HTTP unknown keyspace", r, 400, "RKV-UNKNOWN-KEYSPACE", "no-such-keyspace").await?;
 
     let r = http
         .put(format!("{keys}/k"))
@@ -110,13 +112,13 @@ async fn http_refusals(node: &NodeProcess) -> Result<()> {
         .body("{\"value\": \"unterminated")
         .send()
         .await?;
-    expect_http_error("HTTP malformed JSON", r, 400).await?;
+    expect_http_error("HTTP malformed JSON", r, 400, "RKV-BAD-JSON", "").await?;
 
     let r =
         http.put(format!("{keys}/k")).json(&serde_json::json!({ "value": "v", "ttl": TTL_TOO_LONG })).send().await?;
-    expect_http_error("HTTP TTL out of range", r, 400).await?;
+    expect_http_error("HTTP TTL out of range", r, 400, "RKV-TTL-RANGE", "").await?;
 
     let r = http.get(format!("{keys}/keep")).header("Consistency-Level", "EVENTUAL").send().await?;
-    expect_http_error("HTTP Consistency-Level: EVENTUAL", r, 400).await?;
+    expect_http_error("HTTP Consistency-Level: EVENTUAL", r, 400, "RKV-UNKNOWN-CONSISTENCY", "EVENTUAL").await?;
     Ok(())
 }

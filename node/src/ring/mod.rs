@@ -2,6 +2,14 @@
 //!
 //! A key's token is the xxh3 hash of `(keyspace, key)`; the 64-bit token space
 //! is a ring. This module may call nothing but `std` and the hash function.
+//!
+//! - `topology`: [`Ring`] (immutable, `Arc` inside), [`NodeInfo`], [`HostId`],
+//!   [`RingBuilder`] from explicit (gossiped) tokens, [`RingError`].
+//! - `allocation`: tokens for a joining node that keep ownership even
+//!   ([`Ring::allocate_tokens`], [`Ring::with_node`], [`Ring::initial`]).
+//! - `placement`: [`Ring::preference_list`] (zone-, then rack-diverse),
+//!   [`Ring::stand_ins`], ownership, [`Ring::ranges_of`],
+//!   [`Ring::moved_fraction`].
 
 /// A position on the ring.
 pub type Token = u64;
@@ -16,14 +24,12 @@ pub fn token_of(keyspace: &str, key: &[u8]) -> Token {
     h.digest()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod allocation;
+mod placement;
+mod topology;
 
-    #[test]
-    fn token_is_stable_and_separates_keyspace_from_key() {
-        assert_eq!(token_of("default", b"k"), token_of("default", b"k"));
-        assert_ne!(token_of("ab", b"c"), token_of("a", b"bc"));
-        assert_ne!(token_of("default", b"k1"), token_of("default", b"k2"));
-    }
-}
+pub use placement::StandIns;
+pub use topology::{HostId, MAX_TOKENS_PER_NODE, NodeIdx, NodeInfo, Ring, RingBuilder, RingError, TokenRange};
+
+#[cfg(test)]
+mod tests;

@@ -165,8 +165,9 @@ impl Ring {
         }
         // The walk started at token 0's range; join a range crossing it.
         if out.len() > 1 && out[out.len() - 1].end == out[0].start {
-            let tail = out.pop().map_or(out[0].start, |r| r.start);
-            out[0].start = tail;
+            if let Some(last) = out.pop() {
+                out[0].start = last.start;
+            }
         }
         out
     }
