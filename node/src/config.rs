@@ -24,8 +24,68 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Replication defaults.
     pub replication: ReplicationConfig,
+    /// Placement on the ring.
+    pub ring: RingConfig,
+    /// How nodes find each other.
+    pub membership: MembershipConfig,
+    /// Hinted handoff.
+    pub hints: HintsConfig,
     /// Keyspaces besides `default` (which always exists).
     pub keyspaces: Vec<KeyspaceConfig>,
+}
+
+/// `[ring]`: this node's place on the token ring.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RingConfig {
+    /// Tokens this node takes when it first starts (more = smoother ownership).
+    pub vnodes: u32,
+    /// Zone (datacenter) of this node; empty when the cluster has no zones.
+    pub zone: String,
+    /// Rack of this node.
+    pub rack: String,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        Self { vnodes: 64, zone: String::new(), rack: String::new() }
+    }
+}
+
+/// `[membership]`: static membership (every node knows the seeds).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MembershipConfig {
+    /// gRPC addresses of other nodes to contact at start (`--seeds`).
+    pub seeds: Vec<String>,
+    /// How often peers are probed, in milliseconds.
+    pub probe_interval_ms: u64,
+    /// A peer that has not answered for this long is DOWN, in milliseconds.
+    pub down_after_ms: u64,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self { seeds: Vec::new(), probe_interval_ms: 1000, down_after_ms: 3000 }
+    }
+}
+
+/// `[hints]`: hinted handoff for replicas that missed writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HintsConfig {
+    /// Hints older than this are dropped (repair restores what they carried), in seconds.
+    pub max_hint_window_seconds: u64,
+    /// Most hints replayed per second to one target (throttle).
+    pub replay_rate_per_second: u32,
+    /// How often pending hints are checked, in milliseconds.
+    pub replay_interval_ms: u64,
+}
+
+impl Default for HintsConfig {
+    fn default() -> Self {
+        Self { max_hint_window_seconds: 3 * 3600, replay_rate_per_second: 5000, replay_interval_ms: 1000 }
+    }
 }
 
 /// `[server]`: listeners and limits on client input.
@@ -109,6 +169,11 @@ pub struct ReplicationConfig {
     pub read_consistency: ConsistencyLevel,
     /// Default write consistency.
     pub write_consistency: ConsistencyLevel,
+    /// Whether hints stored on stand-ins count toward W (Dynamo's sloppy quorum).
+    /// Off by default, so that R + W > N keeps meaning overlapping replicas.
+    pub sloppy: bool,
+    /// Deadline of one call to a replica, in milliseconds.
+    pub replica_timeout_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -117,6 +182,8 @@ impl Default for ReplicationConfig {
             replication_factor: 1,
             read_consistency: ConsistencyLevel::Quorum,
             write_consistency: ConsistencyLevel::Quorum,
+            sloppy: false,
+            replica_timeout_ms: 2000,
         }
     }
 }
@@ -212,6 +279,22 @@ impl Config {
         }
         if self.replication.replication_factor == 0 {
             return invalid("replication.replication_factor", "0".into(), "use at least 1");
+        }
+        if self.ring.vnodes == 0 || self.ring.vnodes > 4096 {
+            return invalid("ring.vnodes", self.ring.vnodes.to_string(), "use 1..=4096 (16 to 256 is typical)");
+        }
+        if self.replication.replica_timeout_ms == 0 {
+            return invalid("replication.replica_timeout_ms", "0".into(), "use a positive number of milliseconds");
+        }
+        if self.membership.down_after_ms <= self.membership.probe_interval_ms {
+            return invalid(
+                "membership.down_after_ms",
+                self.membership.down_after_ms.to_string(),
+                "use more than membership.probe_interval_ms (3x is typical)",
+            );
+        }
+        if self.hints.replay_rate_per_second == 0 {
+            return invalid("hints.replay_rate_per_second", "0".into(), "use at least 1");
         }
         let mut seen = std::collections::HashSet::new();
         for ks in &self.keyspaces {

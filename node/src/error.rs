@@ -89,6 +89,26 @@ pub enum KvError {
         /// Replicas that could be reached.
         alive: u32,
     },
+    /// Replicas answered, but not enough of them acknowledged.
+    #[error("not enough replicas acknowledged: {required} required, {acked} acked ({failures}); retry later or lower the consistency level")]
+    QuorumNotReached {
+        /// Acknowledgements needed.
+        required: u32,
+        /// Acknowledgements received.
+        acked: u32,
+        /// What failed, per replica.
+        failures: String,
+    },
+    /// A replica this request was forwarded to refused it.
+    #[error("replica {peer} refused the request: {message}")]
+    Remote {
+        /// The replica.
+        peer: String,
+        /// gRPC status code name it answered with.
+        code: String,
+        /// Its message (with its own RKV code).
+        message: String,
+    },
     /// The request did not finish before its deadline.
     #[error("request timed out after {ms} ms; retry, or raise server.request_timeout_ms")]
     Timeout {

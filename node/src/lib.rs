@@ -11,16 +11,22 @@
 //!   validation, consistency levels, read-modify-write under per-key locks.
 //! - [`server`]: gRPC and HTTP front ends, error mapping, metrics, and the
 //!   process lifecycle (start, graceful shutdown).
+//! - [`membership`]: the cluster view (members, ring, liveness) and static membership.
+//! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
+//! - [`hints`]: durable hinted handoff for replicas that missed writes.
 //! - [`worker`]: background jobs (periodic sync, purge of expired records).
 //! - [`error`]: the error a client operation can end with.
 
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod hints;
+pub mod membership;
 pub mod replication;
 pub mod ring;
 pub mod server;
 pub mod storage;
+pub mod transport;
 pub mod version;
 pub mod worker;
 

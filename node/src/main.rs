@@ -16,6 +16,8 @@ use ringkv_node::server::node::Node;
 use ringkv_node::storage::SyncPolicy;
 use tokio_util::sync::CancellationToken;
 
+mod dev;
+
 #[derive(Debug, Parser)]
 #[command(name = "kvnode", version, about = "RingKV storage node")]
 struct Cli {
@@ -27,6 +29,8 @@ struct Cli {
 enum Command {
     /// Runs one storage node until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Runs a local cluster of N nodes (separate processes) until Ctrl-C.
+    Dev(dev::DevArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +50,21 @@ struct ServeArgs {
     /// Durability: always (fsync before ack, group commit), periodic, or none [default: periodic].
     #[arg(long, value_enum)]
     sync: Option<SyncArg>,
+    /// gRPC addresses of other nodes (HOST:PORT, comma-separated) to form a cluster with.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+    seeds: Vec<String>,
+    /// Replicas per key for keyspaces that set none [default: 1].
+    #[arg(long, value_name = "N")]
+    replication_factor: Option<u32>,
+    /// Zone (datacenter) of this node, for zone-aware placement and LOCAL_QUORUM.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Rack of this node.
+    #[arg(long)]
+    rack: Option<String>,
+    /// Tokens this node takes when it first starts [default: 64].
+    #[arg(long)]
+    vnodes: Option<u32>,
     /// Largest key in bytes [default: 1024].
     #[arg(long)]
     max_key_bytes: Option<usize>,
@@ -82,6 +101,21 @@ impl ServeArgs {
                 SyncArg::Periodic => SyncPolicy::Periodic,
                 SyncArg::None => SyncPolicy::None,
             };
+        }
+        if !self.seeds.is_empty() {
+            config.membership.seeds = self.seeds;
+        }
+        if let Some(rf) = self.replication_factor {
+            config.replication.replication_factor = rf;
+        }
+        if let Some(zone) = self.zone {
+            config.ring.zone = zone;
+        }
+        if let Some(rack) = self.rack {
+            config.ring.rack = rack;
+        }
+        if let Some(v) = self.vnodes {
+            config.ring.vnodes = v;
         }
         if let Some(n) = self.max_key_bytes {
             config.server.max_key_bytes = n;
@@ -134,5 +168,6 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Dev(args) => dev::run(args).await,
     }
 }

@@ -209,6 +209,29 @@ fn oversized_keys_are_refused_and_empty_names_work(s: &dyn Storage) {
     assert_eq!(s.get_meta("").expect("meta"), Some(Bytes::from_static(b"empty name")));
 }
 
+fn hints_put_delete_and_scan_by_prefix(s: &dyn Storage) {
+    let hint = |k: &str, v: &str| WriteOp::HintPut { key: Bytes::from(k.to_owned()), value: Bytes::from(v.to_owned()) };
+    let ops =
+        vec![hint("n1/001", "a"), hint("n1/002", "b"), hint("n2/001", "c"), hint("", "empty"), put_op("ks", "k", "v")];
+    write(s, ops).expect("hints with a record in one batch");
+    assert_eq!(s.get("ks", b"k").expect("get"), Some(record("v")));
+    let scan = |prefix: &[u8], after: Option<&[u8]>, limit| {
+        s.scan_hints(prefix, after, limit).expect("scan hints").into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&scan(b"n1/", None, 10)), ["n1/001", "n1/002"]);
+    assert_eq!(keys(&scan(b"n1/", Some(b"n1/001"), 10)), ["n1/002"]);
+    assert_eq!(keys(&scan(b"n1/", Some(b"a"), 10)), ["n1/001", "n1/002"], "after before the prefix");
+    assert_eq!(keys(&scan(b"n", None, 2)), ["n1/001", "n1/002"]);
+    assert_eq!(keys(&scan(b"", None, 10)), ["", "n1/001", "n1/002", "n2/001"]);
+    assert_eq!(s.scan_hints(b"n2/", None, 10).expect("scan")[0].1, Bytes::from_static(b"c"));
+    write(s, vec![WriteOp::HintDelete { key: Bytes::from_static(b"n1/001") }]).expect("delete hint");
+    assert_eq!(keys(&scan(b"n1/", None, 10)), ["n1/002"]);
+    assert!(s.scan(None, None, None, 10).expect("scan").iter().all(|r| r.keyspace == "ks"), "hints are not records");
+    let long = Bytes::from(vec![b'h'; MAX_KEY_BYTES + 1]);
+    let too_long = WriteOp::HintPut { key: long, value: Bytes::new() };
+    assert!(matches!(write(s, vec![too_long]), Err(StorageError::KeyTooLarge { .. })));
+}
+
 fn stats_are_non_zero_after_writes(s: &dyn Storage) {
     fill(s, 10);
     let stats = s.stats();
@@ -266,6 +289,7 @@ macro_rules! conformance {
                 scan_paging_visits_every_record_exactly_once, meta_get_put,
                 batch_applies_all_ops_in_order_or_none, stats_are_non_zero_after_writes,
                 oversized_keys_are_refused_and_empty_names_work,
+                hints_put_delete_and_scan_by_prefix,
                 write_is_visible_on_return_and_ticket_resolves);
 
             #[test]

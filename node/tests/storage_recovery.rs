@@ -154,6 +154,24 @@ fn sync_always_writes_survive_a_crash_and_reopen() {
 }
 
 #[test]
+fn sync_periodic_writes_survive_a_process_crash_without_fsync() {
+    // `periodic` hands each batch to the OS before `write` returns, so a
+    // process crash (not a power loss) keeps it even though nothing fsynced.
+    let dir = temp_dir();
+    let fsyncs = Arc::new(AtomicUsize::new(0));
+    let counter = fsyncs.clone();
+    let storage = open(dir.path(), SyncPolicy::Periodic).with_fsync_observer(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    write_keys(&storage, 100);
+    let crashed = crash_copy(dir.path());
+    assert_eq!(fsyncs.load(Ordering::SeqCst), 0, "no fsync was needed");
+    drop(storage);
+
+    assert_keys_present(&open(crashed.path(), SyncPolicy::Periodic), 0..100);
+}
+
+#[test]
 fn garbage_after_the_last_record_is_dropped_and_every_write_kept() {
     let (crashed, journal, end) = crash_image_with_exact_journal(50);
     let mut file = std::fs::OpenOptions::new().append(true).open(&journal).expect("open journal");

@@ -1,4 +1,6 @@
-//! [`Coordinator`]: validation, consistency, and read-modify-write of keys.
+//! [`Coordinator`]: validation, consistency, and the entry points of every
+//! client operation. Writes become [`Mutation`]s coordinated by a replica of
+//! the key (`write_path.rs`); reads ask replicas and repair (`read_path.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,16 +9,20 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::clock::Clock;
-use crate::config::ServerConfig;
+use crate::config::{Config, ServerConfig};
 use crate::error::KvError;
+use crate::hints::HintStore;
+use crate::membership::{ClusterView, Member};
 use crate::ring::token_of;
-use crate::storage::{DurableTicket, Storage, WriteBatch};
-use crate::version::{NewWrite, NodeId, Record, Sibling, VersionVector};
+use crate::storage::{DurableTicket, Storage, WriteBatch, WriteOp};
+use crate::transport::{CoordinateReply, Transport, UnconnectedTransport};
+use crate::version::{NodeId, Record, VersionVector};
 
+use super::metrics::ReplicationMetrics;
 use super::ops::decode_context;
 use super::{
-    Access, BatchOp, CasExpectation, CasOutcome, Consistency, KeyLocks, Keyspace, Keyspaces, PutOptions, ReadResult,
-    WriteResult, required_replicas,
+    Access, BatchOp, CasExpectation, CasOutcome, Consistency, KeyLocks, Keyspace, Keyspaces, Mutation, PutOptions,
+    ReadResult, WriteResult,
 };
 
 /// Limits on client input, from `[server]`.
@@ -46,6 +52,60 @@ impl From<&ServerConfig> for Limits {
     }
 }
 
+/// How the coordinator replicates, from `[replication]` and `[hints]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterSettings {
+    /// Deadline of one call to a replica.
+    pub replica_timeout: Duration,
+    /// Whether acknowledgements of stand-ins (hints) count toward W.
+    pub sloppy: bool,
+    /// Run storage calls on the calling task instead of the blocking pool
+    /// (deterministic simulation with the in-memory engine only).
+    pub inline_storage: bool,
+}
+
+impl ClusterSettings {
+    /// Settings from the node configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            replica_timeout: Duration::from_millis(config.replication.replica_timeout_ms),
+            sloppy: config.replication.sloppy,
+            inline_storage: false,
+        }
+    }
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self { replica_timeout: Duration::from_secs(2), sloppy: false, inline_storage: false }
+    }
+}
+
+/// The parts a clustered coordinator is made of.
+#[derive(Debug)]
+pub struct CoordinatorParts {
+    /// This node's compact id (dots).
+    pub node_id: NodeId,
+    /// Local storage.
+    pub storage: Arc<dyn Storage>,
+    /// Keyspaces.
+    pub keyspaces: Keyspaces,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Input limits.
+    pub limits: Limits,
+    /// Members, ring, liveness.
+    pub view: Arc<ClusterView>,
+    /// Calls to peers.
+    pub transport: Arc<dyn Transport>,
+    /// Replication settings.
+    pub settings: ClusterSettings,
+    /// Metrics.
+    pub metrics: ReplicationMetrics,
+    /// Longest time a hint is kept for a down replica.
+    pub max_hint_window: Duration,
+}
+
 /// Serves every client operation of this node. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
@@ -60,14 +120,16 @@ pub(super) struct Inner {
     pub(super) locks: KeyLocks,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) limits: Limits,
+    pub(super) view: Arc<ClusterView>,
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) hints: HintStore,
+    pub(super) settings: ClusterSettings,
+    pub(super) metrics: ReplicationMetrics,
     draining: AtomicBool,
 }
 
-/// The replicas that can take part in a request: this node alone for now.
-const REPLICAS_ALIVE: u32 = 1;
-
 impl Coordinator {
-    /// A coordinator writing dots as `node_id` into `storage`.
+    /// A coordinator of a cluster of one: this node holds every key.
     pub fn new(
         node_id: NodeId,
         storage: Arc<dyn Storage>,
@@ -75,13 +137,45 @@ impl Coordinator {
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
-        let inner = Inner {
+        let local = Member {
+            host_id: format!("{node_id:016x}"),
+            node_id,
+            grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            zone: String::new(),
+            rack: String::new(),
+            tokens: vec![0],
+            generation: 1,
+        };
+        Self::clustered(CoordinatorParts {
             node_id,
             storage,
             keyspaces,
-            locks: KeyLocks::new(1024),
             clock,
             limits,
+            view: Arc::new(ClusterView::new(local)),
+            transport: Arc::new(UnconnectedTransport),
+            settings: ClusterSettings::default(),
+            metrics: ReplicationMetrics::unregistered(),
+            max_hint_window: Duration::from_secs(3 * 3600),
+        })
+    }
+
+    /// A coordinator of a cluster.
+    pub fn clustered(p: CoordinatorParts) -> Self {
+        let hints = HintStore::new(Arc::clone(&p.storage), Arc::clone(&p.clock), p.max_hint_window, p.metrics.clone());
+        let inner = Inner {
+            node_id: p.node_id,
+            storage: p.storage,
+            keyspaces: p.keyspaces,
+            locks: KeyLocks::new(1024),
+            clock: p.clock,
+            limits: p.limits,
+            view: p.view,
+            transport: p.transport,
+            hints,
+            settings: p.settings,
+            metrics: p.metrics,
             draining: AtomicBool::new(false),
         };
         Self { inner: Arc::new(inner) }
@@ -97,18 +191,36 @@ impl Coordinator {
         &self.inner.storage
     }
 
+    /// The cluster view.
+    pub fn view(&self) -> &Arc<ClusterView> {
+        &self.inner.view
+    }
+
+    /// The hint store.
+    pub fn hints(&self) -> &HintStore {
+        &self.inner.hints
+    }
+
+    /// The transport to peers.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner.transport
+    }
+
     /// Refuses new writes from now on (graceful shutdown, `Drain`).
     pub fn drain(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Runs `f` on the blocking pool under the request deadline.
+    /// Runs `f` on the blocking pool (or inline in simulation) under the request deadline.
     pub(super) async fn blocking<T, F>(&self, f: F) -> Result<T, KvError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, KvError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        if inner.settings.inline_storage {
+            return f(&inner);
+        }
         let timeout = inner.limits.request_timeout;
         let task = tokio::task::spawn_blocking(move || f(&inner));
         match tokio::time::timeout(timeout, task).await {
@@ -128,74 +240,24 @@ impl Coordinator {
         }
     }
 
-    /// Resolves the keyspace and checks the key and the consistency of a request.
-    pub(super) fn admit(
-        &self,
-        keyspace: &str,
-        key: &[u8],
-        consistency: Consistency,
-        access: Access,
-    ) -> Result<Arc<Keyspace>, KvError> {
+    /// Resolves the keyspace and checks the key of a request.
+    pub(super) fn admit(&self, keyspace: &str, key: &[u8], access: Access) -> Result<Arc<Keyspace>, KvError> {
         let ks = self.inner.keyspaces.get(keyspace)?;
         self.inner.check_key(key)?;
-        self.check_consistency(&ks, consistency, access)?;
         if access == Access::Write && self.inner.draining.load(Ordering::SeqCst) {
             return Err(KvError::ShuttingDown);
         }
         Ok(ks)
     }
 
-    pub(super) fn check_consistency(&self, ks: &Keyspace, c: Consistency, access: Access) -> Result<(), KvError> {
-        let default = match access {
-            Access::Read => ks.read_consistency,
-            Access::Write => ks.write_consistency,
-        };
-        let required = required_replicas(c, access, default, ks.replication_factor, 0, &ks.name)?;
-        if required > REPLICAS_ALIVE {
-            return Err(KvError::Unavailable { required, alive: REPLICAS_ALIVE });
-        }
-        Ok(())
-    }
-
-    /// Reads one key.
-    pub async fn get(&self, keyspace: &str, key: Bytes, consistency: Consistency) -> Result<ReadResult, KvError> {
-        let ks = self.admit(keyspace, &key, consistency, Access::Read)?;
-        self.blocking(move |inner| {
-            let record = inner.storage.get(&ks.name, &key)?;
-            Ok(ReadResult::from_record(record.as_ref(), inner.clock.now_ms()))
-        })
-        .await
-    }
-
     /// Writes one key.
-    pub async fn put(
-        &self,
-        keyspace: &str,
-        key: Bytes,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<WriteResult, KvError> {
-        let ks = self.admit(keyspace, &key, opts.consistency, Access::Write)?;
-        self.inner.check_value(&value)?;
-        let context = decode_context(&opts.context)?;
-        let expires = self.inner.expiry(opts.ttl_seconds, &ks)?;
-        let if_absent = opts.if_absent;
-        let (result, ticket) = self
-            .blocking(move |inner| {
-                inner.update(&ks, key, |record, now_ms| {
-                    if if_absent && record.is_live(now_ms) {
-                        return Ok(None);
-                    }
-                    Ok(Some((Some(context), Some(value), expires)))
-                })
-            })
-            .await?;
-        self.durable(ticket).await?;
-        Ok(result)
+    pub async fn put(&self, keyspace: &str, key: Bytes, value: Bytes, opts: PutOptions) -> Result<WriteResult, KvError> {
+        let m = Mutation::Put { value, context: opts.context, ttl_seconds: opts.ttl_seconds, if_absent: opts.if_absent };
+        Ok(self.mutate(keyspace, key, m, opts.consistency).await?.result)
     }
 
     /// Deletes one key (writes a tombstone covering `context`, or everything
-    /// this replica has seen when the context is empty).
+    /// the coordinating replica has seen when the context is empty).
     pub async fn delete(
         &self,
         keyspace: &str,
@@ -203,13 +265,7 @@ impl Coordinator {
         context: Bytes,
         consistency: Consistency,
     ) -> Result<WriteResult, KvError> {
-        let ks = self.admit(keyspace, &key, consistency, Access::Write)?;
-        let context = decode_context(&context)?;
-        let (result, ticket) = self
-            .blocking(move |inner| inner.update(&ks, key, |_, _| Ok(Some((Some(context), None, Expiry::Never)))))
-            .await?;
-        self.durable(ticket).await?;
-        Ok(result)
+        Ok(self.mutate(keyspace, key, Mutation::Delete { context }, consistency).await?.result)
     }
 
     /// Sets (`ttl_seconds > 0`) or clears (`0`) the TTL of a live key by
@@ -221,17 +277,8 @@ impl Coordinator {
         ttl_seconds: u64,
         consistency: Consistency,
     ) -> Result<Option<u64>, KvError> {
-        let ks = self.admit(keyspace, &key, consistency, Access::Write)?;
-        let expires = if ttl_seconds == 0 { Expiry::Never } else { self.inner.expiry(Some(ttl_seconds), &ks)? };
-        let (result, ticket) = self
-            .blocking(move |inner| {
-                inner.update(&ks, key, |record, now_ms| {
-                    Ok(record.newest_live(now_ms).map(|s| (None, s.value.clone(), expires)))
-                })
-            })
-            .await?;
-        self.durable(ticket).await?;
-        Ok(result.applied.then_some(result.version))
+        let r = self.mutate(keyspace, key, Mutation::Touch { ttl_seconds }, consistency).await?.result;
+        Ok(r.applied.then_some(r.version))
     }
 
     /// Adds `delta` to the decimal integer stored at `key` (absent counts as 0).
@@ -243,29 +290,8 @@ impl Coordinator {
         ttl_seconds: Option<u64>,
         consistency: Consistency,
     ) -> Result<(i64, u64), KvError> {
-        let ks = self.admit(keyspace, &key, consistency, Access::Write)?;
-        let ttl = ttl_seconds.filter(|t| *t > 0);
-        let expires = match ttl {
-            Some(_) => self.inner.expiry(ttl, &ks)?,
-            None => Expiry::Keep,
-        };
-        let ((result, value), ticket) = self
-            .blocking(move |inner| {
-                let mut new_value = 0;
-                let (result, ticket) = inner.update(&ks, key, |record, now_ms| {
-                    let current = match record.newest_live(now_ms) {
-                        None => 0,
-                        Some(s) => parse_counter(s.value.as_deref().unwrap_or_default())?,
-                    };
-                    new_value =
-                        current.checked_add(delta).ok_or(KvError::Overflow { current, delta })?;
-                    Ok(Some((None, Some(Bytes::from(new_value.to_string())), expires)))
-                })?;
-                Ok(((result, new_value), ticket))
-            })
-            .await?;
-        self.durable(ticket).await?;
-        Ok((value, result.version))
+        let r = self.mutate(keyspace, key, Mutation::Increment { delta, ttl_seconds }, consistency).await?;
+        Ok((r.counter, r.result.version))
     }
 
     /// Replaces the value only when the key matches `expected`.
@@ -278,28 +304,10 @@ impl Coordinator {
         ttl_seconds: Option<u64>,
         consistency: Consistency,
     ) -> Result<CasOutcome, KvError> {
-        let ks = self.admit(keyspace, &key, consistency, Access::Write)?;
-        self.inner.check_value(&new_value)?;
-        let expected_clock = match &expected {
-            CasExpectation::Context(c) => Some(decode_context(c)?),
-            _ => None,
-        };
-        let expires = self.inner.expiry(ttl_seconds, &ks)?;
-        let (result, current, ticket) = self
-            .blocking(move |inner| {
-                let mut current = Vec::new();
-                let (result, ticket) = inner.update(&ks, key, |record, now_ms| {
-                    if cas_matches(record, &expected, expected_clock.as_ref(), now_ms) {
-                        Ok(Some((None, Some(new_value), expires)))
-                    } else {
-                        current = record.live_siblings(now_ms).cloned().collect();
-                        Ok(None)
-                    }
-                })?;
-                Ok((result, current, ticket))
-            })
-            .await?;
-        self.durable(ticket).await?;
+        let m = Mutation::Cas { expected, new_value, ttl_seconds };
+        let CoordinateReply { result, current, .. } = self.mutate(keyspace, key, m, consistency).await?;
+        let now_ms = self.inner.clock.now_ms();
+        let current = current.map(|r| r.live_siblings(now_ms).cloned().collect()).unwrap_or_default();
         Ok(CasOutcome { applied: result.applied, version: result.version, context: result.context, current })
     }
 
@@ -311,24 +319,19 @@ impl Coordinator {
         consistency: Consistency,
     ) -> Result<Vec<(Bytes, ReadResult)>, KvError> {
         self.inner.check_batch(keys.len())?;
-        let ks = self.admit(keyspace, b"-", consistency, Access::Read)?;
+        self.inner.keyspaces.get(keyspace)?;
         for key in &keys {
             self.inner.check_key(key)?;
         }
-        self.blocking(move |inner| {
-            let now_ms = inner.clock.now_ms();
-            keys.into_iter()
-                .map(|key| {
-                    let record = inner.storage.get(&ks.name, &key)?;
-                    Ok((key, ReadResult::from_record(record.as_ref(), now_ms)))
-                })
-                .collect()
-        })
-        .await
+        let reads = keys.iter().map(|k| self.get(keyspace, k.clone(), consistency));
+        let results = futures::future::join_all(reads).await;
+        keys.into_iter().zip(results).map(|(k, r)| r.map(|r| (k, r))).collect()
     }
 
-    /// Writes many keys. `atomic`: every op is validated first and all are
-    /// applied in one storage batch, or none. Otherwise each op stands alone.
+    /// Writes many keys. `atomic`: every op is validated before any is applied;
+    /// on a cluster of one they are applied in one storage batch. Across
+    /// replicas, all-or-nothing after a coordinator crash needs the batchlog
+    /// (not built yet). Otherwise each op stands alone.
     pub async fn batch_write(
         &self,
         keyspace: &str,
@@ -337,29 +340,27 @@ impl Coordinator {
         consistency: Consistency,
     ) -> Result<Vec<Result<WriteResult, KvError>>, KvError> {
         self.inner.check_batch(ops.len())?;
-        let ks = self.admit(keyspace, b"-", consistency, Access::Write)?;
+        let ks = self.admit(keyspace, b"-", Access::Write)?;
         if atomic {
-            return self.batch_write_atomic(ks, ops).await.map(|v| v.into_iter().map(Ok).collect());
+            for op in &ops {
+                self.inner.check_key(&op.key)?;
+                self.inner.check_mutation(&ks, &batch_mutation(op))?;
+            }
+            if self.inner.view.members().len() == 1 {
+                return self.batch_write_local_atomic(ks, ops).await.map(|v| v.into_iter().map(Ok).collect());
+            }
         }
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
-            let opts = PutOptions { context: op.context, ttl_seconds: op.ttl_seconds, if_absent: false, consistency };
-            let result = match op.value {
-                Some(value) => self.put(&ks.name, op.key, value, opts).await,
-                None => self.delete(&ks.name, op.key, opts.context, consistency).await,
-            };
-            results.push(result);
+            let m = batch_mutation(&op);
+            results.push(self.mutate(&ks.name, op.key, m, consistency).await.map(|r| r.result));
         }
         Ok(results)
     }
 
-    async fn batch_write_atomic(&self, ks: Arc<Keyspace>, ops: Vec<BatchOp>) -> Result<Vec<WriteResult>, KvError> {
+    async fn batch_write_local_atomic(&self, ks: Arc<Keyspace>, ops: Vec<BatchOp>) -> Result<Vec<WriteResult>, KvError> {
         let mut prepared = Vec::with_capacity(ops.len());
         for op in ops {
-            self.inner.check_key(&op.key)?;
-            if let Some(v) = &op.value {
-                self.inner.check_value(v)?;
-            }
             let context = decode_context(&op.context)?;
             let expires = match op.value {
                 Some(_) => self.inner.expiry(op.ttl_seconds, &ks)?,
@@ -373,6 +374,18 @@ impl Coordinator {
     }
 }
 
+fn batch_mutation(op: &BatchOp) -> Mutation {
+    match &op.value {
+        Some(value) => Mutation::Put {
+            value: value.clone(),
+            context: op.context.clone(),
+            ttl_seconds: op.ttl_seconds,
+            if_absent: false,
+        },
+        None => Mutation::Delete { context: op.context.clone() },
+    }
+}
+
 /// What a write does to the key's expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Expiry {
@@ -383,11 +396,6 @@ pub(super) enum Expiry {
     /// Keep the expiry of the newest live sibling (increment).
     Keep,
 }
-
-/// What an update closure decides: `None` = do not write; else the context to
-/// supersede (`None` = everything this replica has), the value (`None` =
-/// tombstone) and the expiry.
-pub(super) type Change = Option<(Option<VersionVector>, Option<Bytes>, Expiry)>;
 
 impl Inner {
     pub(super) fn check_key(&self, key: &[u8]) -> Result<(), KvError> {
@@ -427,57 +435,6 @@ impl Inner {
         Ok(Expiry::At(self.clock.now_ms() + (ttl as i64) * 1000))
     }
 
-    /// Read-modify-write of one key under its lock. `decide` sees the current
-    /// record and says what to write. Returns once the write is visible; the
-    /// ticket says when it is durable.
-    pub(super) fn update<F>(&self, ks: &Keyspace, key: Bytes, decide: F) -> Result<(WriteResult, DurableTicket), KvError>
-    where
-        F: FnOnce(&Record, i64) -> Result<Change, KvError>,
-    {
-        let _guard = self.locks.lock(token_of(&ks.name, &key));
-        let mut record = self.storage.get(&ks.name, &key)?.unwrap_or_default();
-        let now_ms = self.clock.now_ms();
-        let existed = record.is_live(now_ms);
-        let Some(change) = decide(&record, now_ms)? else {
-            let result = WriteResult {
-                applied: false,
-                existed,
-                context: Bytes::from(record.clock.encode_context()),
-                version: record.version(),
-                timestamp_micros: 0,
-            };
-            return Ok((result, DurableTicket::ready()));
-        };
-        let timestamp_micros = self.apply_change(ks, &mut record, change, now_ms);
-        let result = WriteResult {
-            applied: true,
-            existed,
-            context: Bytes::from(record.clock.encode_context()),
-            version: record.version(),
-            timestamp_micros,
-        };
-        let ticket = self.storage.write(WriteBatch::put(&ks.name, key, record))?;
-        Ok((result, ticket))
-    }
-
-    /// Applies a decided change to a record in memory; returns its timestamp.
-    fn apply_change(&self, ks: &Keyspace, record: &mut Record, change: (Option<VersionVector>, Option<Bytes>, Expiry), now_ms: i64) -> i64 {
-        let (context, value, expiry) = change;
-        // A blind write (no context) supersedes everything this replica has seen.
-        let context = context.filter(|c| !c.is_empty()).unwrap_or_else(|| record.clock.clone());
-        let expires_at_ms = match expiry {
-            Expiry::Never => None,
-            Expiry::At(at) => Some(at),
-            Expiry::Keep => record.newest_live(now_ms).and_then(|s| s.expires_at_ms),
-        };
-        // Timestamps never go backwards for a key, even if the wall clock does.
-        let newest = record.siblings.iter().map(|s| s.timestamp_micros).max().unwrap_or(i64::MIN);
-        let timestamp_micros = self.clock.now_micros().max(newest.saturating_add(1));
-        let write = NewWrite { value, timestamp_micros, expires_at_ms };
-        record.apply_write(self.node_id, &context, write, ks.conflict_mode);
-        timestamp_micros
-    }
-
     /// Applies prepared ops of one keyspace under all their locks, in one batch.
     fn apply_atomic(
         &self,
@@ -508,30 +465,9 @@ impl Inner {
         }
         let mut batch = WriteBatch::default();
         for (key, record) in working {
-            batch.ops.push(crate::storage::WriteOp::Put { keyspace: ks.name.clone(), key, record });
+            batch.ops.push(WriteOp::Put { keyspace: ks.name.clone(), key, record });
         }
         let ticket = self.storage.write(batch)?;
         Ok((results, ticket))
-    }
-}
-
-fn parse_counter(value: &[u8]) -> Result<i64, KvError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .ok_or(KvError::NotAnInteger)
-}
-
-fn cas_matches(record: &Record, expected: &CasExpectation, clock: Option<&VersionVector>, now_ms: i64) -> bool {
-    match expected {
-        CasExpectation::Absent => !record.is_live(now_ms),
-        CasExpectation::Version(v) => {
-            if *v == 0 { !record.is_live(now_ms) } else { record.version() == *v && record.is_live(now_ms) }
-        }
-        CasExpectation::Context(_) => clock.is_some_and(|c| *c == record.clock),
-        CasExpectation::Value(v) => {
-            let live: Vec<&Sibling> = record.live_siblings(now_ms).collect();
-            matches!(live.as_slice(), [only] if only.value.as_ref() == Some(v))
-        }
     }
 }

@@ -6,29 +6,39 @@
 //! version counters and CAS/increment are atomic on this node. Storage calls
 //! run on the blocking pool; acknowledgements wait for the durability ticket.
 //!
-//! Today the replica set of every key is this node alone (replication factor
-//! 1); the quorum path over N replicas plugs in behind the same operations.
-//! This module may call `storage`, `version`, `ring`, `clock` and `config`.
+//! Writes are coordinated by a replica of the key and sent to all N replicas
+//! in parallel (`write_path.rs`); reads ask the replicas, merge and repair
+//! (`read_path.rs`); a [`QuorumTracker`] decides each request. Replicas that
+//! miss a write get hints. This module may call `storage`, `version`, `ring`,
+//! `clock`, `config`, `membership`, `transport` and `hints`.
 
 mod consistency;
 mod coordinator;
 mod keyspaces;
 mod locks;
+mod metrics;
+mod mutation;
 mod ops;
 mod paging;
 mod purge;
+mod placement;
 mod quorum;
+mod read_path;
+mod replica;
+mod write_path;
 #[cfg(test)]
 mod tests;
 
 pub use consistency::{
     Access, Consistency, ConsistencyError, ConsistencyLevel, UnknownConsistency, required_replicas,
 };
-pub use coordinator::{Coordinator, Limits};
+pub use coordinator::{ClusterSettings, Coordinator, CoordinatorParts, Limits};
+pub use metrics::ReplicationMetrics;
+pub use replica::handler;
 pub use keyspaces::{Keyspace, Keyspaces};
 pub use locks::KeyLocks;
 pub use quorum::{QuorumFailure, QuorumGroup, QuorumOutcome, QuorumTracker};
 pub use paging::{DEFAULT_LIST_LIMIT, DEFAULT_SCAN_COUNT, MAX_PAGE};
 pub use ops::{
-    BatchOp, CasExpectation, CasOutcome, Cursor, Page, PageEntry, PutOptions, ReadResult, WriteResult,
+    BatchOp, CasExpectation, CasOutcome, Cursor, Mutation, Page, PageEntry, PutOptions, ReadResult, WriteResult,
 };

@@ -131,3 +131,60 @@ pub struct Page {
 pub(crate) fn decode_context(context: &[u8]) -> Result<VersionVector, crate::error::KvError> {
     VersionVector::decode_context(context).map_err(|source| crate::error::KvError::BadContext { source })
 }
+
+/// A write as the client asked for it, before a replica of the key applies it.
+/// TTLs stay relative and contexts opaque, so a non-replica can forward it to a
+/// replica, which computes expiry with its own clock and mints the dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    /// Write a value.
+    Put {
+        /// The value.
+        value: Bytes,
+        /// Causal context (encoded), empty for a blind write.
+        context: Bytes,
+        /// TTL in seconds.
+        ttl_seconds: Option<u64>,
+        /// Only when the key has no live value.
+        if_absent: bool,
+    },
+    /// Write a tombstone.
+    Delete {
+        /// Causal context (encoded), empty for everything the replica has.
+        context: Bytes,
+    },
+    /// Rewrite the newest value with a new TTL (0 clears it).
+    Touch {
+        /// TTL in seconds.
+        ttl_seconds: u64,
+    },
+    /// Add to a decimal counter.
+    Increment {
+        /// Delta.
+        delta: i64,
+        /// TTL in seconds; the counter keeps its TTL when absent.
+        ttl_seconds: Option<u64>,
+    },
+    /// Compare-and-set.
+    Cas {
+        /// What the key must be.
+        expected: CasExpectation,
+        /// The new value.
+        new_value: Bytes,
+        /// TTL in seconds.
+        ttl_seconds: Option<u64>,
+    },
+}
+
+impl Mutation {
+    /// Operation name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mutation::Put { .. } => "put",
+            Mutation::Delete { .. } => "delete",
+            Mutation::Touch { .. } => "touch",
+            Mutation::Increment { .. } => "incr",
+            Mutation::Cas { .. } => "cas",
+        }
+    }
+}

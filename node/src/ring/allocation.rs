@@ -7,7 +7,8 @@
 //! above their own target share, one token at a time: each new token is put
 //! inside the largest range of the currently most over-target node and
 //! takes exactly as much of it as needed. Primary ownership therefore stays
-//! balanced to within rounding, whatever the vnode count.
+//! balanced to within rounding at 64+ vnodes. Replicated ownership (rf > 1)
+//! is not optimised and is about as even as with random tokens.
 //!
 //! Invariants: allocation is a pure function of `(ring, node, vnodes)` (all
 //! integer arithmetic, ties broken by index), so every node computes the same
@@ -38,7 +39,7 @@ impl Ring {
         Ok(Allocator::new(self, node.weight).run(count))
     }
 
-    /// This ring plus `node` with freshly allocated tokens.
+    /// This ring plus `node` with tokens from [`Ring::allocate_tokens`].
     pub fn with_node(&self, node: NodeInfo, vnodes: u32) -> Result<Ring, RingError> {
         let tokens = self.allocate_tokens(&node, vnodes)?;
         self.node_tokens().into_iter().fold(Ring::builder(), |b, (n, t)| b.node(n, t)).node(node, tokens).build()

@@ -39,7 +39,8 @@ impl Ring {
     fn walk_prefix(&self, token: Token, rf: usize) -> Vec<NodeIdx> {
         let inner = &*self.inner;
         let n = inner.nodes.len();
-        let (mut seen, mut zones, mut racks) = (vec![false; n], vec![false; inner.zone_count], vec![false; inner.rack_count]);
+        let (mut seen, mut zones, mut racks) =
+            (vec![false; n], vec![false; inner.zone_count], vec![false; inner.rack_count]);
         let (mut zones_met, mut racks_met) = (0, 0);
         let mut walk = Vec::new();
         for node in self.owners_from(self.start_index(token)) {
@@ -164,10 +165,11 @@ impl Ring {
             return vec![TokenRange { start: end, end }];
         }
         // The walk started at token 0's range; join a range crossing it.
-        if out.len() > 1 && out[out.len() - 1].end == out[0].start {
-            if let Some(last) = out.pop() {
-                out[0].start = last.start;
-            }
+        if out.len() > 1
+            && out[out.len() - 1].end == out[0].start
+            && let Some(last) = out.pop()
+        {
+            out[0].start = last.start;
         }
         out
     }
@@ -179,8 +181,12 @@ impl Ring {
         bounds.sort_unstable();
         bounds.dedup();
         let replicas = |ring: &Ring, t: Token| -> Vec<HostId> {
-            let mut hosts: Vec<HostId> =
-                ring.preference_list(t, rf).into_iter().filter_map(|n| ring.node(n)).map(|n| n.host_id.clone()).collect();
+            let mut hosts: Vec<HostId> = ring
+                .preference_list(t, rf)
+                .into_iter()
+                .filter_map(|n| ring.node(n))
+                .map(|n| n.host_id.clone())
+                .collect();
             hosts.sort_unstable();
             hosts
         };

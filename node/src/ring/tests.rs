@@ -16,7 +16,9 @@ fn token_is_stable_and_separates_keyspace_from_key() {
 
 /// `n` weight-1 nodes `n00..`, round-robin over `zones` zones, two racks each.
 fn cluster(n: usize, zones: usize) -> Vec<NodeInfo> {
-    (0..n).map(|i| NodeInfo::new(format!("n{i:02}"), format!("z{}", i % zones), format!("r{}", (i / zones) % 2))).collect()
+    (0..n)
+        .map(|i| NodeInfo::new(format!("n{i:02}"), format!("z{}", i % zones), format!("r{}", (i / zones) % 2)))
+        .collect()
 }
 
 fn ring(n: usize, zones: usize, vnodes: u32) -> Ring {
@@ -138,25 +140,41 @@ fn weight_two_gets_twice_the_share() {
 #[test]
 #[ignore]
 fn report() {
+    let flat = |n: usize| (0..n).map(|i| NodeInfo::new(format!("n{i:02}"), "z", "r")).collect::<Vec<_>>();
     for vnodes in [16, 64, 256] {
-        for n in [3, 5, 10] {
-            let r = ring(n, 3, vnodes);
-            let grown = r.with_node(NodeInfo::new("zz-new", "z0", "r9"), vnodes).unwrap();
+        for n in [3, 5, 6, 9, 10] {
+            let r = Ring::initial(flat(n), vnodes).unwrap();
+            let zoned = ring(n, 3, vnodes);
+            let grown = r.with_node(NodeInfo::new("zz-new", "z", "r"), vnodes).unwrap();
             println!(
-                "vnodes {vnodes:3} nodes {n:2}: spread primary {:6.3}% rf3 {:6.3}% | add 1: moved rf1 {:.4} (1/(n+1) = {:.4}) rf3 {:.4}",
+                "vnodes {vnodes:3} nodes {n:2}: spread rf1 {:6.2}% rf3 {:6.2}% rf3/3 zones {:7.2}% | +1 node: moved rf1 {:.4} (1/(n+1) {:.4}) rf3 {:.4}",
                 100.0 * r.ownership_spread(1),
                 100.0 * r.ownership_spread(3),
+                100.0 * zoned.ownership_spread(3),
                 Ring::moved_fraction(&r, &grown, 1),
                 1.0 / (n as f64 + 1.0),
                 Ring::moved_fraction(&r, &grown, 3),
             );
         }
+        // Baseline: every node's tokens seeded independently (random).
+        let random = flat(10).into_iter().fold(Ring::builder(), |b, n| {
+            let t = Ring::empty().allocate_tokens(&n, vnodes).unwrap();
+            b.node(n, t)
+        });
+        let random = random.build().unwrap();
+        println!(
+            "vnodes {vnodes:3} nodes 10 random tokens: spread rf1 {:6.2}% rf3 {:6.2}%",
+            100.0 * random.ownership_spread(1),
+            100.0 * random.ownership_spread(3)
+        );
     }
 }
 
 fn arb_nodes(max: usize) -> impl Strategy<Value = Vec<NodeInfo>> {
     (1..=max, 1usize..=4, 1usize..=3, "[a-z]{1,6}").prop_map(|(n, zones, racks, prefix)| {
-        (0..n).map(|i| NodeInfo::new(format!("{prefix}-{i}"), format!("z{}", i % zones), format!("r{}", i % racks))).collect()
+        (0..n)
+            .map(|i| NodeInfo::new(format!("{prefix}-{i}"), format!("z{}", i % zones), format!("r{}", i % racks)))
+            .collect()
     })
 }
 

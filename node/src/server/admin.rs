@@ -1,8 +1,10 @@
 //! gRPC front end: `ringkv.v1.Admin`.
 //!
-//! A single node answers status, node info, keyspaces and drain. Topology
-//! operations (decommission, replace, remove, repair, ring) belong to the
-//! clustered node and answer UNIMPLEMENTED with the reason until then.
+//! Answers cluster status (members, liveness, ownership, hints pending here
+//! for each node; load is known for the answering node only until gossip
+//! carries it), node info, keyspaces and drain. Topology changes (decommission,
+//! replace, remove, repair) need gossip membership and streaming; until then
+//! they answer UNIMPLEMENTED with the reason.
 
 use std::time::Instant;
 
@@ -36,8 +38,8 @@ impl AdminService {
 
 fn not_clustered(what: &str) -> Status {
     Status::unimplemented(format!(
-        "[RKV-NOT-CLUSTERED] {what} needs cluster membership, which this node version does not have yet; \
-         it runs as a single node owning the whole ring"
+        "[RKV-NOT-YET] {what} needs gossip membership and range streaming, which this version does not have yet; \
+         membership is static (--seeds)"
     ))
 }
 
@@ -62,26 +64,52 @@ impl pb::admin_server::Admin for AdminService {
         _: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
         let rf = self.coordinator.keyspaces().get("").map_err(|e| to_status(&e))?.replication_factor;
-        let node = pb::NodeStatus {
-            host_id: self.identity.host_id.clone(),
-            grpc_addr: self.identity.grpc_addr.to_string(),
-            http_addr: self.identity.http_addr.to_string(),
-            state: pb::NodeState::Normal as i32,
-            liveness: pb::Liveness::Alive as i32,
-            ownership: 1.0,
-            load_bytes: self.load_bytes(),
-            ..Default::default()
-        };
+        let view = self.coordinator.view();
+        let ring = view.ring();
+        let ownership = ring.ownership(rf as usize);
+        let hints = self.coordinator.hints().clone();
+        let pending = tokio::task::spawn_blocking(move || hints.pending_by_target())
+            .await
+            .map_err(|e| Status::internal(format!("status task failed: {e}")))?
+            .map_err(|e| to_status(&e.into()))?;
+        let local = view.local_host_id().to_owned();
+        let nodes = view
+            .members()
+            .into_iter()
+            .map(|m| {
+                let owns = ring.index_of(&m.host_id).and_then(|i| ownership.get(i.get()).copied()).unwrap_or(0.0);
+                let alive = view.is_alive(&m.host_id);
+                pb::NodeStatus {
+                    grpc_addr: m.grpc_addr.to_string(),
+                    http_addr: m.http_addr.to_string(),
+                    zone: m.zone.clone(),
+                    rack: m.rack.clone(),
+                    state: pb::NodeState::Normal as i32,
+                    liveness: if alive { pb::Liveness::Alive as i32 } else { pb::Liveness::Down as i32 },
+                    ownership: owns,
+                    load_bytes: if m.host_id == local { self.load_bytes() } else { 0 },
+                    pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
+                    vnodes: m.tokens.len() as u32,
+                    host_id: m.host_id,
+                    ..Default::default()
+                }
+            })
+            .collect();
         Ok(Response::new(pb::ClusterStatusResponse {
             cluster_name: "ringkv".into(),
-            nodes: vec![node],
+            nodes,
             replication_factor: rf,
             answered_by: self.identity.host_id.clone(),
         }))
     }
 
     async fn ring(&self, _: Request<pb::RingRequest>) -> Result<Response<pb::RingResponse>, Status> {
-        Err(not_clustered("the token ring"))
+        let ring = self.coordinator.view().ring();
+        let tokens = ring
+            .entries()
+            .filter_map(|(token, idx)| ring.node(idx).map(|n| pb::TokenOwner { token, host_id: n.host_id.as_str().to_owned() }))
+            .collect();
+        Ok(Response::new(pb::RingResponse { tokens }))
     }
 
     async fn node_info(&self, _: Request<pb::NodeInfoRequest>) -> Result<Response<pb::NodeInfoResponse>, Status> {

@@ -7,10 +7,12 @@
 //! `storage`, `config` and `worker`.
 
 pub mod admin;
+pub mod bootstrap;
 pub mod grpc;
 pub mod http_api;
 pub mod metrics;
 pub mod node;
+pub mod replica;
 pub mod status;
 
 use std::net::SocketAddr;

@@ -11,16 +11,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::replication::{Coordinator, Keyspaces, Limits};
+use crate::hints::HandoffWorker;
+use crate::membership::{ClusterView, Member, StaticMembership};
+use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
-use crate::version::NodeId;
+use crate::transport::{GrpcTransport, Transport};
 use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner};
 
 use super::admin::AdminService;
@@ -46,6 +47,14 @@ pub enum NodeError {
         addr: SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A seed address could not be resolved.
+    #[error("cannot resolve seed {seed:?}: {reason}; use HOST:PORT of another node's gRPC address")]
+    Seed {
+        /// The seed as given.
+        seed: String,
+        /// Why.
+        reason: String,
     },
     /// gRPC reflection could not be built from the descriptors.
     #[error("cannot build gRPC reflection service: {0}")]
@@ -74,23 +83,16 @@ pub struct Node {
     grace: Duration,
 }
 
-const HOST_ID_META: &str = "host_id";
-
-/// Loads the persistent host id, or creates and persists one.
-fn host_id(storage: &dyn Storage) -> Result<(String, NodeId), StorageError> {
-    let id = match storage.get_meta(HOST_ID_META)? {
-        Some(bytes) if bytes.len() == 16 => bytes.to_vec(),
-        _ => {
-            let mut id = vec![0u8; 16];
-            rand::rng().fill_bytes(&mut id);
-            storage.put_meta(HOST_ID_META, &id)?;
-            id
-        }
-    };
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&id[..8]);
-    Ok((hex, u64::from_be_bytes(first)))
+/// Resolves seeds (`HOST:PORT`, DNS names allowed) to addresses.
+async fn resolve_seeds(seeds: &[String]) -> Result<Vec<SocketAddr>, NodeError> {
+    let mut out = Vec::new();
+    for seed in seeds.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let addrs = tokio::net::lookup_host(seed)
+            .await
+            .map_err(|e| NodeError::Seed { seed: seed.to_owned(), reason: e.to_string() })?;
+        out.extend(addrs.take(1));
+    }
+    Ok(out)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
@@ -112,25 +114,50 @@ impl Node {
         .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
         let storage = Arc::new(storage);
         let dyn_storage: Arc<dyn Storage> = storage.clone();
-        let (host_id, node_id) = host_id(dyn_storage.as_ref())?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let coordinator = Coordinator::new(
-            node_id,
-            Arc::clone(&dyn_storage),
-            Keyspaces::from_config(&config),
-            clock,
-            Limits::from(&config.server),
-        );
+        let ring_config = config.ring.clone();
+        let id_storage = Arc::clone(&dyn_storage);
+        let identity_task = tokio::task::spawn_blocking(move || {
+            super::bootstrap::load_or_create(id_storage.as_ref(), ring_config.vnodes, &ring_config.zone, &ring_config.rack)
+        });
+        let id = identity_task.await.map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
+        let seeds = resolve_seeds(&config.membership.seeds).await?;
 
         let grpc_listener = bind(config.server.grpc_addr).await?;
         let http_listener = bind(config.server.http_addr).await?;
         let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| NodeError::Bind { addr, source });
         let identity = NodeIdentity {
-            host_id,
+            host_id: id.host_id.clone(),
             grpc_addr: local(&grpc_listener, config.server.grpc_addr)?,
             http_addr: local(&http_listener, config.server.http_addr)?,
             data_dir: config.storage.data_dir.display().to_string(),
         };
+        let member = Member {
+            host_id: id.host_id.clone(),
+            node_id: id.node_id,
+            grpc_addr: identity.grpc_addr,
+            http_addr: identity.http_addr,
+            zone: config.ring.zone.clone(),
+            rack: config.ring.rack.clone(),
+            tokens: id.tokens.clone(),
+            generation: id.generation,
+        };
+        let view = Arc::new(ClusterView::new(member));
+        let settings = ClusterSettings::from_config(&config);
+        let transport: Arc<dyn Transport> =
+            Arc::new(GrpcTransport::new(settings.replica_timeout, Duration::from_millis(1000)));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let coordinator = Coordinator::clustered(CoordinatorParts {
+            node_id: id.node_id,
+            storage: Arc::clone(&dyn_storage),
+            keyspaces: Keyspaces::from_config(&config),
+            clock,
+            limits: Limits::from(&config.server),
+            view: Arc::clone(&view),
+            transport: Arc::clone(&transport),
+            settings,
+            metrics: ReplicationMetrics::registered(metrics.registry()),
+            max_hint_window: Duration::from_secs(config.hints.max_hint_window_seconds),
+        });
         let readiness = Readiness::default();
 
         let mut workers = WorkerRunner::new(&shutdown);
@@ -142,6 +169,21 @@ impl Node {
             coordinator.clone(),
             Duration::from_secs(config.storage.purge_interval_seconds.max(1)),
             Duration::from_secs(config.storage.gc_grace_seconds),
+        )));
+        workers.spawn(Box::new(StaticMembership::new(
+            Arc::clone(&view),
+            Arc::clone(&transport),
+            seeds,
+            Duration::from_millis(config.membership.probe_interval_ms),
+            Duration::from_millis(config.membership.down_after_ms),
+            Arc::new(tokio::time::Instant::now),
+        )));
+        workers.spawn(Box::new(HandoffWorker::new(
+            coordinator.hints().clone(),
+            Arc::clone(&view),
+            Arc::clone(&transport),
+            Duration::from_millis(config.hints.replay_interval_ms),
+            config.hints.replay_rate_per_second,
         )));
 
         let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, shutdown.clone())?;
@@ -221,6 +263,7 @@ fn spawn_grpc(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
     let admin = AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()));
+    let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -233,6 +276,7 @@ fn spawn_grpc(
             .add_service(reflection)
             .add_service(kv)
             .add_service(admin)
+            .add_service(replica)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })

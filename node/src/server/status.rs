@@ -49,6 +49,8 @@ pub fn classify(err: &KvError) -> ErrorClass {
         E::NotAnInteger => class("RKV-NOT-AN-INTEGER", Code::FailedPrecondition, StatusCode::CONFLICT),
         E::Overflow { .. } => class("RKV-OVERFLOW", Code::OutOfRange, StatusCode::CONFLICT),
         E::Unavailable { .. } => class("RKV-UNAVAILABLE", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        E::QuorumNotReached { .. } => class("RKV-QUORUM", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        E::Remote { code, .. } => remote_class(code),
         E::Timeout { .. } => class("RKV-TIMEOUT", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
         E::ShuttingDown => class("RKV-SHUTTING-DOWN", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
         E::Storage(StorageError::DiskFull { .. }) => {
@@ -58,6 +60,18 @@ pub fn classify(err: &KvError) -> ErrorClass {
             class("RKV-SHUTTING-DOWN", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE)
         }
         E::Storage(_) => class("RKV-STORAGE", Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Keeps the status a forwarded request got from the replica that answered it.
+fn remote_class(code: &str) -> ErrorClass {
+    match code {
+        "InvalidArgument" => class("RKV-REMOTE", Code::InvalidArgument, StatusCode::BAD_REQUEST),
+        "FailedPrecondition" => class("RKV-REMOTE", Code::FailedPrecondition, StatusCode::CONFLICT),
+        "Unavailable" => class("RKV-REMOTE", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        "DeadlineExceeded" => class("RKV-REMOTE", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+        "ResourceExhausted" => class("RKV-REMOTE", Code::ResourceExhausted, StatusCode::INSUFFICIENT_STORAGE),
+        _ => class("RKV-REMOTE", Code::Internal, StatusCode::BAD_GATEWAY),
     }
 }
 

@@ -7,7 +7,8 @@
 //! - `by_key`: `name len (u8) | keyspace name | user key` → empty, for LIST;
 //!   the token is recomputed with [`token_of`];
 //! - `meta`: `0x01 | metadata name` → value (the tag keeps keys non-empty,
-//!   which fjall requires).
+//!   which fjall requires);
+//! - `hints`: `0x01 | hint key` → encoded hint (same tag, same reason).
 //!
 //! Invariants: every `records` entry has its `by_key` entry and vice versa
 //! (both are written in the same fjall batch); inside one applied group the
@@ -26,19 +27,22 @@
 //! This module may call `version` (codec), `ring` (`token_of`) and fjall.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
+use self::journal_tail::{journal_content_lengths, report_torn_tails};
+
 use super::group_commit::{CommitSink, GroupCommitter};
 use super::*;
 use crate::config::StorageConfig;
 use crate::ring::token_of;
+
+mod journal_tail;
 
 /// Called with the duration of every journal fsync.
 type FsyncObserver = Arc<dyn Fn(Duration) + Send + Sync>;
@@ -71,6 +75,7 @@ struct Engine {
     records: Keyspace,
     by_key: Keyspace,
     meta: Keyspace,
+    hints: Keyspace,
     /// First journal write / fsync failure; set once, never cleared.
     poison: OnceLock<StorageError>,
     fsync_observer: RwLock<Option<FsyncObserver>>,
@@ -91,8 +96,16 @@ impl FjallStorage {
         let records = db.keyspace("records", KeyspaceCreateOptions::default).map_err(open_err)?;
         let by_key = db.keyspace("by_key", KeyspaceCreateOptions::default).map_err(open_err)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(open_err)?;
-        let engine =
-            Arc::new(Engine { db, records, by_key, meta, poison: OnceLock::new(), fsync_observer: RwLock::new(None) });
+        let hints = db.keyspace("hints", KeyspaceCreateOptions::default).map_err(open_err)?;
+        let engine = Arc::new(Engine {
+            db,
+            records,
+            by_key,
+            meta,
+            hints,
+            poison: OnceLock::new(),
+            fsync_observer: RwLock::new(None),
+        });
         let committer = match config.sync {
             SyncPolicy::Always => Some(
                 GroupCommitter::start(engine.clone(), config.group_commit_max_batches)
@@ -237,6 +250,34 @@ impl Storage for FjallStorage {
         Ok(out)
     }
 
+    fn scan_hints(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let full_prefix = hint_key(prefix)?;
+        let lower = match after {
+            Some(a) if a >= prefix => Bound::Excluded(hint_key(a)?),
+            _ => Bound::Included(full_prefix.clone()),
+        };
+        for guard in self.engine.hints.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+            let (key, value) = guard.into_inner().map_err(|e| engine_error("scan hints", e))?;
+            if !key.starts_with(&full_prefix) {
+                break;
+            }
+            out.push((Bytes::copy_from_slice(&key[1..]), Bytes::copy_from_slice(&value)));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
         let value = self.engine.meta.get(meta_key(name)?).map_err(|e| engine_error("read metadata", e))?;
         Ok(value.map(|v| Bytes::copy_from_slice(&v)))
@@ -270,6 +311,7 @@ impl Storage for FjallStorage {
 enum Index {
     Records,
     ByKey,
+    Hints,
 }
 
 impl Engine {
@@ -317,6 +359,14 @@ impl CommitSink for Engine {
             let (keyspace, key, value) = match op {
                 WriteOp::Put { keyspace, key, record } => (keyspace, key, Some(record.encode())),
                 WriteOp::Purge { keyspace, key } => (keyspace, key, None),
+                WriteOp::HintPut { key, value } => {
+                    changes.insert((Index::Hints, hint_key(key)?), Some(value.to_vec()));
+                    continue;
+                }
+                WriteOp::HintDelete { key } => {
+                    changes.insert((Index::Hints, hint_key(key)?), None);
+                    continue;
+                }
             };
             let by_key = namespaced_key(keyspace, key)?;
             let records = record_key(token_of(keyspace, key), keyspace, key)?;
@@ -328,6 +378,7 @@ impl CommitSink for Engine {
             let target = match index {
                 Index::Records => &self.records,
                 Index::ByKey => &self.by_key,
+                Index::Hints => &self.hints,
             };
             match value {
                 Some(value) => batch.insert(target, key, value),
@@ -388,6 +439,15 @@ fn meta_key(name: &str) -> Result<Vec<u8>, StorageError> {
     Ok(out)
 }
 
+/// `0x01 | key`: a `hints` key (the tag keeps keys non-empty, which fjall requires).
+fn hint_key(key: &[u8]) -> Result<Vec<u8>, StorageError> {
+    check_key_len(key)?;
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(1);
+    out.extend_from_slice(key);
+    Ok(out)
+}
+
 /// `name len | name | key`: a `by_key` key.
 fn namespaced_key(keyspace: &str, key: &[u8]) -> Result<Vec<u8>, StorageError> {
     check_key_len(key)?;
@@ -412,61 +472,4 @@ fn split_record_key(raw: &[u8]) -> Result<(Token, &str, &[u8]), StorageError> {
     let (name, key) = rest.split_at_checked(usize::from(len)).ok_or_else(malformed)?;
     let name = std::str::from_utf8(name).map_err(|_| malformed())?;
     Ok((Token::from_be_bytes(*token), name, key))
-}
-
-/// For each journal file (`<id>.jnl` in the data dir), the length up to its
-/// last non-zero byte. fjall preallocates journals with zeros and trims them
-/// on recovery, so only a shrink below this length means data was dropped.
-/// Best effort: this only feeds a diagnostic.
-fn journal_content_lengths(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "jnl"))
-        .filter_map(|p| match content_length(&p) {
-            Ok(len) => Some((p, len)),
-            Err(err) => {
-                tracing::warn!(file = %p.display(), error = %err, "cannot measure journal before recovery");
-                None
-            }
-        })
-        .collect()
-}
-
-/// Position after the last non-zero byte of `path`, reading backwards.
-fn content_length(path: &Path) -> std::io::Result<u64> {
-    const CHUNK: u64 = 64 * 1024;
-    let mut file = std::fs::File::open(path)?;
-    let mut end = file.metadata()?.len();
-    let mut buf = vec![0u8; CHUNK as usize];
-    while end > 0 {
-        let start = end.saturating_sub(CHUNK);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
-}
-
-/// Warns about every journal that recovery cut below its measured content.
-fn report_torn_tails(before: &[(PathBuf, u64)]) {
-    for (path, content) in before {
-        // A journal fjall deleted (flushed and sealed) was not truncated.
-        let Ok(meta) = std::fs::metadata(path) else { continue };
-        if meta.len() < *content {
-            tracing::warn!(
-                file = %path.display(),
-                bytes_dropped = *content - meta.len(),
-                bytes_kept = meta.len(),
-                "dropped torn journal tail"
-            );
-        }
-    }
 }

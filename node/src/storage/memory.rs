@@ -32,6 +32,7 @@ struct State {
     /// keyspace → keys, for LIST.
     by_key: BTreeMap<String, BTreeSet<Bytes>>,
     meta: BTreeMap<String, Bytes>,
+    hints: BTreeMap<Bytes, Bytes>,
     /// Approximate bytes held by records (name + key + encoded record).
     bytes: u64,
 }
@@ -84,15 +85,32 @@ impl Storage for MemoryStorage {
     fn write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError> {
         // Validate everything first so that a batch is all-or-nothing.
         let mut changes = Vec::with_capacity(batch.ops.len());
+        let mut hints = Vec::new();
         for op in batch.ops {
             let (keyspace, key, record) = match op {
                 WriteOp::Put { keyspace, key, record } => (keyspace, key, Some(record)),
                 WriteOp::Purge { keyspace, key } => (keyspace, key, None),
+                WriteOp::HintPut { key, value } => {
+                    check_key_len(&key)?;
+                    hints.push((key, Some(value)));
+                    continue;
+                }
+                WriteOp::HintDelete { key } => {
+                    check_key_len(&key)?;
+                    hints.push((key, None));
+                    continue;
+                }
             };
             let k = record_key(token_of(&keyspace, &key), &keyspace, &key)?;
             changes.push((k, record));
         }
         let mut state = self.state();
+        for (key, value) in hints {
+            match value {
+                Some(v) => state.hints.insert(key, v),
+                None => state.hints.remove(&key),
+            };
+        }
         for (k, record) in changes {
             let (_, _, keyspace, key) = &k;
             let removed = match &record {
@@ -157,6 +175,27 @@ impl Storage for MemoryStorage {
                 key: key.clone(),
                 record: record.clone(),
             })
+            .collect())
+    }
+
+    fn scan_hints(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let state = self.state();
+        check_key_len(prefix)?;
+        let lower = match after {
+            Some(a) if a >= prefix => Bound::Excluded(Bytes::copy_from_slice(a)),
+            _ => Bound::Included(Bytes::copy_from_slice(prefix)),
+        };
+        Ok(state
+            .hints
+            .range((lower, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
 

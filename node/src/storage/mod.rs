@@ -8,7 +8,8 @@
 //! - records ordered by `(token, keyspace, key)`, so that streaming, Merkle
 //!   building and cleanup of a token range are range scans;
 //! - an index ordered by `(keyspace, key)` for prefix LIST;
-//! - a small metadata map (host id, keyspace definitions, ...).
+//! - a small metadata map (host id, keyspace definitions, ...);
+//! - a hints partition (hinted handoff), written through the same batches.
 //!
 //! Durability: [`Storage::write`] applies a batch atomically and returns once it
 //! is visible to reads, with a [`DurableTicket`] that resolves when the batch is
@@ -83,6 +84,18 @@ pub enum WriteOp {
         /// Keyspace name.
         keyspace: String,
         /// User key.
+        key: Bytes,
+    },
+    /// Store a hint (hints partition; key and value are the hint store's).
+    HintPut {
+        /// Hint key.
+        key: Bytes,
+        /// Encoded hint.
+        value: Bytes,
+    },
+    /// Delete a hint.
+    HintDelete {
+        /// Hint key.
         key: Bytes,
     },
 }
@@ -239,6 +252,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         keyspace: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StorageError>;
+
+    /// Hints whose key starts with `prefix`, strictly after `after`, in key order, at most `limit`.
+    fn scan_hints(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
 
     /// Reads a metadata value (host id, keyspace definitions, ...).
     fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError>;

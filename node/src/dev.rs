@@ -1,0 +1,128 @@
+//! `kvnode dev`: a local cluster of separate `kvnode serve` processes.
+//!
+//! Node i listens on gRPC 127.0.0.1:(7100+i) and HTTP 127.0.0.1:(7180+i) with
+//! data under `DIR/node-i`; every node gets the others as seeds. Ctrl-C (or
+//! SIGTERM) stops every node gracefully (SIGTERM each, wait), then exits.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Arguments of `kvnode dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Folder holding every node's data.
+    #[arg(long, default_value = "./data/dev")]
+    data_dir: PathBuf,
+    /// Replicas per key [default: min(3, nodes)].
+    #[arg(long)]
+    replication_factor: Option<u32>,
+    /// First gRPC port; node i uses base+i.
+    #[arg(long, default_value_t = 7100)]
+    grpc_base_port: u16,
+    /// First HTTP port; node i uses base+i.
+    #[arg(long, default_value_t = 7180)]
+    http_base_port: u16,
+    /// Durability of every node: always, periodic or none.
+    #[arg(long, default_value = "periodic")]
+    sync: String,
+}
+
+fn spawn_node(args: &DevArgs, i: u16, rf: u32) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the kvnode executable")?;
+    let seeds: Vec<String> =
+        (0..args.nodes).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", args.grpc_base_port + j)).collect();
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(args.data_dir.join(format!("node-{i}")))
+        .arg("--grpc-addr")
+        .arg(format!("127.0.0.1:{}", args.grpc_base_port + i))
+        .arg("--http-addr")
+        .arg(format!("127.0.0.1:{}", args.http_base_port + i))
+        .arg("--replication-factor")
+        .arg(rf.to_string())
+        .arg("--sync")
+        .arg(&args.sync)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    if !seeds.is_empty() {
+        cmd.arg("--seeds").arg(seeds.join(","));
+    }
+    cmd.spawn().with_context(|| format!("cannot start node {i}"))
+}
+
+/// Starts the nodes, prints their endpoints, and stops them all on Ctrl-C.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let rf = args.replication_factor.unwrap_or_else(|| u32::from(args.nodes.min(3)));
+    if rf == 0 || rf > u32::from(args.nodes) {
+        bail!("--replication-factor {rf} must be between 1 and the number of nodes ({})", args.nodes);
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let mut children = Vec::new();
+    for i in 0..args.nodes {
+        let mut child = spawn_node(&args, i, rf)?;
+        let stdout = child.stdout.take().context("node stdout is not captured")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.starts_with("RINGKV_READY") {
+                    return Ok::<_, std::io::Error>(Some(line));
+                }
+            }
+            Ok(None)
+        })
+        .await;
+        match ready {
+            Ok(Ok(Some(line))) => println!("node {i}: {}", line.trim_start_matches("RINGKV_READY ")),
+            _ => bail!("node {i} did not become ready; see its log above"),
+        }
+        children.push(child);
+    }
+    println!(
+        "RingKV dev cluster: {} nodes, replication factor {rf}, data in {}. \
+         Try: kvctl --endpoint 127.0.0.1:{} status. Ctrl-C stops every node.",
+        args.nodes,
+        args.data_dir.display(),
+        args.grpc_base_port
+    );
+    wait_for_stop_signal().await?;
+    for child in &children {
+        if let Some(pid) = child.id() {
+            // SIGTERM: each node drains and fsyncs.
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+    }
+    for (i, mut child) in children.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Ok(Ok(status)) => eprintln!("node {i} stopped ({status})"),
+            _ => {
+                eprintln!("node {i} did not stop in 30 s; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

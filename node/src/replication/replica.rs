@@ -1,0 +1,81 @@
+//! The replica side: what this node does when a peer calls it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use crate::error::KvError;
+use crate::membership::{Member, StaticMembership};
+use crate::transport::{CoordinateCall, CoordinateReply, HintedWrite, ReplicaHandler, ReplicaWrite};
+use crate::version::Record;
+
+use super::Coordinator;
+
+impl Coordinator {
+    /// Merges `record` into the local copy (or stores it as a hint) and waits until durable.
+    pub async fn apply_replica_write(&self, write: ReplicaWrite) -> Result<(), KvError> {
+        let ks = self.inner.keyspaces.get(&write.keyspace)?;
+        let ticket = match write.hint_for {
+            Some(target) => {
+                let hinted = HintedWrite {
+                    keyspace: ks.name.clone(),
+                    key: write.key,
+                    record: write.record,
+                    created_at_ms: self.inner.clock.now_ms(),
+                };
+                self.blocking(move |inner| Ok(inner.hints.store(&target, &hinted)?)).await?
+            }
+            None => {
+                let (key, record) = (write.key, write.record);
+                self.blocking(move |inner| inner.merge_local(&ks, key, &record)).await?
+            }
+        };
+        self.durable(ticket).await
+    }
+}
+
+impl ReplicaHandler for Coordinator {
+    fn handle_read(&self, keyspace: String, key: Bytes) -> BoxFuture<'static, Result<Option<Record>, KvError>> {
+        let this = self.clone();
+        async move {
+            let ks = this.inner.keyspaces.get(&keyspace)?;
+            this.blocking(move |inner| Ok(inner.storage.get(&ks.name, &key)?)).await
+        }
+        .boxed()
+    }
+
+    fn handle_write(&self, write: ReplicaWrite) -> BoxFuture<'static, Result<(), KvError>> {
+        let this = self.clone();
+        async move { this.apply_replica_write(write).await }.boxed()
+    }
+
+    fn handle_hints(&self, hints: Vec<HintedWrite>) -> BoxFuture<'static, Result<u32, KvError>> {
+        let this = self.clone();
+        async move {
+            let mut applied = 0;
+            for h in hints {
+                let write = ReplicaWrite { keyspace: h.keyspace, key: h.key, record: h.record, hint_for: None };
+                this.apply_replica_write(write).await?;
+                applied += 1;
+            }
+            Ok(applied)
+        }
+        .boxed()
+    }
+
+    fn handle_coordinate(&self, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, KvError>> {
+        let this = self.clone();
+        async move { this.mutate_routed(&call.keyspace, call.key, call.mutation, call.consistency, true).await }.boxed()
+    }
+
+    fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {
+        StaticMembership::merge_hello(&self.inner.view, from, known)
+    }
+}
+
+/// The coordinator as the handler of peer calls.
+pub fn handler(coordinator: &Coordinator) -> Arc<dyn ReplicaHandler> {
+    Arc::new(coordinator.clone())
+}

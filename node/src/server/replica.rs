@@ -1,0 +1,105 @@
+//! gRPC server side of the node-to-node protocol (`ringkv.cluster.v1.Replica`).
+//!
+//! [`ReplicaService`] decodes each request with `transport::convert` (the same
+//! conversions the client uses), hands it to the node's [`ReplicaHandler`]
+//! (the coordinator), and encodes the answer.
+//!
+//! Invariants: a malformed request is refused with INVALID_ARGUMENT
+//! (`RKV-BAD-PEER-REQUEST`) before it reaches the handler; handler errors
+//! become statuses only through `status::to_status`; no request panics.
+//!
+//! This module may call `transport` (types, `convert`, `ReplicaHandler`) and
+//! `server::status` only.
+
+use std::sync::Arc;
+
+use ringkv_proto::cluster::v1 as pb;
+use ringkv_proto::cluster::v1::replica_server::{Replica, ReplicaServer};
+use tonic::{Request, Response, Status};
+
+use crate::transport::convert::{self, ConvertError};
+use crate::transport::{MAX_MESSAGE_BYTES, ReplicaHandler};
+
+use super::status::{invalid_argument, to_status};
+
+/// Stable error code of a peer request that cannot be decoded.
+const BAD_PEER_REQUEST: &str = "RKV-BAD-PEER-REQUEST";
+
+fn bad_request(e: &ConvertError) -> Status {
+    invalid_argument(BAD_PEER_REQUEST, e)
+}
+
+/// The `ringkv.cluster.v1.Replica` service over a [`ReplicaHandler`].
+#[derive(Debug, Clone)]
+pub struct ReplicaService {
+    handler: Arc<dyn ReplicaHandler>,
+}
+
+impl ReplicaService {
+    /// A service delivering every call to `handler`.
+    pub fn new(handler: Arc<dyn ReplicaHandler>) -> Self {
+        Self { handler }
+    }
+}
+
+/// The tonic server of [`ReplicaService`], accepting messages as large as peers send.
+pub fn replica_server(handler: Arc<dyn ReplicaHandler>) -> ReplicaServer<ReplicaService> {
+    ReplicaServer::new(ReplicaService::new(handler))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+#[tonic::async_trait]
+impl Replica for ReplicaService {
+    async fn read(
+        &self,
+        request: Request<pb::ReplicaReadRequest>,
+    ) -> Result<Response<pb::ReplicaReadResponse>, Status> {
+        // `digest_only` is an optimisation the protocol allows; answering with
+        // the full record is always correct, and the client does not ask for it yet.
+        let req = request.into_inner();
+        let record = self.handler.handle_read(req.keyspace, req.key).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(convert::read_response_to_proto(record.as_ref())))
+    }
+
+    async fn write(
+        &self,
+        request: Request<pb::ReplicaWriteRequest>,
+    ) -> Result<Response<pb::ReplicaWriteResponse>, Status> {
+        let write = convert::replica_write_from_proto(request.into_inner()).map_err(|e| bad_request(&e))?;
+        self.handler.handle_write(write).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ReplicaWriteResponse {}))
+    }
+
+    async fn deliver_hints(
+        &self,
+        request: Request<pb::DeliverHintsRequest>,
+    ) -> Result<Response<pb::DeliverHintsResponse>, Status> {
+        let req = request.into_inner();
+        let hints = req.hints.into_iter().map(convert::hint_from_proto).collect::<Result<Vec<_>, _>>();
+        let hints = hints.map_err(|e| bad_request(&e))?;
+        tracing::debug!(from = %req.from_host_id, count = hints.len(), "receiving hinted writes");
+        let applied = self.handler.handle_hints(hints).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::DeliverHintsResponse { applied }))
+    }
+
+    async fn coordinate(
+        &self,
+        request: Request<pb::CoordinateRequest>,
+    ) -> Result<Response<pb::CoordinateResponse>, Status> {
+        let call = convert::coordinate_call_from_proto(request.into_inner()).map_err(|e| bad_request(&e))?;
+        let reply = self.handler.handle_coordinate(call).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(convert::coordinate_reply_to_proto(&reply)))
+    }
+
+    async fn hello(&self, request: Request<pb::HelloRequest>) -> Result<Response<pb::HelloResponse>, Status> {
+        let req = request.into_inner();
+        let from = convert::required_member(req.from, "HelloRequest", "from").map_err(|e| bad_request(&e))?;
+        let known = convert::members_from_proto(req.known).map_err(|e| bad_request(&e))?;
+        let (me, known) = self.handler.handle_hello(from, known);
+        Ok(Response::new(pb::HelloResponse {
+            me: Some(convert::member_to_proto(&me)),
+            known: known.iter().map(convert::member_to_proto).collect(),
+        }))
+    }
+}

@@ -1,0 +1,392 @@
+//! [`GrpcTransport`]: the [`Transport`] over tonic (`ringkv.cluster.v1.Replica`).
+//!
+//! Connection pooling: one lazily connected tonic [`Channel`] per peer
+//! address, cached for the life of the transport. HTTP/2 multiplexes every
+//! call to a peer over it, and tonic reconnects it when the peer comes back,
+//! so a cached channel never needs to be evicted.
+//!
+//! Invariants: every call has a deadline, enforced locally with
+//! `tokio::time::timeout` and sent to the peer as `grpc-timeout`; no error
+//! from the network panics: it becomes a [`TransportError`] (`Timeout`,
+//! `Unreachable` for connection failures and `UNAVAILABLE`, `Remote` for other
+//! statuses, `Malformed` for answers [`convert`](super::convert) rejects).
+//!
+//! This module may call `transport::convert` and the generated proto client only.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use ringkv_proto::cluster::v1 as pb;
+use ringkv_proto::cluster::v1::replica_client::ReplicaClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status, TimeoutExpired};
+
+use crate::membership::Member;
+use crate::version::Record;
+
+use super::convert::{self, ConvertError};
+use super::{CoordinateCall, CoordinateReply, HintedWrite, Peer, ReplicaWrite, Transport, TransportError};
+
+/// Largest message sent or accepted between nodes. A replica message carries
+/// at most a record with its siblings (about twice the value limit) or a batch
+/// of hints, so this is generous on purpose.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The [`Transport`] over gRPC. Cheap to clone; clones share the channel pool.
+#[derive(Debug, Clone)]
+pub struct GrpcTransport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    call_timeout: Duration,
+    connect_timeout: Duration,
+    channels: Mutex<HashMap<SocketAddr, Channel>>,
+}
+
+impl Inner {
+    /// A client over the pooled channel to `addr`, creating the channel on first use.
+    /// Must run inside the runtime: creating a channel spawns its worker task.
+    fn client(&self, addr: SocketAddr, peer: &str) -> Result<ReplicaClient<Channel>, TransportError> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        let channel = match channels.get(&addr) {
+            Some(channel) => channel.clone(),
+            None => {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
+                    TransportError::Unreachable { peer: peer.to_owned(), reason: format!("invalid endpoint: {e}") }
+                })?;
+                let channel = endpoint.connect_timeout(self.connect_timeout).tcp_nodelay(true).connect_lazy();
+                tracing::debug!(%addr, "created channel to peer");
+                channels.insert(addr, channel.clone());
+                channel
+            }
+        };
+        drop(channels);
+        Ok(ReplicaClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
+
+impl GrpcTransport {
+    /// A transport whose calls fail with `Timeout` after `call_timeout`, and
+    /// whose connection attempts give up after `connect_timeout`.
+    pub fn new(call_timeout: Duration, connect_timeout: Duration) -> Self {
+        Self { inner: Arc::new(Inner { call_timeout, connect_timeout, channels: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// Number of peers with a pooled channel.
+    pub fn pooled_channels(&self) -> usize {
+        self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// One unary call: sends `msg` with `call`, under the deadline, and
+    /// converts the answer with `decode`.
+    fn unary<M, R, T, F, Fut, D>(
+        &self,
+        peer: String,
+        addr: SocketAddr,
+        msg: M,
+        call: F,
+        decode: D,
+    ) -> BoxFuture<'static, Result<T, TransportError>>
+    where
+        M: Send + 'static,
+        R: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(ReplicaClient<Channel>, Request<M>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<R>, Status>> + Send,
+        D: FnOnce(R) -> Result<T, ConvertError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let timeout = inner.call_timeout;
+            let client = inner.client(addr, &peer)?;
+            let mut request = Request::new(msg);
+            request.set_timeout(timeout);
+            let answer = match tokio::time::timeout(timeout, call(client, request)).await {
+                Ok(Ok(response)) => response.into_inner(),
+                Ok(Err(status)) => return Err(from_status(peer, timeout, &status)),
+                Err(_) => return Err(TransportError::Timeout { peer, timeout }),
+            };
+            decode(answer).map_err(|e| TransportError::Malformed { peer, reason: e.to_string() })
+        })
+    }
+}
+
+/// Maps a status from the peer (or from tonic's connection layer) to a [`TransportError`].
+fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportError {
+    match status.code() {
+        Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
+        Code::DeadlineExceeded => TransportError::Timeout { peer, timeout },
+        // The peer's server enforces our grpc-timeout and answers CANCELLED when it passes.
+        Code::Cancelled if status.message() == TimeoutExpired(()).to_string() => {
+            TransportError::Timeout { peer, timeout }
+        }
+        code => TransportError::Remote { peer, code: format!("{code:?}"), message: status.message().to_owned() },
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn read(
+        &self,
+        to: &Peer,
+        keyspace: &str,
+        key: &Bytes,
+    ) -> BoxFuture<'static, Result<Option<Record>, TransportError>> {
+        let msg = pb::ReplicaReadRequest { keyspace: keyspace.to_owned(), key: key.clone(), digest_only: false };
+        self.unary(
+            to.to_string(),
+            to.addr,
+            msg,
+            |mut c, r| async move { c.read(r).await },
+            |resp| convert::read_response_from_proto(&resp),
+        )
+    }
+
+    fn write(&self, to: &Peer, write: ReplicaWrite) -> BoxFuture<'static, Result<(), TransportError>> {
+        let msg = convert::replica_write_to_proto(&write);
+        self.unary(to.to_string(), to.addr, msg, |mut c, r| async move { c.write(r).await }, |_| Ok(()))
+    }
+
+    fn deliver_hints(
+        &self,
+        to: &Peer,
+        from_host_id: &str,
+        hints: Vec<HintedWrite>,
+    ) -> BoxFuture<'static, Result<u32, TransportError>> {
+        let msg = pb::DeliverHintsRequest {
+            from_host_id: from_host_id.to_owned(),
+            hints: hints.iter().map(convert::hint_to_proto).collect(),
+        };
+        self.unary(
+            to.to_string(),
+            to.addr,
+            msg,
+            |mut c, r| async move { c.deliver_hints(r).await },
+            |resp| Ok(resp.applied),
+        )
+    }
+
+    fn coordinate(
+        &self,
+        to: &Peer,
+        call: CoordinateCall,
+    ) -> BoxFuture<'static, Result<CoordinateReply, TransportError>> {
+        let msg = convert::coordinate_call_to_proto(&call);
+        self.unary(
+            to.to_string(),
+            to.addr,
+            msg,
+            |mut c, r| async move { c.coordinate(r).await },
+            convert::coordinate_reply_from_proto,
+        )
+    }
+
+    fn hello(
+        &self,
+        addr: SocketAddr,
+        me: Member,
+        known: Vec<Member>,
+    ) -> BoxFuture<'static, Result<(Member, Vec<Member>), TransportError>> {
+        let msg = pb::HelloRequest {
+            from: Some(convert::member_to_proto(&me)),
+            known: known.iter().map(convert::member_to_proto).collect(),
+        };
+        self.unary(
+            addr.to_string(),
+            addr,
+            msg,
+            |mut c, r| async move { c.hello(r).await },
+            |resp| {
+                Ok((
+                    convert::required_member(resp.me, "HelloResponse", "me")?,
+                    convert::members_from_proto(resp.known)?,
+                ))
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::KvError;
+    use crate::replication::{Consistency, ConsistencyLevel, Mutation, WriteResult};
+    use crate::server::replica::replica_server;
+    use crate::transport::ReplicaHandler;
+    use crate::transport::convert::tests::{sample_member, sample_record};
+
+    /// Answers every call from fixed data and records what it was asked.
+    #[derive(Debug, Default)]
+    struct FakeHandler {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl FakeHandler {
+        fn log(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl ReplicaHandler for FakeHandler {
+        fn handle_read(&self, keyspace: String, key: Bytes) -> BoxFuture<'static, Result<Option<Record>, KvError>> {
+            self.log(format!("read {keyspace}/{}", String::from_utf8_lossy(&key)));
+            Box::pin(async move {
+                match &key[..] {
+                    // Longer than any call timeout of these tests.
+                    b"slow" => tokio::time::sleep(Duration::from_secs(30)).await,
+                    b"missing" => return Ok(None),
+                    _ => {}
+                }
+                Ok(Some(sample_record()))
+            })
+        }
+
+        fn handle_write(&self, write: ReplicaWrite) -> BoxFuture<'static, Result<(), KvError>> {
+            self.log(format!(
+                "write {}/{} hint_for={:?}",
+                write.keyspace,
+                String::from_utf8_lossy(&write.key),
+                write.hint_for
+            ));
+            let ok = write.keyspace != "nope" && write.record == sample_record();
+            Box::pin(async move { if ok { Ok(()) } else { Err(KvError::UnknownKeyspace { name: "nope".into() }) } })
+        }
+
+        fn handle_hints(&self, hints: Vec<HintedWrite>) -> BoxFuture<'static, Result<u32, KvError>> {
+            self.log(format!("hints {}", hints.len()));
+            let applied = hints.iter().filter(|h| h.record == sample_record()).count() as u32;
+            Box::pin(async move { Ok(applied) })
+        }
+
+        fn handle_coordinate(&self, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, KvError>> {
+            self.log(format!("coordinate {} {:?}", call.mutation.name(), call.consistency.level));
+            let result = WriteResult { applied: true, version: 7, ..WriteResult::default() };
+            Box::pin(async move { Ok(CoordinateReply { result, counter: 3, current: Some(sample_record()) }) })
+        }
+
+        fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {
+            self.log(format!("hello {} knows {}", from.host_id, known.len()));
+            let me = sample_member("server", 1);
+            (me.clone(), vec![me, from])
+        }
+    }
+
+    /// Serves `handler` on 127.0.0.1:0; the server stops when the test's runtime does.
+    async fn serve(handler: Arc<FakeHandler>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = tonic::transport::Server::builder().add_service(replica_server(handler));
+        tokio::spawn(server.serve_with_incoming(incoming));
+        addr
+    }
+
+    fn peer(addr: SocketAddr) -> Peer {
+        Peer { host_id: "server".into(), addr }
+    }
+
+    fn transport(call_timeout: Duration) -> GrpcTransport {
+        GrpcTransport::new(call_timeout, Duration::from_secs(1))
+    }
+
+    #[tokio::test]
+    async fn every_call_round_trips_over_one_pooled_channel() {
+        let handler = Arc::new(FakeHandler::default());
+        let to = peer(serve(Arc::clone(&handler)).await);
+        let t = transport(Duration::from_secs(5));
+        let key = Bytes::from_static(b"k");
+
+        assert_eq!(t.read(&to, "ks", &key).await, Ok(Some(sample_record())));
+        assert_eq!(t.read(&to, "ks", &Bytes::from_static(b"missing")).await, Ok(None));
+        let write = ReplicaWrite { keyspace: "ks".into(), key: key.clone(), record: sample_record(), hint_for: None };
+        assert_eq!(t.write(&to, write).await, Ok(()));
+        let hint = HintedWrite { keyspace: "ks".into(), key: key.clone(), record: sample_record(), created_at_ms: 1 };
+        assert_eq!(t.deliver_hints(&to, "me", vec![hint.clone(), hint]).await, Ok(2));
+        let call = CoordinateCall {
+            keyspace: "ks".into(),
+            key,
+            mutation: Mutation::Increment { delta: 1, ttl_seconds: None },
+            consistency: Consistency::level(ConsistencyLevel::Quorum),
+        };
+        let reply = t.coordinate(&to, call).await.unwrap();
+        assert_eq!((reply.result.version, reply.counter, reply.current), (7, 3, Some(sample_record())));
+        let (me, known) = t.hello(to.addr, sample_member("client", 2), vec![]).await.unwrap();
+        assert_eq!(me, sample_member("server", 1));
+        assert_eq!(known, vec![sample_member("server", 1), sample_member("client", 2)]);
+
+        assert_eq!(
+            handler.calls(),
+            [
+                "read ks/k",
+                "read ks/missing",
+                "write ks/k hint_for=None",
+                "hints 2",
+                "coordinate incr Some(Quorum)",
+                "hello client knows 0",
+            ]
+        );
+        assert_eq!(t.pooled_channels(), 1);
+    }
+
+    #[tokio::test]
+    async fn handler_errors_arrive_as_remote_with_their_stable_code() {
+        let to = peer(serve(Arc::new(FakeHandler::default())).await);
+        let write = ReplicaWrite {
+            keyspace: "nope".into(),
+            key: Bytes::from_static(b"k"),
+            record: sample_record(),
+            hint_for: Some("other".into()),
+        };
+        let err = transport(Duration::from_secs(5)).write(&to, write).await.unwrap_err();
+        let TransportError::Remote { code, message, .. } = err else { panic!("expected Remote, got {err:?}") };
+        assert_eq!(code, "InvalidArgument");
+        assert!(message.contains("RKV-UNKNOWN-KEYSPACE"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn malformed_requests_are_refused_before_the_handler() {
+        let handler = Arc::new(FakeHandler::default());
+        let addr = serve(Arc::clone(&handler)).await;
+        let mut client = ReplicaClient::connect(format!("http://{addr}")).await.unwrap();
+        let status = client.coordinate(pb::CoordinateRequest::default()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("RKV-BAD-PEER-REQUEST"), "{}", status.message());
+        let bad_from = pb::EndpointInfo { host_id: "x".into(), grpc_addr: "nowhere".into(), ..Default::default() };
+        let status = client.hello(pb::HelloRequest { from: Some(bad_from), known: vec![] }).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(handler.calls().is_empty(), "{:?}", handler.calls());
+    }
+
+    #[tokio::test]
+    async fn a_slow_peer_times_out() {
+        let handler = Arc::new(FakeHandler::default());
+        let to = peer(serve(Arc::clone(&handler)).await);
+        let timeout = Duration::from_millis(200);
+        let result = transport(timeout).read(&to, "ks", &Bytes::from_static(b"slow")).await;
+        assert_eq!(result, Err(TransportError::Timeout { peer: to.to_string(), timeout }));
+        assert_eq!(handler.calls(), ["read ks/slow"], "the call reached the handler before timing out");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let result = transport(Duration::from_secs(5)).hello(addr, sample_member("client", 2), vec![]).await;
+        assert!(matches!(result, Err(TransportError::Unreachable { .. })), "{result:?}");
+    }
+}
