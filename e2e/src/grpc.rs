@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use ringkv_proto::v1::kv_client::KvClient;
-use ringkv_proto::v1::{Entry, GetRequest, GetResponse, ListRequest, PutRequest, ScanRequest};
+use ringkv_proto::v1::{
+    Consistency, ConsistencyLevel, Entry, GetRequest, GetResponse, ListRequest, PutRequest, ScanRequest,
+};
 use tonic::transport::{Channel, Endpoint};
 
 /// Deadline of each request made through [`connect`]ed clients.
@@ -50,6 +52,40 @@ pub async fn get(client: &mut KvClient<Channel>, key: &str) -> Result<GetRespons
 /// key has several siblings or a tombstone (a single writer never makes any).
 pub async fn get_value(client: &mut KvClient<Channel>, key: &str) -> Result<Option<Bytes>> {
     let response = get(client, key).await?;
+    if !response.found {
+        return Ok(None);
+    }
+    match response.siblings.as_slice() {
+        [one] if !one.tombstone => Ok(Some(one.value.clone())),
+        other => bail!("get {key:?}: expected one live sibling, got {other:?}"),
+    }
+}
+
+/// A blind put in the default keyspace at consistency `level`.
+pub async fn put_at(client: &mut KvClient<Channel>, key: &str, value: &str, level: ConsistencyLevel) -> Result<()> {
+    client
+        .put(PutRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            consistency: Some(Consistency { level: level.into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("put {key:?} at {}", level.as_str_name()))?;
+    Ok(())
+}
+
+/// Like [`get_value`], read at consistency `level`.
+pub async fn get_value_at(client: &mut KvClient<Channel>, key: &str, level: ConsistencyLevel) -> Result<Option<Bytes>> {
+    let response = client
+        .get(GetRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            consistency: Some(Consistency { level: level.into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("get {key:?} at {}", level.as_str_name()))?
+        .into_inner();
     if !response.found {
         return Ok(None);
     }

@@ -14,14 +14,18 @@
 //! - [`kvctl`]: runs the `kvctl` binary against a node.
 //! - [`grpc`]: gRPC client helpers (connect, put, get, scan).
 //! - [`journal`]: finds and damages fjall journal files for recovery tests.
+//! - [`cluster`]: [`Cluster`], several nodes forming one cluster (start,
+//!   wait until all see each other alive, kill, restart, status, metrics).
 
 pub mod binaries;
+pub mod cluster;
 pub mod grpc;
 pub mod journal;
 pub mod kvctl;
 pub mod node;
 pub mod wait;
 
+pub use cluster::Cluster;
 pub use kvctl::{KvctlOutput, kvctl};
 pub use node::{NodeOptions, NodeProcess, SyncMode};
 pub use wait::wait_until;

@@ -81,6 +81,18 @@ impl NodeOptions {
         self.config_toml = Some(toml.into());
         self
     }
+
+    /// Appends `--seeds ADDR,ADDR,…` (nothing when `seeds` is empty: a
+    /// node without seeds starts a cluster of its own).
+    pub fn seeds<A: std::fmt::Display>(self, seeds: impl IntoIterator<Item = A>) -> Self {
+        let seeds: Vec<String> = seeds.into_iter().map(|s| s.to_string()).collect();
+        if seeds.is_empty() { self } else { self.arg("--seeds").arg(seeds.join(",")) }
+    }
+
+    /// Appends `--replication-factor N`.
+    pub fn replication_factor(self, n: u32) -> Self {
+        self.arg("--replication-factor").arg(n.to_string())
+    }
 }
 
 /// What the ready line announced.
@@ -214,6 +226,31 @@ impl NodeProcess {
         // The old child is reaped; replacing it drops nothing that runs.
         *self = next;
         Ok(())
+    }
+
+    /// Starts the node again with other `options` (typically other
+    /// `--seeds`, since a peer's address changes when it restarts). The data
+    /// dir must stay the same: this is the same node coming back. The old
+    /// process must have exited, as for [`restart`](Self::restart).
+    pub async fn restart_with(&mut self, options: NodeOptions) -> Result<()> {
+        if self.is_running() {
+            bail!("restart_with() of a running node (pid {}); kill9() or terminate() it first", self.pid());
+        }
+        if options.data_dir != self.options.data_dir {
+            bail!(
+                "restart_with() must keep the data dir {} (got {})",
+                self.options.data_dir.display(),
+                options.data_dir.display()
+            );
+        }
+        let next = Self::start_nth(options, self.starts + 1).await?;
+        *self = next;
+        Ok(())
+    }
+
+    /// The options of the current run.
+    pub fn options(&self) -> &NodeOptions {
+        &self.options
     }
 
     /// Path of the stderr log of the current run.

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -76,6 +76,7 @@ struct Engine {
     by_key: Keyspace,
     meta: Keyspace,
     hints: Keyspace,
+    data_dir: PathBuf,
     /// First journal write / fsync failure; set once, never cleared.
     poison: OnceLock<StorageError>,
     fsync_observer: RwLock<Option<FsyncObserver>>,
@@ -103,6 +104,7 @@ impl FjallStorage {
             by_key,
             meta,
             hints,
+            data_dir: config.data_dir.clone(),
             poison: OnceLock::new(),
             fsync_observer: RwLock::new(None),
         });
@@ -324,8 +326,13 @@ impl Engine {
 
     /// Maps a failed write; a poisoned fjall poisons this engine too.
     fn write_failed(&self, op: &'static str, source: fjall::Error) -> StorageError {
-        let err = engine_error(op, source);
+        let mut err = engine_error(op, source);
         if matches!(err, StorageError::Poisoned { .. }) {
+            // fjall poisons itself when a background flush hits ENOSPC, hiding the
+            // cause; a small probe write tells the operator what to fix.
+            if volume_is_full(&self.data_dir) {
+                err = StorageError::DiskFull { op };
+            }
             let _ = self.poison.set(err.clone());
         }
         err
@@ -391,6 +398,18 @@ impl CommitSink for Engine {
     fn sync(&self) -> Result<(), StorageError> {
         self.fsync(PersistMode::SyncData, "fsync a group commit")
     }
+}
+
+/// True when writing a small file in `dir` fails for lack of space.
+fn volume_is_full(dir: &Path) -> bool {
+    use std::io::Write;
+    let probe = dir.join(".ringkv-space-probe");
+    let result = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    matches!(result, Err(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
 }
 
 /// Maps a fjall error: ENOSPC becomes [`StorageError::DiskFull`], a poisoned

@@ -285,15 +285,10 @@ impl SimNetwork {
             bump(&net.counters.sent);
             let timeout = net.replica_timeout();
             let deadline = Instant::now() + timeout;
-            let lost = || async move {
-                // A lost message is only noticed at the deadline, as with a real network.
-                tokio::time::sleep_until(deadline).await;
-                Err(TransportError::Timeout { peer: to.clone(), timeout })
-            };
             tokio::time::sleep(net.draw_delay()).await;
             match net.fate(&from, &to) {
                 Fate::Arrives => {}
-                Fate::Dropped => return lost().await,
+                Fate::Dropped => return lost(deadline, to, timeout).await,
                 Fate::Refused(e) => return Err(e),
             }
             let Some(handler) = net.handler(&to) else {
@@ -317,11 +312,17 @@ impl SimNetwork {
             match net.fate(&to, &from) {
                 Fate::Arrives => answer.map_err(|e| remote_error(&to, timeout, &e)),
                 // The request was served but the caller never hears back.
-                Fate::Dropped | Fate::Refused(_) => lost().await,
+                Fate::Dropped | Fate::Refused(_) => lost(deadline, to, timeout).await,
             }
         }
         .boxed()
     }
+}
+
+/// A lost message is only noticed at the deadline, as with a real network.
+async fn lost<T>(deadline: Instant, peer: String, timeout: Duration) -> Result<T, TransportError> {
+    tokio::time::sleep_until(deadline).await;
+    Err(TransportError::Timeout { peer, timeout })
 }
 
 /// Maps a handler error to what the gRPC transport would report for the status

@@ -247,10 +247,8 @@ impl SimCluster {
 
     /// Cuts every link between the nodes of `a` and those of `b` (liveness untouched).
     pub fn partition(&self, a: &[usize], b: &[usize]) {
-        let hosts = |s: &[usize]| s.iter().map(|i| self.host(*i).to_owned()).collect::<Vec<_>>();
-        let (a, b) = (hosts(a), hosts(b));
-        let refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
-        self.net.partition(&refs(&a), &refs(&b));
+        let hosts = |s: &[usize]| -> Vec<&str> { s.iter().map(|i| self.host(*i)).collect() };
+        self.net.partition(&hosts(a), &hosts(b));
     }
 
     /// Restores every link.
