@@ -86,8 +86,7 @@ pub enum ClientError {
     /// The node or too many replicas are unavailable, or the connection broke
     /// (`UNAVAILABLE`).
     #[error(
-        "{rpc} via {endpoint} failed, the cluster is unavailable: {message}; check the nodes \
-         with `kvctl status`, retry later, or use a lower consistency level"
+        "{rpc} via {endpoint} failed, the cluster is unavailable: {message}; check the nodes with `kvctl status`"
     )]
     Unavailable {
         /// The RPC that failed.

@@ -119,6 +119,7 @@ async fn quorum_writes_survive_a_dead_replica_through_hints() -> Result<()> {
     ensure!(refused.code == Some(3), "QUORUM write with 2 of 3 replicas down did not exit 3: {refused}");
     ensure!(refused.stderr.contains("unavailable"), "QUORUM refusal is not UNAVAILABLE: {refused}");
     ensure!(refused.stderr.contains("required"), "QUORUM refusal does not say what was required: {refused}");
+    println!("refused as expected: {}", refused.stderr.trim());
     println!("done after {:?}", started.elapsed());
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Storage benchmarks: durable writes with and without group commit,
-//! periodic writes, random reads. Results: `docs/benchmarks-storage.md`.
+//! periodic writes, random reads. Results: `docs/benchmarks.md`.
 //!
 //! Run with `cargo bench -p ringkv-node --bench storage` (about 2 minutes).
 //! Data lives under the target dir (a real disk, not tmpfs) so fsyncs cost

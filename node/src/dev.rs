@@ -88,6 +88,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             Ok(Ok(Some(line))) => println!("node {i}: {}", line.trim_start_matches("RINGKV_READY ")),
             _ => bail!("node {i} did not become ready; see its log above"),
         }
+        // Keep draining the node's stdout so that a later line never meets a closed pipe.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("node {i}: {line}");
+            }
+        });
         children.push(child);
     }
     println!(

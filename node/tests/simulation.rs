@@ -25,7 +25,12 @@ const SEEDS: std::ops::Range<u64> = 0..8;
 
 /// The largest integer value among the live siblings of a read.
 fn max_value(r: &ReadResult) -> u64 {
-    r.siblings.iter().filter_map(|s| s.value.as_ref()).filter_map(|v| std::str::from_utf8(v).ok()?.parse().ok()).max().unwrap_or(0)
+    r.siblings
+        .iter()
+        .filter_map(|s| s.value.as_ref())
+        .filter_map(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 fn values(r: &ReadResult) -> Vec<Bytes> {
@@ -60,7 +65,7 @@ struct QuorumRun {
 /// Sequential blind QUORUM writes of increasing values (one writer per key)
 /// and QUORUM reads, all through random coordinators, interleaved in virtual time.
 async fn quorum_workload(seed: u64, drop: f64) -> QuorumRun {
-    let c = SimCluster::new(seed).nodes(5).rf(3).drop(drop).delay_ms(1..20).build();
+    let c = SimCluster::new(seed).nodes(5).rf(3).drop(drop).delay_ms(1..=20).build();
     let keys: Vec<Bytes> = (0..3).map(|k| b(&format!("key-{k}"))).collect();
     let acked: RefCell<BTreeMap<Bytes, u64>> = RefCell::default();
     let read_floor: RefCell<BTreeMap<Bytes, u64>> = RefCell::default();
@@ -109,7 +114,8 @@ async fn quorum_workload(seed: u64, drop: f64) -> QuorumRun {
                             run.lost_acks.push(format!("{key:?} via node {node}: read {v}, acknowledged {ack_floor}"));
                         }
                         if v < seen_floor {
-                            run.went_back.push(format!("{key:?} via node {node}: read {v} after a read of {seen_floor}"));
+                            run.went_back
+                                .push(format!("{key:?} via node {node}: read {v} after a read of {seen_floor}"));
                         }
                         let mut floor = read_floor.borrow_mut();
                         let f = floor.entry(key).or_insert(0);
@@ -142,13 +148,66 @@ async fn quorum_reads_see_latest_acknowledged_write() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-#[ignore = "BUG: blocking read repair ignores repairs that fail, so a QUORUM read can return less than an earlier one"]
+#[ignore = "BUG: blocking read repair ignores failed repairs, so a QUORUM read can return less than an earlier one"]
 async fn quorum_reads_never_go_back() {
-    for seed in SEEDS {
-        let run = quorum_workload(seed, 0.05).await;
+    // Seed 45 at 30 % loss is a counterexample found by this workload; see the targeted test below.
+    for (seed, drop) in SEEDS.map(|s| (s, 0.05)).chain([(45, 0.3)]) {
+        let run = quorum_workload(seed, drop).await;
         assert!(run.dropped > 0, "seed {seed}: the network dropped nothing");
-        assert!(run.went_back.is_empty(), "seed {seed}: reads went back: {:#?}", run.went_back);
+        assert!(run.went_back.is_empty(), "seed {seed}, drop {drop}: reads went back: {:#?}", run.went_back);
     }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+#[ignore = "BUG: blocking read repair ignores failed repairs, so a QUORUM read can return less than an earlier one"]
+async fn quorum_read_whose_repair_fails_is_not_returned() {
+    // Every hop takes exactly 10 ms, so the crash below lands between a read's answer and its repair.
+    let c = SimCluster::new(0).delay_ms(10..=10).build();
+    let key = b("monotonic");
+    let [a, b1, c1] = c.replicas_of(&key)[..] else { panic!("RF 3") };
+    c.node(a).put(KS, key.clone(), b("1"), put_at(All, Bytes::new())).await.expect("write 1");
+    // "2" reaches only `a`: its write fails, and its hints are never replayed.
+    let others: Vec<usize> = (0..c.nodes.len()).filter(|i| *i != a).collect();
+    c.partition(&[a], &others);
+    c.node(a).put(KS, key.clone(), b("2"), put_at(Quorum, Bytes::new())).await.expect_err("write 2 fails");
+    c.heal();
+    // The read gets "2" from `a` and "1" from a peer at +20 ms; its repair would land at +30 ms.
+    let crash_during_repair = async {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        c.net.crash(c.host(b1));
+        c.net.crash(c.host(c1));
+    };
+    let (first, ()) = futures::join!(c.node(a).get(KS, key.clone(), at(Quorum)), crash_during_repair);
+    assert!(c.net.stats().refused_by_crash > 0, "the repair was not refused");
+    c.net.restart(c.host(b1));
+    c.net.restart(c.host(c1));
+    c.crash(a);
+    let second = c.node(b1).get(KS, key.clone(), at(Quorum)).await.expect("second read");
+    if let Ok(first) = first {
+        // Expected: the first read fails (its value is on one replica only), or the second one sees "2" too.
+        assert!(max_value(&second) >= max_value(&first), "read {:?} after {:?}", values(&second), values(&first));
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+#[ignore = "BUG: a forwarded write whose reply is lost is reported Unavailable (0 alive) though it was applied"]
+async fn forwarded_write_with_a_lost_reply_is_not_reported_unavailable() {
+    let c = SimCluster::new(0).delay_ms(10..=10).build();
+    let key = b("forwarded");
+    let replicas = c.replicas_of(&key);
+    let outsider = c.non_replicas_of(&key)[0];
+    // The forward reaches the first replica at +10 ms, which replicates and answers at +30 ms;
+    // the outsider is cut off from every replica before the answer arrives at +40 ms.
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(35)).await;
+        c.partition(&[outsider], &replicas);
+    };
+    let (put, ()) = futures::join!(c.node(outsider).put(KS, key.clone(), b("v"), put_at(Quorum, Bytes::new())), cut);
+    assert!(c.net.stats().refused_by_partition > 0, "the cut refused nothing");
+    let applied = replicas.iter().filter(|r| c.local_values(**r, &key) == [b("v")]).count();
+    assert!(applied >= 2, "the write reached a quorum ({applied} replicas)");
+    // Unavailable tells the client nothing was written; the outcome here is unknown (a timeout), not a refusal.
+    assert!(!matches!(put, Err(KvError::Unavailable { .. })), "applied on {applied} replicas but got {put:?}");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -162,7 +221,7 @@ async fn same_seed_replays_the_same_run() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn concurrent_writes_become_siblings_and_a_context_write_resolves_them() {
     for seed in SEEDS {
-        let c = SimCluster::new(seed).delay_ms(1..20).build();
+        let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let key = b("doc");
         let replicas = c.replicas_of(&key);
         let (left, right) = (replicas[0], replicas[1]);
@@ -196,7 +255,7 @@ async fn concurrent_writes_become_siblings_and_a_context_write_resolves_them() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn down_node_gets_every_write_through_hints() {
     for seed in SEEDS {
-        let c = SimCluster::new(seed).delay_ms(1..20).build();
+        let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let down = (seed % 5) as usize;
         let keys = c.keys_replicated_by(down, "hinted", 20);
         c.crash(down);
@@ -223,7 +282,7 @@ async fn down_node_gets_every_write_through_hints() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn read_repair_fixes_a_stale_replica() {
     for seed in SEEDS {
-        let c = SimCluster::new(seed).delay_ms(1..20).build();
+        let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let mut stale = Vec::new();
         for key in [b("repair-all"), b("repair-quorum")] {
             // Down and unreachable while the key is written; its hints are never replayed.
@@ -256,7 +315,7 @@ async fn read_repair_fixes_a_stale_replica() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn partition_minority_cannot_reach_quorum() {
     for seed in SEEDS {
-        let c = SimCluster::new(seed).delay_ms(1..20).build();
+        let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let key = b("split");
         let replicas = c.replicas_of(&key);
         let (lonely, outsider) = (replicas[(seed % 3) as usize], c.non_replicas_of(&key)[(seed % 2) as usize]);
@@ -268,7 +327,10 @@ async fn partition_minority_cannot_reach_quorum() {
             // The failure detector has not noticed yet: the replica applies locally, then misses its quorum.
             let put = c.node(isolated).put(KS, key.clone(), b("unacked"), put_at(Quorum, Bytes::new())).await;
             let err = put.expect_err("an isolated coordinator must not reach QUORUM");
-            assert!(matches!(err, KvError::QuorumNotReached { required: 2, .. } | KvError::Unavailable { .. }), "{err}");
+            assert!(
+                matches!(err, KvError::QuorumNotReached { required: 2, .. } | KvError::Unavailable { .. }),
+                "{err}"
+            );
             assert!(c.net.stats().since(&before).refused_by_partition > 0, "seed {seed}: the partition cut nothing");
             // Once it sees the others down, it refuses before applying anything.
             others.iter().for_each(|o| c.node(isolated).view().set_liveness(c.host(*o), Liveness::Down));
@@ -291,13 +353,14 @@ async fn partition_minority_cannot_reach_quorum() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn sloppy_quorum_and_any() {
     for seed in SEEDS {
-        let c = SimCluster::new(seed).delay_ms(1..20).build();
+        let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let key = b("sloppy");
         let replicas = c.replicas_of(&key);
         let (up, outsider) = (replicas[(seed % 3) as usize], c.non_replicas_of(&key)[0]);
         let down: Vec<usize> = replicas.iter().copied().filter(|r| *r != up).collect();
         down.iter().for_each(|d| c.crash(*d));
-        let err = c.node(outsider).put(KS, key.clone(), b("q"), put_at(Quorum, Bytes::new())).await.expect_err("QUORUM");
+        let err =
+            c.node(outsider).put(KS, key.clone(), b("q"), put_at(Quorum, Bytes::new())).await.expect_err("QUORUM");
         assert!(matches!(err, KvError::Unavailable { required: 2, alive: 1 }), "seed {seed}: {err}");
         assert!(err.to_string().contains("2 required, 1 alive"), "{err}");
         c.node(outsider).put(KS, key.clone(), b("any-1"), put_at(Any, Bytes::new())).await.expect("ANY, one up");

@@ -365,7 +365,12 @@ where
 }
 
 impl Transport for SimTransport {
-    fn read(&self, to: &Peer, keyspace: &str, key: &Bytes) -> BoxFuture<'static, Result<Option<Record>, TransportError>> {
+    fn read(
+        &self,
+        to: &Peer,
+        keyspace: &str,
+        key: &Bytes,
+    ) -> BoxFuture<'static, Result<Option<Record>, TransportError>> {
         let (keyspace, key) = (keyspace.to_owned(), key.clone());
         self.network.call(&self.from, to.host_id.clone(), move |h| h.handle_read(keyspace, key))
     }
@@ -383,7 +388,11 @@ impl Transport for SimTransport {
         self.network.call(&self.from, to.host_id.clone(), move |h| h.handle_hints(hints))
     }
 
-    fn coordinate(&self, to: &Peer, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, TransportError>> {
+    fn coordinate(
+        &self,
+        to: &Peer,
+        call: CoordinateCall,
+    ) -> BoxFuture<'static, Result<CoordinateReply, TransportError>> {
         self.network.call(&self.from, to.host_id.clone(), move |h| h.handle_coordinate(call))
     }
 
@@ -483,7 +492,10 @@ mod tests {
         assert!(matches!(t.coordinate(&b, call).await, Err(TransportError::Remote { .. })));
         assert!(started.elapsed() >= Duration::from_millis(4), "a request and its reply are each delayed");
         let w = ReplicaWrite { keyspace: "ks".into(), key: Bytes::new(), record: Record::default(), hint_for: None };
-        assert!(matches!(t.write(&b, w).await, Err(TransportError::Unreachable { .. })), "shutting down is UNAVAILABLE");
+        assert!(
+            matches!(t.write(&b, w).await, Err(TransportError::Unreachable { .. })),
+            "shutting down is UNAVAILABLE"
+        );
         let (me, _) = t.hello(b.addr, member("a", 1), Vec::new()).await.expect("hello");
         assert_eq!(me.host_id, "a");
         assert_eq!(net.stats().delivered, 3);

@@ -9,7 +9,7 @@
 //! calls run inline and time is tokio's paused clock, so a seed replays the
 //! same run.
 
-use std::ops::Range;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ pub struct SimClusterBuilder {
     nodes: usize,
     rf: u32,
     drop: f64,
-    delay: Range<Duration>,
+    delay: RangeInclusive<Duration>,
     replica_timeout: Duration,
     request_timeout: Duration,
 }
@@ -88,9 +88,9 @@ impl SimClusterBuilder {
         self
     }
 
-    /// Delay of each request and each reply, in virtual ms (default 1..5).
-    pub fn delay_ms(mut self, range: Range<u64>) -> Self {
-        self.delay = Duration::from_millis(range.start)..Duration::from_millis(range.end);
+    /// Delay of each request and each reply, in virtual ms (default 1..=5).
+    pub fn delay_ms(mut self, range: RangeInclusive<u64>) -> Self {
+        self.delay = Duration::from_millis(*range.start())..=Duration::from_millis(*range.end());
         self
     }
 
@@ -98,7 +98,7 @@ impl SimClusterBuilder {
     pub fn build(self) -> SimCluster {
         let net = Arc::new(SimNetwork::new(self.seed));
         net.set_drop_probability(self.drop);
-        net.set_delay(self.delay.start, self.delay.end);
+        net.set_delay(*self.delay.start(), *self.delay.end());
         net.set_replica_timeout(self.replica_timeout);
         let hosts: Vec<String> = (0..self.nodes).map(|i| format!("node-{i}")).collect();
         let ring = Ring::initial(hosts.iter().map(|h| NodeInfo::new(h.as_str(), "", "")), 16).expect("initial ring");
@@ -110,7 +110,16 @@ impl SimClusterBuilder {
                 let addr = std::net::SocketAddr::from(([10, 0, 0, i as u8 + 1], 7000));
                 let (zone, rack) = (String::new(), String::new());
                 let host_id = info.host_id.as_str().to_owned();
-                Member { host_id, node_id: i as u64 + 1, grpc_addr: addr, http_addr: addr, zone, rack, tokens, generation: 1 }
+                Member {
+                    host_id,
+                    node_id: i as u64 + 1,
+                    grpc_addr: addr,
+                    http_addr: addr,
+                    zone,
+                    rack,
+                    tokens,
+                    generation: 1,
+                }
             })
             .collect();
         let mut config = Config::default();
@@ -134,7 +143,11 @@ impl SimClusterBuilder {
                     limits: Limits::from(&server),
                     view: Arc::clone(&view),
                     transport: transport.clone(),
-                    settings: ClusterSettings { replica_timeout: self.replica_timeout, sloppy: false, inline_storage: true },
+                    settings: ClusterSettings {
+                        replica_timeout: self.replica_timeout,
+                        sloppy: false,
+                        inline_storage: true,
+                    },
                     metrics: metrics.clone(),
                     max_hint_window: Duration::from_secs(3 * 3600),
                 });
@@ -173,7 +186,7 @@ pub struct SimCluster {
 }
 
 impl SimCluster {
-    /// A builder: 5 nodes, RF 3, no loss, 1..5 ms delays, 200 ms replica and 2 s request deadlines.
+    /// A builder: 5 nodes, RF 3, no loss, 1..=5 ms delays, 200 ms replica and 2 s request deadlines.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(seed: u64) -> SimClusterBuilder {
         SimClusterBuilder {
@@ -181,7 +194,7 @@ impl SimCluster {
             nodes: 5,
             rf: 3,
             drop: 0.0,
-            delay: Duration::from_millis(1)..Duration::from_millis(5),
+            delay: Duration::from_millis(1)..=Duration::from_millis(5),
             replica_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(2),
         }
