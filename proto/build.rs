@@ -4,22 +4,13 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/ringkv/v1/kv.proto",
-        "proto/ringkv/v1/admin.proto",
-        "proto/ringkv/cluster/v1/cluster.proto",
-    ];
+    let files = ["proto/ringkv/v1/kv.proto", "proto/ringkv/v1/admin.proto", "proto/ringkv/cluster/v1/cluster.proto"];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");
     }
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join("ringkv_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
-    tonic_prost_build::configure()
-        .bytes(".")
-        .compile_fds(fds)?;
+    std::fs::write(out.join("ringkv_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())
 }

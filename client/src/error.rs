@@ -85,9 +85,7 @@ pub enum ClientError {
 
     /// The node or too many replicas are unavailable, or the connection broke
     /// (`UNAVAILABLE`).
-    #[error(
-        "{rpc} via {endpoint} failed, the cluster is unavailable: {message}; check the nodes with `kvctl status`"
-    )]
+    #[error("{rpc} via {endpoint} failed, the cluster is unavailable: {message}; check the nodes with `kvctl status`")]
     Unavailable {
         /// The RPC that failed.
         rpc: &'static str,

@@ -21,7 +21,8 @@ impl Drop for Mount<'_> {
 }
 
 fn mount_tmpfs(dir: &Path, size: &str) -> Result<()> {
-    let status = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status()?;
+    let status =
+        Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status()?;
     ensure!(status.success(), "mounting a tmpfs needs root: {status}");
     Ok(())
 }

@@ -260,7 +260,11 @@ impl Config {
         let invalid = |field, value: String, fix| Err(ConfigError::Invalid { field, value, fix });
         let s = &self.server;
         if s.max_key_bytes == 0 || s.max_key_bytes > crate::storage::MAX_KEY_BYTES - 256 {
-            return invalid("server.max_key_bytes", s.max_key_bytes.to_string(), "use 1..=65000 (the engine's key limit, less room for the keyspace name)");
+            return invalid(
+                "server.max_key_bytes",
+                s.max_key_bytes.to_string(),
+                "use 1..=65000 (the engine's key limit, less room for the keyspace name)",
+            );
         }
         if s.max_value_bytes == 0 || s.max_value_bytes > 64 * 1024 * 1024 {
             return invalid("server.max_value_bytes", s.max_value_bytes.to_string(), "use 1..=67108864 (64 MiB)");

@@ -90,7 +90,9 @@ pub enum KvError {
         alive: u32,
     },
     /// Replicas answered, but not enough of them acknowledged.
-    #[error("not enough replicas acknowledged: {required} required, {acked} acked ({failures}); retry later or lower the consistency level")]
+    #[error(
+        "not enough replicas acknowledged: {required} required, {acked} acked ({failures}); retry later or lower the consistency level"
+    )]
     QuorumNotReached {
         /// Acknowledgements needed.
         required: u32,

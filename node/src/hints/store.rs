@@ -1,8 +1,8 @@
 //! [`HintStore`]: hints on top of the storage's hints partition. Blocking.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -70,7 +70,12 @@ struct Inner {
 
 impl HintStore {
     /// Hints in `storage`, expiring after `max_window`.
-    pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, max_window: Duration, metrics: ReplicationMetrics) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        max_window: Duration,
+        metrics: ReplicationMetrics,
+    ) -> Self {
         // Sequence numbers only break ties within one millisecond; starting from
         // the clock keeps them distinct across restarts.
         let seq = AtomicU64::new(clock.now_micros().max(0) as u64);
@@ -90,7 +95,10 @@ impl HintStore {
         let mut key = target_prefix(target);
         key.extend_from_slice(&hint.created_at_ms.to_be_bytes());
         key.extend_from_slice(&self.inner.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        let ticket = self.inner.storage.write(WriteBatch { ops: vec![WriteOp::HintPut { key: Bytes::from(key), value: encode_hint(hint) }] })?;
+        let ticket = self
+            .inner
+            .storage
+            .write(WriteBatch { ops: vec![WriteOp::HintPut { key: Bytes::from(key), value: encode_hint(hint) }] })?;
         self.inner.metrics.hints_stored.with_label_values(&[target]).inc();
         if let Some(map) = self.pending().as_mut() {
             let n = map.entry(target.to_owned()).or_insert(0);
@@ -191,7 +199,12 @@ mod tests {
     #[test]
     fn hints_come_back_oldest_first_per_target_and_expire() {
         let clock = Arc::new(ManualClock::at_micros(1_000_000_000));
-        let store = HintStore::new(Arc::new(MemoryStorage::new()), clock.clone(), Duration::from_secs(60), ReplicationMetrics::unregistered());
+        let store = HintStore::new(
+            Arc::new(MemoryStorage::new()),
+            clock.clone(),
+            Duration::from_secs(60),
+            ReplicationMetrics::unregistered(),
+        );
         let now = clock.now_ms();
         for (i, k) in ["a", "b", "c"].iter().enumerate() {
             store.store("target-1", &hint(k, now + i as i64)).unwrap();

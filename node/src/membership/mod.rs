@@ -11,8 +11,8 @@
 //! rebuilt whenever a member's tokens, zone or rack change; every liveness
 //! change bumps the version seen by [`ClusterView::subscribe`].
 
-mod view;
 mod prober;
+mod view;
 
 pub use prober::{InstantSource, StaticMembership};
 pub use view::{ClusterView, Liveness, Member};

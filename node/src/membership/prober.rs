@@ -291,6 +291,13 @@ mod tests {
         ) -> BoxFuture<'static, Result<CoordinateReply, TransportError>> {
             unused()
         }
+        fn page(
+            &self,
+            _: &Peer,
+            _: crate::transport::PageQuery,
+        ) -> BoxFuture<'static, Result<Vec<crate::transport::PageItem>, TransportError>> {
+            unused()
+        }
         fn hello(
             &self,
             addr: SocketAddr,

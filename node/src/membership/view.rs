@@ -57,7 +57,8 @@ pub struct ClusterView {
 fn build_ring(members: &BTreeMap<String, Member>) -> Arc<Ring> {
     let mut builder = Ring::builder();
     for m in members.values().filter(|m| !m.tokens.is_empty()) {
-        builder = builder.node(NodeInfo::new(m.host_id.clone(), m.zone.clone(), m.rack.clone()), m.tokens.iter().copied());
+        builder =
+            builder.node(NodeInfo::new(m.host_id.clone(), m.zone.clone(), m.rack.clone()), m.tokens.iter().copied());
     }
     match builder.build() {
         Ok(ring) => Arc::new(ring),

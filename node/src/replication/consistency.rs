@@ -30,16 +30,8 @@ pub enum ConsistencyLevel {
 
 impl ConsistencyLevel {
     /// Every level, for help texts.
-    pub const ALL_LEVELS: [ConsistencyLevel; 8] = [
-        Self::One,
-        Self::Two,
-        Self::Three,
-        Self::Quorum,
-        Self::All,
-        Self::LocalQuorum,
-        Self::EachQuorum,
-        Self::Any,
-    ];
+    pub const ALL_LEVELS: [ConsistencyLevel; 8] =
+        [Self::One, Self::Two, Self::Three, Self::Quorum, Self::All, Self::LocalQuorum, Self::EachQuorum, Self::Any];
 
     /// The level's name as clients write it.
     pub fn name(self) -> &'static str {
@@ -115,7 +107,9 @@ pub enum Access {
 #[non_exhaustive]
 pub enum ConsistencyError {
     /// More replicas asked for than the keyspace has.
-    #[error("consistency {asked} needs {required} replicas but keyspace {keyspace:?} has replication factor {rf}; ask for at most {rf}")]
+    #[error(
+        "consistency {asked} needs {required} replicas but keyspace {keyspace:?} has replication factor {rf}; ask for at most {rf}"
+    )]
     TooManyReplicas {
         /// What was asked, e.g. `TWO` or `w=4`.
         asked: String,
@@ -209,7 +203,10 @@ mod tests {
         assert_eq!(q(ConsistencyLevel::Quorum, 5), Ok(3));
         assert_eq!(q(ConsistencyLevel::All, 3), Ok(3));
         assert_eq!(q(ConsistencyLevel::Quorum, 1), Ok(1));
-        assert!(matches!(q(ConsistencyLevel::Two, 1), Err(ConsistencyError::TooManyReplicas { required: 2, rf: 1, .. })));
+        assert!(matches!(
+            q(ConsistencyLevel::Two, 1),
+            Err(ConsistencyError::TooManyReplicas { required: 2, rf: 1, .. })
+        ));
         assert!(matches!(q(ConsistencyLevel::LocalQuorum, 3), Err(ConsistencyError::NoZones { .. })));
     }
 
@@ -219,8 +216,14 @@ mod tests {
         assert_eq!(required_replicas(c, Access::Read, ConsistencyLevel::One, 3, 0, "ks"), Ok(1));
         assert!(required_replicas(c, Access::Write, ConsistencyLevel::One, 3, 0, "ks").is_err());
         let zero = Consistency { r: Some(0), ..Consistency::default() };
-        assert!(matches!(required_replicas(zero, Access::Read, ConsistencyLevel::One, 3, 0, "ks"), Err(ConsistencyError::Zero { .. })));
+        assert!(matches!(
+            required_replicas(zero, Access::Read, ConsistencyLevel::One, 3, 0, "ks"),
+            Err(ConsistencyError::Zero { .. })
+        ));
         let any = Consistency::level(ConsistencyLevel::Any);
-        assert_eq!(required_replicas(any, Access::Read, ConsistencyLevel::One, 3, 0, "ks"), Err(ConsistencyError::AnyRead));
+        assert_eq!(
+            required_replicas(any, Access::Read, ConsistencyLevel::One, 3, 0, "ks"),
+            Err(ConsistencyError::AnyRead)
+        );
     }
 }

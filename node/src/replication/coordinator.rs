@@ -251,8 +251,15 @@ impl Coordinator {
     }
 
     /// Writes one key.
-    pub async fn put(&self, keyspace: &str, key: Bytes, value: Bytes, opts: PutOptions) -> Result<WriteResult, KvError> {
-        let m = Mutation::Put { value, context: opts.context, ttl_seconds: opts.ttl_seconds, if_absent: opts.if_absent };
+    pub async fn put(
+        &self,
+        keyspace: &str,
+        key: Bytes,
+        value: Bytes,
+        opts: PutOptions,
+    ) -> Result<WriteResult, KvError> {
+        let m =
+            Mutation::Put { value, context: opts.context, ttl_seconds: opts.ttl_seconds, if_absent: opts.if_absent };
         Ok(self.mutate(keyspace, key, m, opts.consistency).await?.result)
     }
 
@@ -358,7 +365,11 @@ impl Coordinator {
         Ok(results)
     }
 
-    async fn batch_write_local_atomic(&self, ks: Arc<Keyspace>, ops: Vec<BatchOp>) -> Result<Vec<WriteResult>, KvError> {
+    async fn batch_write_local_atomic(
+        &self,
+        ks: Arc<Keyspace>,
+        ops: Vec<BatchOp>,
+    ) -> Result<Vec<WriteResult>, KvError> {
         let mut prepared = Vec::with_capacity(ops.len());
         for op in ops {
             let context = decode_context(&op.context)?;

@@ -52,10 +52,18 @@ impl ReplicationMetrics {
                 &["access", "level", "outcome"],
             ),
             latency,
-            quorum_failures: counter_vec("quorum_failures_total", "Requests that did not reach their quorum", &["access"]),
+            quorum_failures: counter_vec(
+                "quorum_failures_total",
+                "Requests that did not reach their quorum",
+                &["access"],
+            ),
             read_repairs: counter("read_repairs_total", "Replicas repaired by reads"),
             forwarded: counter("forwarded_writes_total", "Writes forwarded to a replica of the key"),
-            hints_stored: counter_vec("hints_stored_total", "Hints stored for a replica that missed a write", &["target"]),
+            hints_stored: counter_vec(
+                "hints_stored_total",
+                "Hints stored for a replica that missed a write",
+                &["target"],
+            ),
             hints_replayed: counter_vec("hints_replayed_total", "Hints delivered to their replica", &["target"]),
             hints_expired: counter_vec("hints_expired_total", "Hints dropped after max_hint_window", &["target"]),
             hints_pending: IntGaugeVec::new(Opts::new("hints_pending", "Hints waiting for their replica"), &["target"])

@@ -20,25 +20,23 @@ mod metrics;
 mod mutation;
 mod ops;
 mod paging;
-mod purge;
 mod placement;
+mod purge;
 mod quorum;
 mod read_path;
 mod replica;
-mod write_path;
 #[cfg(test)]
 mod tests;
+mod write_path;
 
-pub use consistency::{
-    Access, Consistency, ConsistencyError, ConsistencyLevel, UnknownConsistency, required_replicas,
-};
+pub use consistency::{Access, Consistency, ConsistencyError, ConsistencyLevel, UnknownConsistency, required_replicas};
 pub use coordinator::{ClusterSettings, Coordinator, CoordinatorParts, Limits};
-pub use metrics::ReplicationMetrics;
-pub use replica::handler;
 pub use keyspaces::{Keyspace, Keyspaces};
 pub use locks::KeyLocks;
-pub use quorum::{QuorumFailure, QuorumGroup, QuorumOutcome, QuorumTracker};
-pub use paging::{DEFAULT_LIST_LIMIT, DEFAULT_SCAN_COUNT, MAX_PAGE};
+pub use metrics::ReplicationMetrics;
 pub use ops::{
     BatchOp, CasExpectation, CasOutcome, Cursor, Mutation, Page, PageEntry, PutOptions, ReadResult, WriteResult,
 };
+pub use paging::{DEFAULT_LIST_LIMIT, DEFAULT_SCAN_COUNT, MAX_PAGE};
+pub use quorum::{QuorumFailure, QuorumGroup, QuorumOutcome, QuorumTracker};
+pub use replica::handler;

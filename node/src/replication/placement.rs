@@ -36,12 +36,8 @@ impl Inner {
         let rf = ks.replication_factor as usize;
         let member = |idx| ring.node(idx).and_then(|n| self.view.member(n.host_id.as_str()));
         let replicas: Vec<Member> = ring.preference_list(token, rf).into_iter().filter_map(member).collect();
-        let stand_ins = ring
-            .stand_ins(token, rf)
-            .filter_map(member)
-            .filter(|m| self.view.is_alive(&m.host_id))
-            .take(rf)
-            .collect();
+        let stand_ins =
+            ring.stand_ins(token, rf).filter_map(member).filter(|m| self.view.is_alive(&m.host_id)).take(rf).collect();
         Plan { replicas, stand_ins }
     }
 

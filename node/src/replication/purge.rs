@@ -32,7 +32,13 @@ impl Coordinator {
         self.blocking(move |inner| {
             let batch = inner.storage.scan(after.as_ref(), None, None, limit)?;
             let next = (batch.len() == limit)
-                .then(|| batch.last().map(|s| ScanPosition { token: s.token, keyspace: s.keyspace.clone(), key: s.key.clone() }))
+                .then(|| {
+                    batch.last().map(|s| ScanPosition {
+                        token: s.token,
+                        keyspace: s.keyspace.clone(),
+                        key: s.key.clone(),
+                    })
+                })
                 .flatten();
             let now_ms = inner.clock.now_ms();
             let horizon_ms = now_ms - i64::try_from(gc_grace.as_millis()).unwrap_or(i64::MAX);

@@ -36,7 +36,9 @@ pub enum QuorumOutcome {
 
 /// Why a quorum was not reached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("quorum not reached in {group}: {required} acknowledgements required, {acked} acked, {failed} failed ({failures})")]
+#[error(
+    "quorum not reached in {group}: {required} acknowledgements required, {acked} acked, {failed} failed ({failures})"
+)]
 pub struct QuorumFailure {
     /// The group that failed.
     pub group: String,

@@ -4,16 +4,18 @@
 //! copy on the blocking pool), answers once the quorum groups of the level are
 //! satisfied, and returns the merge of what it got: all concurrent siblings
 //! plus a context covering them. Replicas whose copy differs from the merge
-//! are repaired: before answering at QUORUM and stronger (so a later read can
-//! never see less than this one did), in the background below. Answers that
+//! are repaired: before answering at QUORUM and stronger, in the background
+//! below. A blocking repair must leave the returned value on as many replicas
+//! as the read required, or the read fails: a later read at the same level can
+//! then never see less than this one did. Answers that
 //! arrive after the decision are compared and repaired in the background too.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 
 use crate::error::KvError;
 use crate::transport::{Peer, ReplicaWrite};
@@ -45,6 +47,7 @@ impl Coordinator {
         let plan = self.inner.plan(ks, &key);
         let groups = self.inner.quorum_groups(ks, &plan, consistency, Access::Read)?;
         let blocking_repair = self.inner.blocking_repair(ks, &groups);
+        let required: u32 = groups.iter().map(|g| g.required).sum();
         let mut tracker = QuorumTracker::new(groups);
         let local = self.inner.view.local_host_id().to_owned();
         let mut pending: FuturesUnordered<BoxFuture<'static, Answer>> = FuturesUnordered::new();
@@ -95,9 +98,24 @@ impl Coordinator {
         }
         let merged = merge_all(ks, answers.iter().map(|(_, r)| r));
         let repairs = self.repairs(ks, &key, &merged, &answers);
-        if blocking_repair {
-            // Best effort within the deadline: a replica that cannot be repaired now is found again later.
-            let _ = tokio::time::timeout_at(deadline, futures::future::join_all(repairs)).await;
+        let stale = repairs.len();
+        if blocking_repair && stale > 0 {
+            // Monotonic reads: what this read returns must sit on as many replicas as
+            // the read needed, or a later read at the same level could miss it.
+            let required = required;
+            let repaired = tokio::time::timeout_at(deadline, futures::future::join_all(repairs))
+                .await
+                .map(|done| done.into_iter().filter(|ok| *ok).count())
+                .unwrap_or(0);
+            let holding = answers.len() - stale + repaired;
+            if holding < required as usize {
+                self.inner.metrics.quorum_failures.with_label_values(&["read"]).inc();
+                return Err(KvError::QuorumNotReached {
+                    required,
+                    acked: holding as u32,
+                    failures: format!("read repair reached {repaired} of {stale} stale replicas before the deadline"),
+                });
+            }
         } else {
             tokio::spawn(futures::future::join_all(repairs));
         }
@@ -114,7 +132,7 @@ impl Coordinator {
         key: &Bytes,
         merged: &Option<Record>,
         answers: &[(String, Option<Record>)],
-    ) -> Vec<BoxFuture<'static, ()>> {
+    ) -> Vec<BoxFuture<'static, bool>> {
         let Some(merged) = merged else { return Vec::new() };
         answers
             .iter()
@@ -123,7 +141,8 @@ impl Coordinator {
             .collect()
     }
 
-    async fn repair_one(self, ks: Arc<Keyspace>, key: Bytes, record: Record, host: String) {
+    /// Sends `record` to `host`'s copy; true when it is durable there.
+    async fn repair_one(self, ks: Arc<Keyspace>, key: Bytes, record: Record, host: String) -> bool {
         self.inner.metrics.read_repairs.inc();
         let result = if host == self.inner.view.local_host_id() {
             let ks2 = Arc::clone(&ks);
@@ -137,9 +156,10 @@ impl Coordinator {
         } else {
             Ok(())
         };
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::debug!(replica = %host, error = %e, "read repair failed; anti-entropy or a later read will retry");
         }
+        result.is_ok()
     }
 
     /// Waits for the answers that came after the decision and repairs them.
@@ -156,7 +176,10 @@ impl Coordinator {
                 late.push((host, record));
             }
         }
-        let all = merge_all(&ks, merged.iter().map(|r| Some(r.clone())).collect::<Vec<_>>().iter().chain(late.iter().map(|(_, r)| r)));
+        let all = merge_all(
+            &ks,
+            merged.iter().map(|r| Some(r.clone())).collect::<Vec<_>>().iter().chain(late.iter().map(|(_, r)| r)),
+        );
         futures::future::join_all(self.repairs(&ks, &key, &all, &late)).await;
     }
 }

@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 
 use crate::error::KvError;
 use crate::membership::{Member, StaticMembership};
-use crate::transport::{CoordinateCall, CoordinateReply, HintedWrite, ReplicaHandler, ReplicaWrite};
+use crate::transport::{
+    CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, ReplicaHandler, ReplicaWrite,
+};
 use crate::version::Record;
 
 use super::Coordinator;
@@ -68,6 +70,11 @@ impl ReplicaHandler for Coordinator {
     fn handle_coordinate(&self, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, KvError>> {
         let this = self.clone();
         async move { this.mutate_routed(&call.keyspace, call.key, call.mutation, call.consistency, true).await }.boxed()
+    }
+
+    fn handle_page(&self, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, KvError>> {
+        let this = self.clone();
+        async move { this.local_page(query).await }.boxed()
     }
 
     fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {

@@ -150,7 +150,12 @@ async fn list_and_scan_page_through_every_live_key_once() {
 #[tokio::test]
 async fn atomic_batch_applies_all_or_nothing() {
     let (c, _) = coordinator();
-    let op = |k: &str, v: &[u8]| BatchOp { key: b(k), value: Some(Bytes::copy_from_slice(v)), context: Bytes::new(), ttl_seconds: None };
+    let op = |k: &str, v: &[u8]| BatchOp {
+        key: b(k),
+        value: Some(Bytes::copy_from_slice(v)),
+        context: Bytes::new(),
+        ttl_seconds: None,
+    };
     let too_big = vec![0u8; 1024 * 1024 + 1];
     let err = c.batch_write("", vec![op("a", b"1"), op("b", &too_big)], true, Consistency::default()).await;
     assert!(err.is_err());

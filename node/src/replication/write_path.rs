@@ -17,9 +17,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::error::KvError;
@@ -29,7 +29,9 @@ use crate::transport::{CoordinateCall, CoordinateReply, HintedWrite, Peer, Repli
 use crate::version::Record;
 
 use super::placement::Plan;
-use super::{Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, Mutation, QuorumFailure, QuorumOutcome, QuorumTracker};
+use super::{
+    Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, Mutation, QuorumFailure, QuorumOutcome, QuorumTracker,
+};
 
 /// What one background step of the fan-out reported.
 enum Event {
@@ -76,8 +78,12 @@ impl Coordinator {
         };
         let level = consistency.level.map_or("default", ConsistencyLevel::name);
         let result = if coordinator != local && !forwarded {
-            self.forward(&plan, &coordinator, CoordinateCall { keyspace: ks.name.clone(), key, mutation: m, consistency })
-                .await
+            self.forward(
+                &plan,
+                &coordinator,
+                CoordinateCall { keyspace: ks.name.clone(), key, mutation: m, consistency },
+            )
+            .await
         } else {
             let any = consistency.level == Some(ConsistencyLevel::Any);
             self.coordinate(ks, key, m, plan, QuorumTracker::new(groups), any).await
@@ -95,13 +101,19 @@ impl Coordinator {
             self.inner.metrics.forwarded.inc();
             match self.inner.transport.coordinate(&Peer::from(replica), call.clone()).await {
                 Ok(reply) => return Ok(reply),
-                Err(TransportError::Remote { peer, code, message }) => return Err(KvError::Remote { peer, code, message }),
+                Err(TransportError::Remote { peer, code, message }) => {
+                    return Err(KvError::Remote { peer, code, message });
+                }
+                // The replica may have applied the write: the outcome is unknown, and
+                // retrying elsewhere could apply it twice.
+                Err(TransportError::Timeout { timeout, .. }) => {
+                    return Err(KvError::Timeout { ms: timeout.as_millis() as u64 });
+                }
                 Err(e) => last = Some(e),
             }
         }
-        let alive = 0;
-        tracing::warn!(error = ?last, "no replica accepted a forwarded write");
-        Err(KvError::Unavailable { required: 1, alive })
+        tracing::warn!(error = ?last, "no replica of the key could be reached to coordinate a forwarded write");
+        Err(KvError::Unavailable { required: 1, alive: 0 })
     }
 
     /// Applies the mutation here and replicates the new record.
@@ -153,7 +165,8 @@ impl Coordinator {
         let mut stand_ins = plan.stand_ins.clone().into_iter();
         let mut hint = |this: &Self, target: &Member, events: &mut FuturesUnordered<BoxFuture<'static, Event>>| {
             let via = stand_ins.next();
-            events.push(this.clone().hint(ks.clone(), key.clone(), record.clone(), target.host_id.clone(), via).boxed());
+            events
+                .push(this.clone().hint(ks.clone(), key.clone(), record.clone(), target.host_id.clone(), via).boxed());
         };
         let local_durable = async move { local_ticket.wait().await.map_err(|e| e.to_string()) };
         if plan.has(&local) {
@@ -171,7 +184,8 @@ impl Coordinator {
                 hint(&self, replica, &mut events);
                 continue;
             }
-            let write = ReplicaWrite { keyspace: ks.name.clone(), key: key.clone(), record: record.clone(), hint_for: None };
+            let write =
+                ReplicaWrite { keyspace: ks.name.clone(), key: key.clone(), record: record.clone(), hint_for: None };
             let call = self.inner.transport.write(&Peer::from(replica), write);
             let host = replica.host_id.clone();
             events.push(call.map(move |r| Event::Direct(host, r.map_err(|e| e.to_string()))).boxed());
@@ -211,10 +225,17 @@ impl Coordinator {
     async fn hint(self, ks: Arc<Keyspace>, key: Bytes, record: Record, target: String, via: Option<Member>) -> Event {
         let local = self.inner.view.local_host_id().to_owned();
         if let Some(stand_in) = via.filter(|s| s.host_id != local) {
-            let write = ReplicaWrite { keyspace: ks.name.clone(), key: key.clone(), record: record.clone(), hint_for: Some(target.clone()) };
+            let write = ReplicaWrite {
+                keyspace: ks.name.clone(),
+                key: key.clone(),
+                record: record.clone(),
+                hint_for: Some(target.clone()),
+            };
             match self.inner.transport.write(&Peer::from(&stand_in), write).await {
                 Ok(()) => return Event::Hinted(target, Ok(true)),
-                Err(e) => tracing::debug!(stand_in = %stand_in.host_id, error = %e, "stand-in refused the hint; keeping it here"),
+                Err(e) => {
+                    tracing::debug!(stand_in = %stand_in.host_id, error = %e, "stand-in refused the hint; keeping it here")
+                }
             }
         }
         let hinted = HintedWrite { keyspace: ks.name.clone(), key, record, created_at_ms: self.inner.clock.now_ms() };

@@ -107,7 +107,9 @@ impl pb::admin_server::Admin for AdminService {
         let ring = self.coordinator.view().ring();
         let tokens = ring
             .entries()
-            .filter_map(|(token, idx)| ring.node(idx).map(|n| pb::TokenOwner { token, host_id: n.host_id.as_str().to_owned() }))
+            .filter_map(|(token, idx)| {
+                ring.node(idx).map(|n| pb::TokenOwner { token, host_id: n.host_id.as_str().to_owned() })
+            })
             .collect();
         Ok(Response::new(pb::RingResponse { tokens }))
     }
@@ -146,7 +148,9 @@ impl pb::admin_server::Admin for AdminService {
     }
 
     async fn snapshot(&self, _: Request<pb::SnapshotRequest>) -> Result<Response<pb::SnapshotResponse>, Status> {
-        Err(Status::unimplemented("[RKV-NOT-YET] snapshots are not implemented yet; stop the node and copy its data directory"))
+        Err(Status::unimplemented(
+            "[RKV-NOT-YET] snapshots are not implemented yet; stop the node and copy its data directory",
+        ))
     }
 
     async fn drain(&self, _: Request<pb::DrainRequest>) -> Result<Response<pb::DrainResponse>, Status> {
@@ -160,7 +164,10 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::DrainResponse {}))
     }
 
-    async fn create_keyspace(&self, _: Request<pb::CreateKeyspaceRequest>) -> Result<Response<pb::KeyspaceDef>, Status> {
+    async fn create_keyspace(
+        &self,
+        _: Request<pb::CreateKeyspaceRequest>,
+    ) -> Result<Response<pb::KeyspaceDef>, Status> {
         Err(Status::unimplemented(
             "[RKV-NOT-YET] keyspaces are defined in the node config ([[keyspaces]]) until schema gossip exists",
         ))

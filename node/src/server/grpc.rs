@@ -94,10 +94,7 @@ fn cursor(bytes: Bytes) -> Option<Cursor> {
 }
 
 fn entries(page: &Page) -> Vec<pb::Entry> {
-    page.entries
-        .iter()
-        .map(|e| pb::Entry { key: e.key.clone(), value: e.value.clone().unwrap_or_default() })
-        .collect()
+    page.entries.iter().map(|e| pb::Entry { key: e.key.clone(), value: e.value.clone().unwrap_or_default() }).collect()
 }
 
 fn ttl(t: Option<u64>) -> Option<u64> {
@@ -125,7 +122,12 @@ impl pb::kv_server::Kv for KvService {
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let req = request.into_inner();
         let consistency = consistency_from_proto(req.consistency)?;
-        let opts = PutOptions { context: req.context, ttl_seconds: ttl(req.ttl_seconds), if_absent: req.if_absent, consistency };
+        let opts = PutOptions {
+            context: req.context,
+            ttl_seconds: ttl(req.ttl_seconds),
+            if_absent: req.if_absent,
+            consistency,
+        };
         self.timed("put", async {
             let r = self.coordinator.put(&req.keyspace, req.key, req.value, opts).await?;
             Ok(pb::PutResponse {
@@ -169,7 +171,9 @@ impl pb::kv_server::Kv for KvService {
             let value = match op.op {
                 Some(pb::write_op::Op::Put(v)) => Some(v),
                 Some(pb::write_op::Op::Delete(_)) => None,
-                None => return Err(invalid_argument("RKV-BAD-BATCH", "a batch op has neither put nor delete; set one")),
+                None => {
+                    return Err(invalid_argument("RKV-BAD-BATCH", "a batch op has neither put nor delete; set one"));
+                }
             };
             ops.push(BatchOp { key: op.key, value, context: op.context, ttl_seconds: ttl(op.ttl_seconds) });
         }
@@ -185,7 +189,12 @@ impl pb::kv_server::Kv for KvService {
                         success_count += 1;
                         pb::WriteResult { key, ok: true, error: String::new(), version: w.version, context: w.context }
                     }
-                    Err(e) => pb::WriteResult { key, ok: false, error: to_status(&e).message().to_owned(), ..Default::default() },
+                    Err(e) => pb::WriteResult {
+                        key,
+                        ok: false,
+                        error: to_status(&e).message().to_owned(),
+                        ..Default::default()
+                    },
                 })
                 .collect();
             Ok(pb::BatchWriteResponse { success_count, results })
@@ -227,7 +236,10 @@ impl pb::kv_server::Kv for KvService {
         .await
     }
 
-    async fn increment(&self, request: Request<pb::IncrementRequest>) -> Result<Response<pb::IncrementResponse>, Status> {
+    async fn increment(
+        &self,
+        request: Request<pb::IncrementRequest>,
+    ) -> Result<Response<pb::IncrementResponse>, Status> {
         let req = request.into_inner();
         let c = consistency_from_proto(req.consistency)?;
         self.timed("incr", async {
@@ -257,8 +269,10 @@ impl pb::kv_server::Kv for KvService {
     async fn scan(&self, request: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {
         let req = request.into_inner();
         self.timed("scan", async {
-            let page =
-                self.coordinator.scan(&req.keyspace, req.count as usize, cursor(req.cursor), req.include_values).await?;
+            let page = self
+                .coordinator
+                .scan(&req.keyspace, req.count as usize, cursor(req.cursor), req.include_values)
+                .await?;
             Ok(pb::ScanResponse {
                 entries: entries(&page),
                 done: page.next.is_none(),

@@ -11,9 +11,8 @@ use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Int
 use crate::storage::Storage;
 
 /// Latency buckets in seconds: 50 µs to 10 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// The node's metrics.
 #[derive(Debug, Clone)]

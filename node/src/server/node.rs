@@ -41,7 +41,9 @@ pub enum NodeError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --grpc-addr/--http-addr")]
+    #[error(
+        "cannot listen on {addr}: {source}; is another process using the port? choose another with --grpc-addr/--http-addr"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -117,7 +119,12 @@ impl Node {
         let ring_config = config.ring.clone();
         let id_storage = Arc::clone(&dyn_storage);
         let identity_task = tokio::task::spawn_blocking(move || {
-            super::bootstrap::load_or_create(id_storage.as_ref(), ring_config.vnodes, &ring_config.zone, &ring_config.rack)
+            super::bootstrap::load_or_create(
+                id_storage.as_ref(),
+                ring_config.vnodes,
+                &ring_config.zone,
+                &ring_config.rack,
+            )
         });
         let id = identity_task.await.map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
         let seeds = resolve_seeds(&config.membership.seeds).await?;
@@ -236,7 +243,9 @@ impl Node {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => result = Err(e),
                 Ok(Err(e)) => result = Err(NodeError::Serve { server: name, message: e.to_string() }),
-                Err(_) => tracing::warn!(server = name, grace = ?self.grace, "in-flight requests did not finish in time"),
+                Err(_) => {
+                    tracing::warn!(server = name, grace = ?self.grace, "in-flight requests did not finish in time")
+                }
             }
         }
         self.workers.stop(self.grace).await;

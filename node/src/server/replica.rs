@@ -62,6 +62,12 @@ impl Replica for ReplicaService {
         Ok(Response::new(convert::read_response_to_proto(record.as_ref())))
     }
 
+    async fn page(&self, request: Request<pb::PageRequest>) -> Result<Response<pb::PageResponse>, Status> {
+        let query = convert::page_query_from_proto(request.into_inner());
+        let items = self.handler.handle_page(query).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(convert::page_to_proto(&items)))
+    }
+
     async fn write(
         &self,
         request: Request<pb::ReplicaWriteRequest>,

@@ -30,21 +30,13 @@ pub fn classify(err: &KvError) -> ErrorClass {
     match err {
         E::EmptyKey { .. } => class("RKV-EMPTY-KEY", Code::InvalidArgument, StatusCode::BAD_REQUEST),
         E::KeyTooLarge { .. } => class("RKV-KEY-TOO-LARGE", Code::InvalidArgument, StatusCode::PAYLOAD_TOO_LARGE),
-        E::ValueTooLarge { .. } => {
-            class("RKV-VALUE-TOO-LARGE", Code::InvalidArgument, StatusCode::PAYLOAD_TOO_LARGE)
-        }
-        E::UnknownKeyspace { .. } => {
-            class("RKV-UNKNOWN-KEYSPACE", Code::InvalidArgument, StatusCode::BAD_REQUEST)
-        }
+        E::ValueTooLarge { .. } => class("RKV-VALUE-TOO-LARGE", Code::InvalidArgument, StatusCode::PAYLOAD_TOO_LARGE),
+        E::UnknownKeyspace { .. } => class("RKV-UNKNOWN-KEYSPACE", Code::InvalidArgument, StatusCode::BAD_REQUEST),
         E::TtlOutOfRange { .. } => class("RKV-TTL-RANGE", Code::InvalidArgument, StatusCode::BAD_REQUEST),
         E::BadContext { .. } => class("RKV-BAD-CONTEXT", Code::InvalidArgument, StatusCode::BAD_REQUEST),
         E::BadCursor => class("RKV-BAD-CURSOR", Code::InvalidArgument, StatusCode::BAD_REQUEST),
-        E::BatchTooLarge { .. } => {
-            class("RKV-BATCH-TOO-LARGE", Code::InvalidArgument, StatusCode::PAYLOAD_TOO_LARGE)
-        }
-        E::UnknownConsistency(_) => {
-            class("RKV-UNKNOWN-CONSISTENCY", Code::InvalidArgument, StatusCode::BAD_REQUEST)
-        }
+        E::BatchTooLarge { .. } => class("RKV-BATCH-TOO-LARGE", Code::InvalidArgument, StatusCode::PAYLOAD_TOO_LARGE),
+        E::UnknownConsistency(_) => class("RKV-UNKNOWN-CONSISTENCY", Code::InvalidArgument, StatusCode::BAD_REQUEST),
         E::Consistency(_) => class("RKV-CONSISTENCY", Code::InvalidArgument, StatusCode::BAD_REQUEST),
         E::NotAnInteger => class("RKV-NOT-AN-INTEGER", Code::FailedPrecondition, StatusCode::CONFLICT),
         E::Overflow { .. } => class("RKV-OVERFLOW", Code::OutOfRange, StatusCode::CONFLICT),

@@ -162,7 +162,9 @@ pub enum StorageError {
         source: Arc<fjall::Error>,
     },
     /// The disk is full: writes are refused until space is freed.
-    #[error("disk full while trying to {op}: free space on the data directory's volume, then restart the node (it recovers every acknowledged write from its journal)")]
+    #[error(
+        "disk full while trying to {op}: free space on the data directory's volume, then restart the node (it recovers every acknowledged write from its journal)"
+    )]
     DiskFull {
         /// What was attempted.
         op: &'static str,

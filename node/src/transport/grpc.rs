@@ -30,7 +30,9 @@ use crate::membership::Member;
 use crate::version::Record;
 
 use super::convert::{self, ConvertError};
-use super::{CoordinateCall, CoordinateReply, HintedWrite, Peer, ReplicaWrite, Transport, TransportError};
+use super::{
+    CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, Peer, ReplicaWrite, Transport, TransportError,
+};
 
 /// Largest message sent or accepted between nodes. A replica message carries
 /// at most a record with its siblings (about twice the value limit) or a batch
@@ -150,6 +152,11 @@ impl Transport for GrpcTransport {
         )
     }
 
+    fn page(&self, to: &Peer, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>> {
+        let msg = convert::page_query_to_proto(&query);
+        self.unary(to.to_string(), to.addr, msg, |mut c, r| async move { c.page(r).await }, convert::page_from_proto)
+    }
+
     fn write(&self, to: &Peer, write: ReplicaWrite) -> BoxFuture<'static, Result<(), TransportError>> {
         let msg = convert::replica_write_to_proto(&write);
         self.unary(to.to_string(), to.addr, msg, |mut c, r| async move { c.write(r).await }, |_| Ok(()))
@@ -255,6 +262,12 @@ mod tests {
             })
         }
 
+        fn handle_page(&self, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, KvError>> {
+            self.log(format!("page {} limit={}", query.keyspace, query.limit));
+            let item = PageItem { token: 7, key: Bytes::from_static(b"k"), record: sample_record() };
+            Box::pin(async move { Ok(vec![item]) })
+        }
+
         fn handle_write(&self, write: ReplicaWrite) -> BoxFuture<'static, Result<(), KvError>> {
             self.log(format!(
                 "write {}/{} hint_for={:?}",
@@ -327,6 +340,13 @@ mod tests {
         let (me, known) = t.hello(to.addr, sample_member("client", 2), vec![]).await.unwrap();
         assert_eq!(me, sample_member("server", 1));
         assert_eq!(known, vec![sample_member("server", 1), sample_member("client", 2)]);
+        let query = PageQuery {
+            keyspace: "ks".into(),
+            order: crate::transport::PageOrder::ByToken { after: Some((5, Bytes::from_static(b"a"))) },
+            limit: 10,
+        };
+        let page = t.page(&to, query).await.unwrap();
+        assert_eq!(page, vec![PageItem { token: 7, key: Bytes::from_static(b"k"), record: sample_record() }]);
 
         assert_eq!(
             handler.calls(),
@@ -337,6 +357,7 @@ mod tests {
                 "hints 2",
                 "coordinate incr Some(Quorum)",
                 "hello client knows 0",
+                "page ks limit=10",
             ]
         );
         assert_eq!(t.pooled_channels(), 1);

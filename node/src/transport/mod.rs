@@ -15,7 +15,7 @@ mod sim;
 
 pub use convert::ConvertError;
 pub use grpc::{GrpcTransport, MAX_MESSAGE_BYTES};
-pub use sim::{SimNetwork, SimTransport};
+pub use sim::{SimNetwork, SimStats, SimTransport};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -88,6 +88,45 @@ pub struct CoordinateCall {
     pub consistency: crate::replication::Consistency,
 }
 
+/// Which of a node's own records a page asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageOrder {
+    /// Key order within the keyspace (LIST), keys starting with `prefix`, after `after`.
+    ByKey {
+        /// Key prefix.
+        prefix: Bytes,
+        /// Start strictly after this key.
+        after: Option<Bytes>,
+    },
+    /// Token order (SCAN), strictly after `(token, key)`.
+    ByToken {
+        /// Start strictly after this position.
+        after: Option<(crate::ring::Token, Bytes)>,
+    },
+}
+
+/// A request for one page of a node's own records (cluster-wide LIST and SCAN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Keyspace.
+    pub keyspace: String,
+    /// Order and start.
+    pub order: PageOrder,
+    /// Most records to return.
+    pub limit: u32,
+}
+
+/// One record of a page, with its place on the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageItem {
+    /// Token of the key.
+    pub token: crate::ring::Token,
+    /// The key.
+    pub key: Bytes,
+    /// The node's record (may be dead: tombstones and expired values are included).
+    pub record: Record,
+}
+
 /// Why a call to a peer failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -142,7 +181,12 @@ pub struct CoordinateReply {
 /// Calls from one node to another. Every call has a deadline.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Reads a replica's record of a key.
-    fn read(&self, to: &Peer, keyspace: &str, key: &Bytes) -> BoxFuture<'static, Result<Option<Record>, TransportError>>;
+    fn read(
+        &self,
+        to: &Peer,
+        keyspace: &str,
+        key: &Bytes,
+    ) -> BoxFuture<'static, Result<Option<Record>, TransportError>>;
 
     /// Sends a record to merge (or to keep as a hint); resolves when durable there.
     fn write(&self, to: &Peer, write: ReplicaWrite) -> BoxFuture<'static, Result<(), TransportError>>;
@@ -156,7 +200,14 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'static, Result<u32, TransportError>>;
 
     /// Asks a replica of the key to coordinate a write.
-    fn coordinate(&self, to: &Peer, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, TransportError>>;
+    fn coordinate(
+        &self,
+        to: &Peer,
+        call: CoordinateCall,
+    ) -> BoxFuture<'static, Result<CoordinateReply, TransportError>>;
+
+    /// Reads one page of the peer's own records.
+    fn page(&self, to: &Peer, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>>;
 
     /// Exchanges endpoint information with the node at `addr`.
     fn hello(
@@ -170,7 +221,11 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 /// The receiving side of [`Transport`] calls (implemented by the coordinator).
 pub trait ReplicaHandler: Send + Sync + fmt::Debug + 'static {
     /// Reads the local record.
-    fn handle_read(&self, keyspace: String, key: Bytes) -> BoxFuture<'static, Result<Option<Record>, crate::error::KvError>>;
+    fn handle_read(
+        &self,
+        keyspace: String,
+        key: Bytes,
+    ) -> BoxFuture<'static, Result<Option<Record>, crate::error::KvError>>;
 
     /// Merges a record (or stores a hint); resolves when durable.
     fn handle_write(&self, write: ReplicaWrite) -> BoxFuture<'static, Result<(), crate::error::KvError>>;
@@ -179,7 +234,13 @@ pub trait ReplicaHandler: Send + Sync + fmt::Debug + 'static {
     fn handle_hints(&self, hints: Vec<HintedWrite>) -> BoxFuture<'static, Result<u32, crate::error::KvError>>;
 
     /// Coordinates a write forwarded by a non-replica.
-    fn handle_coordinate(&self, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, crate::error::KvError>>;
+    fn handle_coordinate(
+        &self,
+        call: CoordinateCall,
+    ) -> BoxFuture<'static, Result<CoordinateReply, crate::error::KvError>>;
+
+    /// Answers one page of this node's own records.
+    fn handle_page(&self, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, crate::error::KvError>>;
 
     /// Records a peer's endpoint information and answers with ours.
     fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>);
@@ -204,11 +265,20 @@ impl Transport for UnconnectedTransport {
         unconnected(to.to_string())
     }
 
-    fn deliver_hints(&self, to: &Peer, _: &str, _: Vec<HintedWrite>) -> BoxFuture<'static, Result<u32, TransportError>> {
+    fn deliver_hints(
+        &self,
+        to: &Peer,
+        _: &str,
+        _: Vec<HintedWrite>,
+    ) -> BoxFuture<'static, Result<u32, TransportError>> {
         unconnected(to.to_string())
     }
 
     fn coordinate(&self, to: &Peer, _: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, TransportError>> {
+        unconnected(to.to_string())
+    }
+
+    fn page(&self, to: &Peer, _: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>> {
         unconnected(to.to_string())
     }
 

@@ -40,7 +40,8 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::{
-    CoordinateCall, CoordinateReply, HintedWrite, Peer, ReplicaHandler, ReplicaWrite, Transport, TransportError,
+    CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, Peer, ReplicaHandler, ReplicaWrite, Transport,
+    TransportError,
 };
 use crate::error::KvError;
 use crate::membership::Member;
@@ -379,6 +380,10 @@ impl Transport for SimTransport {
         self.network.call(&self.from, to.host_id.clone(), move |h| h.handle_write(write))
     }
 
+    fn page(&self, to: &Peer, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>> {
+        self.network.call(&self.from, to.host_id.clone(), move |h| h.handle_page(query))
+    }
+
     fn deliver_hints(
         &self,
         to: &Peer,
@@ -429,6 +434,9 @@ mod tests {
         }
         fn handle_coordinate(&self, _: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, KvError>> {
             ready(Err(KvError::NotAnInteger)).boxed()
+        }
+        fn handle_page(&self, _: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, KvError>> {
+            ready(Ok(Vec::new())).boxed()
         }
         fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {
             (from, known)

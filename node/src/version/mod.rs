@@ -104,10 +104,7 @@ impl Record {
         mode: ConflictMode,
     ) -> Dot {
         self.clock.merge(context);
-        let dot = Dot {
-            node: coordinator,
-            counter: self.clock.get(coordinator) + 1,
-        };
+        let dot = Dot { node: coordinator, counter: self.clock.get(coordinator) + 1 };
         self.clock.add(dot);
         self.siblings.retain(|s| !context.contains(s.dot));
         self.siblings.push(Sibling {

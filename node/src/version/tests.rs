@@ -22,8 +22,11 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (0..3usize, proptest::option::of(0..3usize), any::<u8>())
-            .prop_map(|(at, ctx_from, value)| Step::Write { at, ctx_from, value }),
+        (0..3usize, proptest::option::of(0..3usize), any::<u8>()).prop_map(|(at, ctx_from, value)| Step::Write {
+            at,
+            ctx_from,
+            value
+        }),
         (0..3usize, 0..3usize).prop_map(|(from, to)| Step::Sync { from, to }),
     ]
 }

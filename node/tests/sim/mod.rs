@@ -124,8 +124,7 @@ impl SimClusterBuilder {
             .collect();
         let mut config = Config::default();
         config.replication.replication_factor = self.rf;
-        let mut server = ServerConfig::default();
-        server.request_timeout_ms = self.request_timeout.as_millis() as u64;
+        let server = ServerConfig { request_timeout_ms: self.request_timeout.as_millis() as u64, ..Default::default() };
         let clock: Arc<dyn Clock> = Arc::new(VirtualClock { start: tokio::time::Instant::now() });
         let nodes = hosts
             .iter()
@@ -250,6 +249,17 @@ impl SimCluster {
     pub fn crash(&self, i: usize) {
         self.net.crash(self.host(i));
         self.mark(i, Liveness::Down);
+    }
+
+    /// Proves node `i` is really cut off, not merely marked down: a QUORUM read
+    /// it coordinates (its own view still sees its peers alive) fails, and the
+    /// network counts the refusal.
+    pub async fn assert_crashed(&self, i: usize) {
+        let before = self.net.stats().refused_by_crash;
+        let key = self.keys_replicated_by(i, "probe", 1).remove(0);
+        let read = self.node(i).get(KS, key, at(ConsistencyLevel::Quorum)).await;
+        assert!(read.is_err(), "node {i} is crashed but coordinated a QUORUM read: {read:?}");
+        assert!(self.net.stats().refused_by_crash > before, "no message from crashed node {i} was refused");
     }
 
     /// Restarts node `i` and marks it alive everywhere.
