@@ -102,7 +102,6 @@ impl Coordinator {
         if blocking_repair && stale > 0 {
             // Monotonic reads: what this read returns must sit on as many replicas as
             // the read needed, or a later read at the same level could miss it.
-            let required = required;
             let repaired = tokio::time::timeout_at(deadline, futures::future::join_all(repairs))
                 .await
                 .map(|done| done.into_iter().filter(|ok| *ok).count())

@@ -304,6 +304,48 @@ pub fn read_response_from_proto(resp: &pb::ReplicaReadResponse) -> Result<Option
     required_record(resp.record.as_ref(), "ReplicaReadResponse", "record").map(Some)
 }
 
+/// A page query as sent to a peer.
+pub fn page_query_to_proto(q: &super::PageQuery) -> pb::PageRequest {
+    let (by_token, prefix, after_key, after_token) = match &q.order {
+        super::PageOrder::ByKey { prefix, after } => (false, prefix.clone(), after.clone(), 0),
+        super::PageOrder::ByToken { after } => {
+            (true, Bytes::new(), after.as_ref().map(|(_, k)| k.clone()), after.as_ref().map_or(0, |(t, _)| *t))
+        }
+    };
+    pb::PageRequest { keyspace: q.keyspace.clone(), by_token, prefix, after_key, after_token, limit: q.limit }
+}
+
+/// A page query as received from a peer.
+pub fn page_query_from_proto(r: pb::PageRequest) -> super::PageQuery {
+    let order = if r.by_token {
+        super::PageOrder::ByToken { after: r.after_key.map(|k| (r.after_token, k)) }
+    } else {
+        super::PageOrder::ByKey { prefix: r.prefix, after: r.after_key }
+    };
+    super::PageQuery { keyspace: r.keyspace, order, limit: r.limit }
+}
+
+/// A page as sent back.
+pub fn page_to_proto(items: &[super::PageItem]) -> pb::PageResponse {
+    pb::PageResponse {
+        items: items
+            .iter()
+            .map(|i| pb::PageItem { token: i.token, key: i.key.clone(), record: Some(record_to_proto(&i.record)) })
+            .collect(),
+    }
+}
+
+/// A page as received.
+pub fn page_from_proto(resp: pb::PageResponse) -> Result<Vec<super::PageItem>, ConvertError> {
+    resp.items
+        .into_iter()
+        .map(|i| {
+            let record = required_record(i.record.as_ref(), "PageItem", "record")?;
+            Ok(super::PageItem { token: i.token, key: i.key, record })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -462,46 +504,4 @@ pub(crate) mod tests {
         let found_without_record = pb::ReplicaReadResponse { found: true, ..Default::default() };
         assert!(read_response_from_proto(&found_without_record).is_err());
     }
-}
-
-/// A page query as sent to a peer.
-pub fn page_query_to_proto(q: &super::PageQuery) -> pb::PageRequest {
-    let (by_token, prefix, after_key, after_token) = match &q.order {
-        super::PageOrder::ByKey { prefix, after } => (false, prefix.clone(), after.clone(), 0),
-        super::PageOrder::ByToken { after } => {
-            (true, Bytes::new(), after.as_ref().map(|(_, k)| k.clone()), after.as_ref().map_or(0, |(t, _)| *t))
-        }
-    };
-    pb::PageRequest { keyspace: q.keyspace.clone(), by_token, prefix, after_key, after_token, limit: q.limit }
-}
-
-/// A page query as received from a peer.
-pub fn page_query_from_proto(r: pb::PageRequest) -> super::PageQuery {
-    let order = if r.by_token {
-        super::PageOrder::ByToken { after: r.after_key.map(|k| (r.after_token, k)) }
-    } else {
-        super::PageOrder::ByKey { prefix: r.prefix, after: r.after_key }
-    };
-    super::PageQuery { keyspace: r.keyspace, order, limit: r.limit }
-}
-
-/// A page as sent back.
-pub fn page_to_proto(items: &[super::PageItem]) -> pb::PageResponse {
-    pb::PageResponse {
-        items: items
-            .iter()
-            .map(|i| pb::PageItem { token: i.token, key: i.key.clone(), record: Some(record_to_proto(&i.record)) })
-            .collect(),
-    }
-}
-
-/// A page as received.
-pub fn page_from_proto(resp: pb::PageResponse) -> Result<Vec<super::PageItem>, ConvertError> {
-    resp.items
-        .into_iter()
-        .map(|i| {
-            let record = required_record(i.record.as_ref(), "PageItem", "record")?;
-            Ok(super::PageItem { token: i.token, key: i.key, record })
-        })
-        .collect()
 }
