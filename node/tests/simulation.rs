@@ -434,3 +434,37 @@ async fn list_and_scan_cover_every_node() {
         assert_eq!(scanned.len(), expected.len(), "seed {seed}: scan through node {via}");
     }
 }
+
+/// `sloppy = true`: with two of three replicas down, a QUORUM write succeeds on
+/// the live replica plus a hint on a stand-in (Dynamo's sloppy quorum), where
+/// the strict default refuses it; after recovery the value is on every replica.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn sloppy_quorum_counts_stand_in_hints() {
+    for seed in SEEDS {
+        let strict = SimCluster::new(seed).delay_ms(1..=10).build();
+        let sloppy = SimCluster::new(seed).delay_ms(1..=10).sloppy(true).build();
+        for (c, is_sloppy) in [(&strict, false), (&sloppy, true)] {
+            let key = b("sloppy-w");
+            let replicas = c.replicas_of(&key);
+            let up = replicas[0];
+            let down: Vec<usize> = replicas[1..].to_vec();
+            down.iter().for_each(|d| c.crash(*d));
+            let result = c.node(up).put(KS, key.clone(), b("v"), put_at(Quorum, Bytes::new())).await;
+            if !is_sloppy {
+                assert!(
+                    matches!(result, Err(KvError::Unavailable { required: 2, alive: 1 })),
+                    "seed {seed}: {result:?}"
+                );
+                continue;
+            }
+            result.unwrap_or_else(|e| panic!("seed {seed}: sloppy QUORUM write refused: {e}"));
+            let stored: u64 = down.iter().map(|d| c.hints_stored_for(*d)).sum();
+            assert!(stored >= 2, "seed {seed}: expected hints for both down replicas, got {stored}");
+            down.iter().for_each(|d| c.restart(*d));
+            assert!(c.replay_hints().await >= 2, "seed {seed}: hints not replayed");
+            for r in &replicas {
+                assert_eq!(c.local_values(*r, &key), vec![b("v")], "seed {seed}: replica {r} after handoff");
+            }
+        }
+    }
+}

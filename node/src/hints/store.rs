@@ -224,3 +224,54 @@ mod tests {
         assert_eq!(store.pending_by_target().unwrap().get("target-2"), Some(&0));
     }
 }
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::StorageConfig;
+    use crate::storage::{FjallStorage, SyncPolicy};
+    use crate::version::{ConflictMode, NewWrite, VersionVector};
+
+    fn open(dir: &std::path::Path) -> Arc<FjallStorage> {
+        let config =
+            StorageConfig { data_dir: dir.to_path_buf(), sync: SyncPolicy::Always, ..StorageConfig::default() };
+        Arc::new(FjallStorage::open(&config).unwrap())
+    }
+
+    #[test]
+    fn hints_survive_a_restart_of_the_node_holding_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut record = Record::default();
+        let w = NewWrite {
+            value: Some(Bytes::from_static(b"v")),
+            timestamp_micros: clock.now_micros(),
+            expires_at_ms: None,
+        };
+        record.apply_write(1, &VersionVector::new(), w, ConflictMode::Siblings);
+        let hint = HintedWrite {
+            keyspace: "default".into(),
+            key: Bytes::from_static(b"k"),
+            record,
+            created_at_ms: clock.now_ms(),
+        };
+        {
+            let storage = open(dir.path());
+            let store = HintStore::new(
+                storage.clone(),
+                clock.clone(),
+                Duration::from_secs(3600),
+                ReplicationMetrics::unregistered(),
+            );
+            store.store("target", &hint).unwrap().wait_blocking().unwrap();
+            storage.shutdown();
+        }
+        let storage = open(dir.path());
+        let store = HintStore::new(storage, clock, Duration::from_secs(3600), ReplicationMetrics::unregistered());
+        assert_eq!(store.pending_by_target().unwrap().get("target"), Some(&1));
+        let batch = store.batch("target", 10).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].1, hint);
+    }
+}

@@ -67,6 +67,7 @@ pub struct SimClusterBuilder {
     delay: RangeInclusive<Duration>,
     replica_timeout: Duration,
     request_timeout: Duration,
+    sloppy: bool,
 }
 
 impl SimClusterBuilder {
@@ -85,6 +86,12 @@ impl SimClusterBuilder {
     /// Probability of losing each request and each reply (default 0).
     pub fn drop(mut self, p: f64) -> Self {
         self.drop = p;
+        self
+    }
+
+    /// Whether hints on stand-ins count toward W (default false).
+    pub fn sloppy(mut self, on: bool) -> Self {
+        self.sloppy = on;
         self
     }
 
@@ -144,7 +151,7 @@ impl SimClusterBuilder {
                     transport: transport.clone(),
                     settings: ClusterSettings {
                         replica_timeout: self.replica_timeout,
-                        sloppy: false,
+                        sloppy: self.sloppy,
                         inline_storage: true,
                     },
                     metrics: metrics.clone(),
@@ -196,6 +203,7 @@ impl SimCluster {
             delay: Duration::from_millis(1)..=Duration::from_millis(5),
             replica_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(2),
+            sloppy: false,
         }
     }
 
