@@ -468,3 +468,32 @@ async fn sloppy_quorum_counts_stand_in_hints() {
         }
     }
 }
+
+/// Zones as datacenters: with 6 nodes in 3 zones at RF 3 every key has one
+/// replica per zone. With one zone's replica down, EACH_QUORUM is refused
+/// (that zone has no quorum), QUORUM and LOCAL_QUORUM in a healthy zone
+/// succeed; LOCAL_QUORUM on a cluster without zones is a clear INVALID_ARGUMENT.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn zone_levels_follow_the_zones() {
+    for seed in SEEDS {
+        let c = SimCluster::new(seed).nodes(6).zones(3).delay_ms(1..=5).build();
+        let key = b("zoned");
+        let replicas = c.replicas_of(&key);
+        let zones: std::collections::BTreeSet<usize> = replicas.iter().map(|r| r % 3).collect();
+        assert_eq!(zones.len(), 3, "seed {seed}: replicas {replicas:?} must span the 3 zones");
+        let lost = replicas[0];
+        c.crash(lost);
+        let healthy = replicas.iter().copied().find(|r| *r != lost).expect("two replicas left");
+        let each = c.node(healthy).put(KS, key.clone(), b("e"), put_at(EachQuorum, Bytes::new())).await;
+        assert!(matches!(each, Err(KvError::Unavailable { required: 1, alive: 0 })), "seed {seed}: {each:?}");
+        c.node(healthy).put(KS, key.clone(), b("l"), put_at(LocalQuorum, Bytes::new())).await.expect("LOCAL_QUORUM");
+        c.node(healthy).put(KS, key.clone(), b("q"), put_at(Quorum, Bytes::new())).await.expect("QUORUM");
+        let read = c.node(healthy).get(KS, key.clone(), at(LocalQuorum)).await.expect("LOCAL_QUORUM read");
+        assert_eq!(values(&read), vec![b("q")], "seed {seed}");
+
+        let flat = SimCluster::new(seed).build();
+        let err = flat.node(0).get(KS, key.clone(), at(LocalQuorum)).await.expect_err("no zones");
+        assert!(matches!(err, KvError::Consistency(_)), "seed {seed}: {err}");
+        assert!(err.to_string().contains("zones"), "{err}");
+    }
+}

@@ -68,6 +68,7 @@ pub struct SimClusterBuilder {
     replica_timeout: Duration,
     request_timeout: Duration,
     sloppy: bool,
+    zones: usize,
 }
 
 impl SimClusterBuilder {
@@ -86,6 +87,12 @@ impl SimClusterBuilder {
     /// Probability of losing each request and each reply (default 0).
     pub fn drop(mut self, p: f64) -> Self {
         self.drop = p;
+        self
+    }
+
+    /// Spreads the nodes round-robin over `n` zones `z0..` (default 0: no zones).
+    pub fn zones(mut self, n: usize) -> Self {
+        self.zones = n;
         self
     }
 
@@ -108,14 +115,16 @@ impl SimClusterBuilder {
         net.set_delay(*self.delay.start(), *self.delay.end());
         net.set_replica_timeout(self.replica_timeout);
         let hosts: Vec<String> = (0..self.nodes).map(|i| format!("node-{i}")).collect();
-        let ring = Ring::initial(hosts.iter().map(|h| NodeInfo::new(h.as_str(), "", "")), 16).expect("initial ring");
+        let zone_of = |i: usize| if self.zones == 0 { String::new() } else { format!("z{}", i % self.zones) };
+        let infos = hosts.iter().enumerate().map(|(i, h)| NodeInfo::new(h.as_str(), zone_of(i), ""));
+        let ring = Ring::initial(infos, 16).expect("initial ring");
         let members: Vec<Member> = ring
             .node_tokens()
             .into_iter()
             .map(|(info, tokens)| {
                 let i = hosts.iter().position(|h| h == info.host_id.as_str()).expect("known host");
                 let addr = std::net::SocketAddr::from(([10, 0, 0, i as u8 + 1], 7000));
-                let (zone, rack) = (String::new(), String::new());
+                let (zone, rack) = (zone_of(i), String::new());
                 let host_id = info.host_id.as_str().to_owned();
                 Member {
                     host_id,
@@ -204,6 +213,7 @@ impl SimCluster {
             replica_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(2),
             sloppy: false,
+            zones: 0,
         }
     }
 
