@@ -100,9 +100,10 @@ fn display_bytes(bytes: &[u8]) -> String {
 
 /// `status`: a summary line and a table of the nodes.
 pub fn status(response: &ClusterStatusResponse) -> String {
-    let mut rows = vec![["HOST ID", "ADDRESS", "ZONE", "STATE", "LIVENESS", "OWNS", "LOAD"].map(str::to_owned)];
+    let header = ["HOST ID", "ADDRESS", "ZONE", "STATE", "LIVENESS", "OWNS", "LOAD", "HINTS"];
+    let mut rows = vec![header.map(str::to_owned)];
     rows.extend(response.nodes.iter().map(node_row));
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -122,7 +123,10 @@ pub fn status(response: &ClusterStatusResponse) -> String {
     out
 }
 
-fn node_row(node: &NodeStatus) -> [String; 7] {
+/// One node's row. LOAD is `-` when the answering node does not know it (a
+/// peer's load travels with gossip); HINTS counts the hints the answering node
+/// holds for that node.
+fn node_row(node: &NodeStatus) -> [String; 8] {
     let mut state = node_state_name(node.state);
     if let Some(progress) = node.streaming_progress {
         let _ = write!(state, " (streaming {:.0}%)", progress * 100.0);
@@ -134,7 +138,8 @@ fn node_row(node: &NodeStatus) -> [String; 7] {
         state,
         liveness_name(node.liveness),
         format!("{:.1}%", node.ownership * 100.0),
-        format_bytes(node.load_bytes),
+        if node.load_bytes == 0 { "-".to_owned() } else { format_bytes(node.load_bytes) },
+        node.pending_hints.to_string(),
     ]
 }
 

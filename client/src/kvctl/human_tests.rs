@@ -78,15 +78,16 @@ fn status_is_an_aligned_table() {
                 liveness: 42,
                 ownership: 0.125,
                 streaming_progress: Some(0.4),
+                pending_hints: 7,
                 ..Default::default()
             },
         ],
     };
     let expected = "\
 cluster dev, replication factor 3, 2 node(s), answered by n1
-HOST ID  ADDRESS         ZONE  STATE                    LIVENESS     OWNS   LOAD
-n1       127.0.0.1:7100  z1    NORMAL                   ALIVE        50.0%  1.5 KiB
-node-2   127.0.0.1:7101  -     JOINING (streaming 40%)  UNKNOWN(42)  12.5%  0 B
+HOST ID  ADDRESS         ZONE  STATE                    LIVENESS     OWNS   LOAD     HINTS
+n1       127.0.0.1:7100  z1    NORMAL                   ALIVE        50.0%  1.5 KiB  0
+node-2   127.0.0.1:7101  -     JOINING (streaming 40%)  UNKNOWN(42)  12.5%  -        7
 ";
     assert_eq!(status(&response), expected);
 }
