@@ -96,6 +96,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         });
         children.push(child);
     }
+    wait_until_formed(&args).await?;
     println!(
         "RingKV dev cluster: {} nodes, replication factor {rf}, data in {}. \
          Try: kvctl --endpoint 127.0.0.1:{} status. Ctrl-C stops every node.",
@@ -117,6 +118,32 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 eprintln!("node {i} did not stop in 30 s; killing it");
                 let _ = child.kill().await;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every node lists every node as alive, so the first request
+/// after the banner finds the whole ring.
+async fn wait_until_formed(args: &DevArgs) -> anyhow::Result<()> {
+    use ringkv_proto::v1::{ClusterStatusRequest, Liveness, admin_client::AdminClient};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for i in 0..args.nodes {
+        let endpoint = format!("http://127.0.0.1:{}", args.grpc_base_port + i);
+        loop {
+            let formed = async {
+                let mut admin = AdminClient::connect(endpoint.clone()).await.ok()?;
+                let status = admin.cluster_status(ClusterStatusRequest {}).await.ok()?.into_inner();
+                let alive = status.nodes.iter().filter(|n| n.liveness == Liveness::Alive as i32).count();
+                Some(alive == usize::from(args.nodes))
+            };
+            if formed.await == Some(true) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("node {i} did not see all {} nodes within 30 s; check the logs above", args.nodes);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     Ok(())
