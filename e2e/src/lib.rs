@@ -16,7 +16,9 @@
 //! - [`journal`]: finds and damages fjall journal files for recovery tests.
 //! - [`cluster`]: [`Cluster`], several nodes forming one cluster (start,
 //!   wait until all see each other alive, kill, restart, status, metrics).
+//! - [`bench`]: the core of the `kvbench` binary (YCSB workloads, targets, measurement).
 
+pub mod bench;
 pub mod binaries;
 pub mod cluster;
 pub mod grpc;

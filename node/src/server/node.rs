@@ -279,7 +279,8 @@ fn spawn_grpc(
     let (health_reporter, health) = tonic_health::server::health_reporter();
     Ok(tokio::spawn(async move {
         health_reporter.set_serving::<KvServer<KvService>>().await;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms).
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)

@@ -1,0 +1,116 @@
+//! [`Redis`]: a Redis server over RESP with the `redis` crate.
+//!
+//! `connections` multiplexed connections (each pipelines every task's
+//! commands on one TCP stream), used round-robin. Records are plain strings
+//! (`GET`/`SET`). Redis has no ordered key scan, so, as YCSB's own Redis
+//! binding does, inserts also add the key to a sorted-set index
+//! (`ZADD kvbench:index 0 key`, in the same pipeline as the `SET`, so one
+//! round trip) and a scan is `ZRANGE kvbench:index [start + BYLEX LIMIT 0 n`
+//! followed by `MGET` of those keys. Updates do not touch the index. A
+//! read-modify-write is `GET` then `SET`, not atomic (as in YCSB's binding).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+
+use crate::bench::target::{Target, TargetError, TargetInfo};
+
+/// The sorted set that orders keys for scans.
+pub const INDEX_KEY: &str = "kvbench:index";
+
+/// A Redis server at `endpoint`, over `connections` multiplexed connections.
+#[derive(Debug)]
+pub struct Redis {
+    connections: Vec<MultiplexedConnection>,
+    next: AtomicUsize,
+    endpoint: String,
+}
+
+impl Redis {
+    /// Connects to `endpoint` (`host:port` or a `redis://` URL).
+    pub async fn connect(endpoint: &str, connections: usize) -> Result<Self, TargetError> {
+        let connect_error =
+            |e: redis::RedisError| TargetError::Connect { endpoint: endpoint.to_owned(), reason: e.to_string() };
+        let url = if endpoint.contains("://") { endpoint.to_owned() } else { format!("redis://{endpoint}/") };
+        let client = redis::Client::open(url).map_err(connect_error)?;
+        let mut conns = Vec::with_capacity(connections.max(1));
+        for _ in 0..connections.max(1) {
+            conns.push(client.get_multiplexed_async_connection().await.map_err(connect_error)?);
+        }
+        Ok(Self { connections: conns, next: AtomicUsize::new(0), endpoint: endpoint.to_owned() })
+    }
+
+    /// A handle on the next connection (clones share the connection).
+    fn conn(&self) -> MultiplexedConnection {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+}
+
+impl Target for Redis {
+    fn info(&self) -> TargetInfo {
+        TargetInfo {
+            name: "redis".to_owned(),
+            endpoint: self.endpoint.clone(),
+            settings: BTreeMap::from([
+                ("connections".to_owned(), format!("{} multiplexed", self.connections.len())),
+                ("records".to_owned(), "GET/SET strings".to_owned()),
+                ("scan".to_owned(), format!("ZRANGE {INDEX_KEY} BYLEX + MGET (insert also ZADDs)")),
+            ]),
+        }
+    }
+
+    async fn read(&self, key: &str) -> Result<bool, TargetError> {
+        let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut self.conn()).await?;
+        Ok(value.is_some())
+    }
+
+    async fn update(&self, key: &str, value: Bytes) -> Result<(), TargetError> {
+        redis::cmd("SET").arg(key).arg(value.as_ref()).exec_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn insert(&self, key: &str, value: Bytes) -> Result<(), TargetError> {
+        redis::pipe()
+            .cmd("SET")
+            .arg(key)
+            .arg(value.as_ref())
+            .ignore()
+            .cmd("ZADD")
+            .arg(INDEX_KEY)
+            .arg(0)
+            .arg(key)
+            .ignore()
+            .exec_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn scan(&self, start: &str, count: u32) -> Result<usize, TargetError> {
+        let mut conn = self.conn();
+        let keys: Vec<String> = redis::cmd("ZRANGE")
+            .arg(INDEX_KEY)
+            .arg(format!("[{start}"))
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(values.iter().flatten().count())
+    }
+
+    async fn read_modify_write(&self, key: &str, value: Bytes) -> Result<(), TargetError> {
+        let mut conn = self.conn();
+        let _old: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+        redis::cmd("SET").arg(key).arg(value.as_ref()).exec_async(&mut conn).await?;
+        Ok(())
+    }
+}
