@@ -21,7 +21,10 @@ use ringkv_node::membership::Liveness;
 use ringkv_node::replication::{ConsistencyLevel::*, PutOptions, ReadResult};
 use sim::{KS, SimCluster, at, b};
 
-const SEEDS: std::ops::Range<u64> = 0..8;
+/// Seeds every test runs: 8 in CI; `RINGKV_SIM_SEEDS=N` runs N (an opt-in soak).
+fn seeds() -> std::ops::Range<u64> {
+    0..std::env::var("RINGKV_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(8)
+}
 
 /// The largest integer value among the live siblings of a read.
 fn max_value(r: &ReadResult) -> u64 {
@@ -139,7 +142,7 @@ async fn quorum_workload(seed: u64, drop: f64) -> QuorumRun {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn quorum_reads_see_latest_acknowledged_write() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let run = quorum_workload(seed, 0.05).await;
         assert!(run.dropped > 0, "seed {seed}: the network dropped nothing; the simulation is inert");
         assert!(run.acked_writes >= 30 && run.ok_reads >= 30, "seed {seed}: too few successes: {run:?}");
@@ -150,7 +153,7 @@ async fn quorum_reads_see_latest_acknowledged_write() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn quorum_reads_never_go_back() {
     // Seed 45 at 30 % loss is a counterexample found by this workload; see the targeted test below.
-    for (seed, drop) in SEEDS.map(|s| (s, 0.05)).chain([(45, 0.3)]) {
+    for (seed, drop) in seeds().map(|s| (s, 0.05)).chain([(45, 0.3)]) {
         let run = quorum_workload(seed, drop).await;
         assert!(run.dropped > 0, "seed {seed}: the network dropped nothing");
         assert!(run.went_back.is_empty(), "seed {seed}, drop {drop}: reads went back: {:#?}", run.went_back);
@@ -217,7 +220,7 @@ async fn same_seed_replays_the_same_run() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn concurrent_writes_become_siblings_and_a_context_write_resolves_them() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let key = b("doc");
         let replicas = c.replicas_of(&key);
@@ -235,7 +238,9 @@ async fn concurrent_writes_become_siblings_and_a_context_write_resolves_them() {
         );
         left_put.expect("left write");
         right_put.expect("right write");
-        assert!(c.net.stats().since(&before).refused_by_partition > 0, "seed {seed}: the partition cut nothing");
+        // The puts return at quorum; their messages across the cut may still be in flight.
+        let cut = c.eventually(Duration::from_secs(1), |c| c.net.stats().since(&before).refused_by_partition > 0).await;
+        assert!(cut, "seed {seed}: the partition cut nothing");
         c.heal();
         let read = c.node(c.random_live_node()).get(KS, key.clone(), at(Quorum)).await.expect("read siblings");
         assert_eq!(values(&read), vec![b("left"), b("right")], "seed {seed}: concurrent writes are siblings");
@@ -251,7 +256,7 @@ async fn concurrent_writes_become_siblings_and_a_context_write_resolves_them() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn down_node_gets_every_write_through_hints() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let down = (seed % 5) as usize;
         let keys = c.keys_replicated_by(down, "hinted", 20);
@@ -279,7 +284,7 @@ async fn down_node_gets_every_write_through_hints() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn read_repair_fixes_a_stale_replica() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let mut stale = Vec::new();
         for key in [b("repair-all"), b("repair-quorum")] {
@@ -313,7 +318,7 @@ async fn read_repair_fixes_a_stale_replica() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn partition_minority_cannot_reach_quorum() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let key = b("split");
         let replicas = c.replicas_of(&key);
@@ -330,7 +335,10 @@ async fn partition_minority_cannot_reach_quorum() {
                 matches!(err, KvError::QuorumNotReached { required: 2, .. } | KvError::Unavailable { .. }),
                 "{err}"
             );
-            assert!(c.net.stats().since(&before).refused_by_partition > 0, "seed {seed}: the partition cut nothing");
+            // The puts return at quorum; their messages across the cut may still be in flight.
+            let cut =
+                c.eventually(Duration::from_secs(1), |c| c.net.stats().since(&before).refused_by_partition > 0).await;
+            assert!(cut, "seed {seed}: the partition cut nothing");
             // Once it sees the others down, it refuses before applying anything.
             others.iter().for_each(|o| c.node(isolated).view().set_liveness(c.host(*o), Liveness::Down));
             let put = c.node(isolated).put(KS, key.clone(), b("refused"), put_at(Quorum, Bytes::new())).await;
@@ -351,7 +359,7 @@ async fn partition_minority_cannot_reach_quorum() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn sloppy_quorum_and_any() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let c = SimCluster::new(seed).delay_ms(1..=20).build();
         let key = b("sloppy");
         let replicas = c.replicas_of(&key);
@@ -440,7 +448,7 @@ async fn list_and_scan_cover_every_node() {
 /// the strict default refuses it; after recovery the value is on every replica.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn sloppy_quorum_counts_stand_in_hints() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let strict = SimCluster::new(seed).delay_ms(1..=10).build();
         let sloppy = SimCluster::new(seed).delay_ms(1..=10).sloppy(true).build();
         for (c, is_sloppy) in [(&strict, false), (&sloppy, true)] {
@@ -458,8 +466,10 @@ async fn sloppy_quorum_counts_stand_in_hints() {
                 continue;
             }
             result.unwrap_or_else(|e| panic!("seed {seed}: sloppy QUORUM write refused: {e}"));
-            let stored: u64 = down.iter().map(|d| c.hints_stored_for(*d)).sum();
-            assert!(stored >= 2, "seed {seed}: expected hints for both down replicas, got {stored}");
+            // The write returns at quorum (one hint); the other hint may still be on its way.
+            let stored = |c: &SimCluster| down.iter().map(|d| c.hints_stored_for(*d)).sum::<u64>();
+            let both = c.eventually(Duration::from_secs(1), |c| stored(c) >= 2).await;
+            assert!(both, "seed {seed}: expected hints for both down replicas, got {}", stored(c));
             down.iter().for_each(|d| c.restart(*d));
             assert!(c.replay_hints().await >= 2, "seed {seed}: hints not replayed");
             for r in &replicas {
@@ -475,7 +485,7 @@ async fn sloppy_quorum_counts_stand_in_hints() {
 /// succeed; LOCAL_QUORUM on a cluster without zones is a clear INVALID_ARGUMENT.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn zone_levels_follow_the_zones() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let c = SimCluster::new(seed).nodes(6).zones(3).delay_ms(1..=5).build();
         let key = b("zoned");
         let replicas = c.replicas_of(&key);
