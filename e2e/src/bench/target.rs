@@ -66,6 +66,14 @@ pub enum TargetError {
         #[from]
         source: redis::RedisError,
     },
+    /// etcd answered an RPC with an error status (or the channel failed).
+    #[error("etcd {op}: {source}")]
+    Etcd {
+        /// The RPC: `Range`, `Put`.
+        op: &'static str,
+        /// tonic's status.
+        source: tonic::Status,
+    },
     /// Connecting to the target failed.
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect {

@@ -1,4 +1,4 @@
-//! `kvbench`: YCSB-style benchmark of RingKV (gRPC, HTTP) and Redis.
+//! `kvbench`: YCSB-style benchmark of RingKV (gRPC, HTTP), Redis and etcd.
 //!
 //! `kvbench run --target ringkv-grpc --endpoint 127.0.0.1:7100 --workload a --load --records 100000 --duration 20`
 //! loads the records, runs workload A for 20 s with 50 client tasks, prints
@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringkv_e2e::bench::keys::Distribution;
 use ringkv_e2e::bench::report::{FORMAT_VERSION, Params};
-use ringkv_e2e::bench::targets::{Redis, RingKvGrpc, RingKvHttp};
+use ringkv_e2e::bench::targets::{Etcd, Redis, RingKvGrpc, RingKvHttp};
 use ringkv_e2e::bench::{Machine, Report, RunConfig, Stop, Target, Warmup, Workload, runner};
 
 /// YCSB-style benchmark of RingKV and its peers.
@@ -40,6 +40,8 @@ enum TargetKind {
     RingkvHttp,
     /// Redis over RESP.
     Redis,
+    /// etcd v3 over gRPC (KV service).
+    Etcd,
 }
 
 impl TargetKind {
@@ -48,6 +50,7 @@ impl TargetKind {
             Self::RingkvGrpc => "127.0.0.1:7100",
             Self::RingkvHttp => "127.0.0.1:7180",
             Self::Redis => "127.0.0.1:6399",
+            Self::Etcd => "127.0.0.1:2379",
         }
     }
 }
@@ -64,7 +67,8 @@ struct RunArgs {
     /// The store to benchmark.
     #[arg(long, value_enum, default_value = "ringkv-grpc")]
     target: TargetKind,
-    /// host:port of the store [default: 127.0.0.1:7100 gRPC, :7180 HTTP, :6399 Redis].
+    /// host:port of the store [default: 127.0.0.1:7100 gRPC, :7180 HTTP, :6399 Redis, :2379 etcd].
+    /// etcd takes several members, comma-separated (a,b,c), used round-robin.
     #[arg(long)]
     endpoint: Option<String>,
     /// YCSB core workload: a (50/50 read/update), b (95/5), c (read only),
@@ -98,7 +102,7 @@ struct RunArgs {
     /// RNG seed (task i uses seed + i).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// gRPC channels / Redis connections, used round-robin.
+    /// gRPC channels / Redis connections, used round-robin (etcd: at least one per member).
     #[arg(long, default_value_t = 1)]
     connections: usize,
     /// RingKV consistency level (ONE, QUORUM, ALL, r=N,w=N, ...) [default: the server's].
@@ -240,6 +244,12 @@ async fn dispatch(args: RunArgs, run_phase: bool) -> Result<()> {
                 bail!("--consistency applies to RingKV targets only");
             }
             bench(Redis::connect(&endpoint, args.connections).await?, &args, run_phase).await
+        }
+        TargetKind::Etcd => {
+            if consistency.is_some() {
+                bail!("--consistency applies to RingKV targets only (etcd reads are linearizable)");
+            }
+            bench(Etcd::connect(&endpoint, args.connections).await?, &args, run_phase).await
         }
     }
 }
