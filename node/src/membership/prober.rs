@@ -91,14 +91,13 @@ impl StaticMembership {
             merge_member(view, member, Source::Hearsay);
         }
         view.set_liveness(&from_host, Liveness::Alive);
-        (view.local(), view.members())
+        view.snapshot()
     }
 
     /// One round: hello to every target concurrently, merge the answers, then
     /// mark members that stayed silent past `down_after` as down.
     pub async fn probe_once(&self) {
-        let me = self.view.local();
-        let known = self.view.members();
+        let (me, known) = self.view.snapshot();
         let calls = self.targets(&me, &known).into_iter().map(|addr| {
             let call = self.transport.hello(addr, me.clone(), known.clone());
             async move { (addr, call.await) }
@@ -148,7 +147,7 @@ impl StaticMembership {
             let last = *last_answer.entry(member.host_id.clone()).or_insert(now);
             let quiet_for = now.saturating_duration_since(last);
             if quiet_for > self.down_after {
-                silent.push((member.host_id, quiet_for));
+                silent.push((member.host_id.clone(), quiet_for));
             }
         }
         drop(last_answer);
@@ -351,7 +350,7 @@ mod tests {
     }
 
     fn hosts(view: &ClusterView) -> Vec<String> {
-        view.members().into_iter().map(|m| m.host_id).collect()
+        view.members().into_iter().map(|m| m.host_id.clone()).collect()
     }
 
     #[tokio::test]
@@ -367,7 +366,7 @@ mod tests {
         prober.probe_once().await;
         assert_eq!(hosts(&va), ["a", "b", "c"], "a learned b from b and c from b's known list");
         assert_eq!(hosts(&vb), ["a", "b", "c"]);
-        assert_eq!(va.member("b"), Some(b));
+        assert_eq!(va.member("b").as_deref(), Some(&b));
         assert_eq!(net.hellos.load(Ordering::SeqCst), 1, "only b was probed");
         assert_eq!(va.ring().nodes().len(), 3);
         prober.probe_once().await;
@@ -434,15 +433,15 @@ mod tests {
         assert_eq!(me, a);
         assert_eq!(members.iter().map(|m| m.host_id.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
         assert_eq!(view.member("b").map(|m| m.generation), Some(2), "stale hearsay ignored");
-        assert_eq!(view.local(), a);
+        assert_eq!(*view.local(), a);
         assert!(view.is_alive("c"), "the sender is alive");
 
         let restarted_b = member("b", 22, 3);
         StaticMembership::merge_hello(&view, member("c", 3, 1), vec![restarted_b.clone()]);
-        assert_eq!(view.member("b"), Some(restarted_b), "a newer generation replaces");
+        assert_eq!(view.member("b").as_deref(), Some(&restarted_b), "a newer generation replaces");
         let moved_c = Member { zone: "z2".into(), ..member("c", 3, 1) };
         StaticMembership::merge_hello(&view, moved_c.clone(), vec![]);
-        assert_eq!(view.member("c"), Some(moved_c), "a member's own word replaces its same generation");
+        assert_eq!(view.member("c").as_deref(), Some(&moved_c), "a member's own word replaces its same generation");
     }
 
     #[tokio::test]

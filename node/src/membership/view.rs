@@ -41,7 +41,7 @@ pub enum Liveness {
 
 #[derive(Debug)]
 struct State {
-    members: BTreeMap<String, Member>,
+    members: BTreeMap<String, Arc<Member>>,
     down: BTreeMap<String, bool>,
     ring: Arc<Ring>,
 }
@@ -54,7 +54,7 @@ pub struct ClusterView {
     changes: watch::Sender<u64>,
 }
 
-fn build_ring(members: &BTreeMap<String, Member>) -> Arc<Ring> {
+fn build_ring(members: &BTreeMap<String, Arc<Member>>) -> Arc<Ring> {
     let mut builder = Ring::builder();
     for m in members.values().filter(|m| !m.tokens.is_empty()) {
         builder =
@@ -75,7 +75,7 @@ impl ClusterView {
     pub fn new(local: Member) -> Self {
         let host = local.host_id.clone();
         let mut members = BTreeMap::new();
-        members.insert(host.clone(), local);
+        members.insert(host.clone(), Arc::new(local));
         let ring = build_ring(&members);
         let (changes, _) = watch::channel(0);
         Self { local: host, state: RwLock::new(State { members, down: BTreeMap::new(), ring }), changes }
@@ -94,7 +94,7 @@ impl ClusterView {
     }
 
     /// The local node.
-    pub fn local(&self) -> Member {
+    pub fn local(&self) -> Arc<Member> {
         self.read().members.get(&self.local).cloned().unwrap_or_else(unreachable_local)
     }
 
@@ -108,12 +108,12 @@ impl ClusterView {
     pub fn upsert(&self, member: Member) -> bool {
         let mut s = self.write();
         let old = s.members.get(&member.host_id);
-        if old == Some(&member) {
+        if old.is_some_and(|o| **o == member) {
             return false;
         }
         let placement_changed =
             old.is_none_or(|o| o.tokens != member.tokens || o.zone != member.zone || o.rack != member.rack);
-        s.members.insert(member.host_id.clone(), member);
+        s.members.insert(member.host_id.clone(), Arc::new(member));
         if placement_changed {
             s.ring = build_ring(&s.members);
         }
@@ -152,14 +152,26 @@ impl ClusterView {
         Arc::clone(&self.read().ring)
     }
 
-    /// A member by host id.
-    pub fn member(&self, host_id: &str) -> Option<Member> {
+    /// A member by host id (shared, so the request path copies no token lists).
+    pub fn member(&self, host_id: &str) -> Option<Arc<Member>> {
         self.read().members.get(host_id).cloned()
     }
 
     /// Every member, by host id.
-    pub fn members(&self) -> Vec<Member> {
+    pub fn members(&self) -> Vec<Arc<Member>> {
         self.read().members.values().cloned().collect()
+    }
+
+    /// Owned copies of the local member and of every member, for the wire (Hello).
+    pub fn snapshot(&self) -> (Member, Vec<Member>) {
+        let s = self.read();
+        let local = s.members.get(&self.local).cloned().unwrap_or_else(unreachable_local);
+        (Member::clone(&local), s.members.values().map(|m| Member::clone(m)).collect())
+    }
+
+    /// Number of members.
+    pub fn member_count(&self) -> usize {
+        self.read().members.len()
     }
 
     /// Number of distinct non-empty zones.
@@ -177,7 +189,7 @@ impl ClusterView {
 }
 
 #[cold]
-fn unreachable_local() -> Member {
+fn unreachable_local() -> Arc<Member> {
     // `new` inserts the local member and nothing removes it.
     panic!("the local member is missing from the cluster view")
 }

@@ -353,7 +353,7 @@ impl Coordinator {
                 self.inner.check_key(&op.key)?;
                 self.inner.check_mutation(&ks, &batch_mutation(op))?;
             }
-            if self.inner.view.members().len() == 1 {
+            if self.inner.view.member_count() == 1 {
                 return self.batch_write_local_atomic(ks, ops).await.map(|v| v.into_iter().map(Ok).collect());
             }
         }

@@ -1,6 +1,8 @@
 //! Where a key lives: its replicas and stand-ins, and the quorum groups a
 //! consistency level asks of them.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::error::KvError;
@@ -14,9 +16,9 @@ use super::{Access, Consistency, ConsistencyLevel, Keyspace, QuorumGroup, requir
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
     /// The key's replicas, in preference order (at most RF).
-    pub(super) replicas: Vec<Member>,
+    pub(super) replicas: Vec<Arc<Member>>,
     /// Alive nodes after them on the ring, for hints (sloppy quorum).
-    pub(super) stand_ins: Vec<Member>,
+    pub(super) stand_ins: Vec<Arc<Member>>,
 }
 
 impl Plan {
@@ -35,7 +37,7 @@ impl Inner {
         let token = token_of(&ks.name, key);
         let rf = ks.replication_factor as usize;
         let member = |idx| ring.node(idx).and_then(|n| self.view.member(n.host_id.as_str()));
-        let replicas: Vec<Member> = ring.preference_list(token, rf).into_iter().filter_map(member).collect();
+        let replicas: Vec<Arc<Member>> = ring.preference_list(token, rf).into_iter().filter_map(member).collect();
         let stand_ins =
             ring.stand_ins(token, rf).filter_map(member).filter(|m| self.view.is_alive(&m.host_id)).take(rf).collect();
         Plan { replicas, stand_ins }
@@ -68,7 +70,7 @@ impl Inner {
         let majority = |n: usize| (n / 2 + 1) as u32;
         let groups = match level {
             Some(ConsistencyLevel::LocalQuorum) => {
-                let zone = self.view.local().zone;
+                let zone = self.view.local().zone.clone();
                 let members = hosts(&|m| m.zone == zone);
                 vec![QuorumGroup { name: format!("zone {zone}"), required: majority(members.len()), members }]
             }

@@ -71,9 +71,9 @@ impl Coordinator {
         let serialised = matches!(m, Mutation::Cas { .. } | Mutation::Increment { .. });
         let first_alive = plan.replicas.iter().find(|r| self.inner.view.is_alive(&r.host_id)).cloned();
         let coordinator = match (serialised, plan.has(&local), first_alive) {
-            (true, _, Some(first)) => first.host_id,
+            (true, _, Some(first)) => first.host_id.clone(),
             (false, true, _) => local.clone(),
-            (_, _, Some(first)) => first.host_id,
+            (_, _, Some(first)) => first.host_id.clone(),
             (_, _, None) => local.clone(),
         };
         let level = consistency.level.map_or("default", ConsistencyLevel::name);
@@ -94,7 +94,8 @@ impl Coordinator {
 
     /// Sends the write to a replica to coordinate, trying alive replicas in order.
     async fn forward(&self, plan: &Plan, first: &str, call: CoordinateCall) -> Result<CoordinateReply, KvError> {
-        let mut order: Vec<&Member> = plan.replicas.iter().filter(|r| self.inner.view.is_alive(&r.host_id)).collect();
+        let mut order: Vec<&Arc<Member>> =
+            plan.replicas.iter().filter(|r| self.inner.view.is_alive(&r.host_id)).collect();
         order.sort_by_key(|r| r.host_id != first);
         let mut last = None;
         for replica in order {
@@ -222,7 +223,14 @@ impl Coordinator {
     /// Stores a hint for `target`: on the stand-in `via` when there is one and
     /// it answers, else in this node's own hint store. `Ok(true)` once the hint
     /// is durable somewhere (it may then count toward W under sloppy quorum or ANY).
-    async fn hint(self, ks: Arc<Keyspace>, key: Bytes, record: Record, target: String, via: Option<Member>) -> Event {
+    async fn hint(
+        self,
+        ks: Arc<Keyspace>,
+        key: Bytes,
+        record: Record,
+        target: String,
+        via: Option<Arc<Member>>,
+    ) -> Event {
         let local = self.inner.view.local_host_id().to_owned();
         if let Some(stand_in) = via.filter(|s| s.host_id != local) {
             let write = ReplicaWrite {

@@ -90,7 +90,7 @@ impl pb::admin_server::Admin for AdminService {
                     load_bytes: if m.host_id == local { self.load_bytes() } else { 0 },
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
                     vnodes: m.tokens.len() as u32,
-                    host_id: m.host_id,
+                    host_id: m.host_id.clone(),
                     ..Default::default()
                 }
             })

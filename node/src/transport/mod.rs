@@ -42,6 +42,12 @@ impl From<&Member> for Peer {
     }
 }
 
+impl From<&std::sync::Arc<Member>> for Peer {
+    fn from(m: &std::sync::Arc<Member>) -> Self {
+        Self::from(m.as_ref())
+    }
+}
+
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let short = self.host_id.get(..8).unwrap_or(&self.host_id);
