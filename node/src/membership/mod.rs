@@ -15,4 +15,4 @@ mod prober;
 mod view;
 
 pub use prober::{InstantSource, StaticMembership};
-pub use view::{ClusterView, Liveness, Member};
+pub use view::{ClusterView, Liveness, Member, MemberStatus};

@@ -238,6 +238,7 @@ mod tests {
             rack: String::new(),
             tokens: vec![u64::from(port) * 1_000_003],
             generation,
+            status: crate::membership::MemberStatus::Normal,
         }
     }
 

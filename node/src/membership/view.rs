@@ -28,6 +28,45 @@ pub struct Member {
     pub tokens: Vec<Token>,
     /// Incremented on every restart.
     pub generation: u64,
+    /// Where the node is in its lifecycle.
+    pub status: MemberStatus,
+}
+
+/// A node's lifecycle state (Cassandra's gossip STATUS).
+///
+/// Transitions: `Joining -> Normal`, `Replacing -> Normal`,
+/// `Normal -> Leaving -> Left`; a dead node removed by an operator becomes
+/// `Left` through `removenode`. Only the failure detector's verdict
+/// ([`Liveness`]) changes without the node itself saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MemberStatus {
+    /// Owns tokens it is still streaming in; receives writes, serves no reads.
+    Joining,
+    /// Serves its ranges.
+    #[default]
+    Normal,
+    /// Streaming its ranges away (decommission).
+    Leaving,
+    /// Gone from the ring; kept only so peers learn it left.
+    Left,
+    /// Takes over the tokens of the dead node with this host id.
+    Replacing {
+        /// Host id of the node being replaced.
+        old_host_id: String,
+    },
+}
+
+impl MemberStatus {
+    /// The name used in logs, status tables and the wire.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Joining => "JOINING",
+            Self::Normal => "NORMAL",
+            Self::Leaving => "LEAVING",
+            Self::Left => "LEFT",
+            Self::Replacing { .. } => "REPLACING",
+        }
+    }
 }
 
 /// Whether a peer answers.
@@ -35,14 +74,16 @@ pub struct Member {
 pub enum Liveness {
     /// Answers.
     Alive,
-    /// Has not answered for a while.
+    /// The failure detector doubts it (phi above half the threshold); still used.
+    Suspect,
+    /// Convicted by the failure detector; skipped by coordinators.
     Down,
 }
 
 #[derive(Debug)]
 struct State {
     members: BTreeMap<String, Arc<Member>>,
-    down: BTreeMap<String, bool>,
+    liveness: BTreeMap<String, Liveness>,
     ring: Arc<Ring>,
 }
 
@@ -78,7 +119,7 @@ impl ClusterView {
         members.insert(host.clone(), Arc::new(local));
         let ring = build_ring(&members);
         let (changes, _) = watch::channel(0);
-        Self { local: host, state: RwLock::new(State { members, down: BTreeMap::new(), ring }), changes }
+        Self { local: host, state: RwLock::new(State { members, liveness: BTreeMap::new(), ring }), changes }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -127,11 +168,10 @@ impl ClusterView {
         if host_id == self.local {
             return;
         }
-        let down = liveness == Liveness::Down;
         let mut s = self.write();
-        let was = s.down.insert(host_id.to_owned(), down);
+        let was = s.liveness.insert(host_id.to_owned(), liveness);
         drop(s);
-        if was != Some(down) {
+        if was != Some(liveness) {
             tracing::info!(host_id, ?liveness, "peer liveness changed");
             self.bump();
         }
@@ -139,12 +179,12 @@ impl ClusterView {
 
     /// Whether `host_id` answers (unknown peers are presumed alive until proven down).
     pub fn liveness(&self, host_id: &str) -> Liveness {
-        if self.read().down.get(host_id).copied().unwrap_or(false) { Liveness::Down } else { Liveness::Alive }
+        self.read().liveness.get(host_id).copied().unwrap_or(Liveness::Alive)
     }
 
-    /// True when `host_id` is alive.
+    /// True when `host_id` is not convicted (alive or merely suspected).
     pub fn is_alive(&self, host_id: &str) -> bool {
-        self.liveness(host_id) == Liveness::Alive
+        self.liveness(host_id) != Liveness::Down
     }
 
     /// The current ring.

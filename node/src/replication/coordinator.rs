@@ -146,6 +146,7 @@ impl Coordinator {
             rack: String::new(),
             tokens: vec![0],
             generation: 1,
+            status: crate::membership::MemberStatus::Normal,
         };
         Self::clustered(CoordinatorParts {
             node_id,

@@ -147,6 +147,7 @@ impl Node {
             rack: config.ring.rack.clone(),
             tokens: id.tokens.clone(),
             generation: id.generation,
+            status: crate::membership::MemberStatus::Normal,
         };
         let view = Arc::new(ClusterView::new(member));
         let settings = ClusterSettings::from_config(&config);

@@ -18,7 +18,7 @@ use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::cas_mutation::Expected;
 use ringkv_proto::cluster::v1::mutation::Kind;
 
-use crate::membership::Member;
+use crate::membership::{Member, MemberStatus};
 use crate::replication::{CasExpectation, Consistency, ConsistencyLevel, Mutation, UnknownConsistency, WriteResult};
 use crate::version::{CodecError, Record};
 
@@ -53,6 +53,14 @@ pub enum ConvertError {
         field: &'static str,
         /// The decoder's error.
         source: CodecError,
+    },
+    /// An enum field holds a value this version does not know.
+    #[error("{field} = {value} is not a known value; is the peer a newer version?")]
+    UnknownEnum {
+        /// The field.
+        field: &'static str,
+        /// The number sent.
+        value: i32,
     },
     /// The consistency level name is not one of ours.
     #[error("level: {source}")]
@@ -93,7 +101,38 @@ pub fn member_to_proto(member: &Member) -> pb::EndpointInfo {
         rack: member.rack.clone(),
         tokens: member.tokens.clone(),
         generation: member.generation,
+        status: status_to_proto(&member.status) as i32,
+        replacing_host_id: match &member.status {
+            MemberStatus::Replacing { old_host_id } => old_host_id.clone(),
+            _ => String::new(),
+        },
     }
+}
+
+fn status_to_proto(status: &MemberStatus) -> pb::MemberStatus {
+    match status {
+        MemberStatus::Joining => pb::MemberStatus::Joining,
+        MemberStatus::Normal => pb::MemberStatus::Normal,
+        MemberStatus::Leaving => pb::MemberStatus::Leaving,
+        MemberStatus::Left => pb::MemberStatus::Left,
+        MemberStatus::Replacing { .. } => pb::MemberStatus::Replacing,
+    }
+}
+
+fn status_from_proto(status: i32, replacing_host_id: String) -> Result<MemberStatus, ConvertError> {
+    Ok(match pb::MemberStatus::try_from(status) {
+        Ok(pb::MemberStatus::Normal) => MemberStatus::Normal,
+        Ok(pb::MemberStatus::Joining) => MemberStatus::Joining,
+        Ok(pb::MemberStatus::Leaving) => MemberStatus::Leaving,
+        Ok(pb::MemberStatus::Left) => MemberStatus::Left,
+        Ok(pb::MemberStatus::Replacing) if !replacing_host_id.is_empty() => {
+            MemberStatus::Replacing { old_host_id: replacing_host_id }
+        }
+        Ok(pb::MemberStatus::Replacing) => {
+            return Err(ConvertError::MissingField { message: "EndpointInfo", field: "replacing_host_id" });
+        }
+        Err(_) => return Err(ConvertError::UnknownEnum { field: "EndpointInfo.status", value: status }),
+    })
 }
 
 fn parse_addr(field: &'static str, value: &str) -> Result<SocketAddr, ConvertError> {
@@ -118,6 +157,7 @@ pub fn member_from_proto(info: pb::EndpointInfo) -> Result<Member, ConvertError>
         rack: info.rack,
         tokens: info.tokens,
         generation: info.generation,
+        status: status_from_proto(info.status, info.replacing_host_id)?,
     })
 }
 
@@ -375,6 +415,7 @@ pub(crate) mod tests {
             rack: "r1".into(),
             tokens: vec![1, u64::MAX, 77],
             generation: 3,
+            status: crate::membership::MemberStatus::Replacing { old_host_id: "dead".into() },
         }
     }
 

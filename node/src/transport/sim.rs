@@ -454,6 +454,7 @@ mod tests {
             rack: String::new(),
             tokens: vec![u64::from(port)],
             generation: 1,
+            status: crate::membership::MemberStatus::Normal,
         }
     }
 

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::hints::HandoffWorker;
-use ringkv_node::membership::{ClusterView, Liveness, Member};
+use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
 use ringkv_node::replication::{
     ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits,
     ReplicationMetrics,
@@ -135,6 +135,7 @@ impl SimClusterBuilder {
                     rack,
                     tokens,
                     generation: 1,
+                    status: MemberStatus::Normal,
                 }
             })
             .collect();
