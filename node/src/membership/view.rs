@@ -163,6 +163,25 @@ impl ClusterView {
         true
     }
 
+    /// Changes the local node's lifecycle status (gossip spreads it).
+    /// Returns true when it changed.
+    pub fn set_local_status(&self, status: MemberStatus) -> bool {
+        let mut local = Member::clone(&self.local());
+        if local.status == status {
+            return false;
+        }
+        tracing::info!(from = local.status.as_str(), to = status.as_str(), "local status changed");
+        local.status = status;
+        self.upsert(local)
+    }
+
+    /// Replaces the local node's tokens (join, replace); rebuilds the ring.
+    pub fn set_local_tokens(&self, tokens: Vec<Token>) -> bool {
+        let mut local = Member::clone(&self.local());
+        local.tokens = tokens;
+        self.upsert(local)
+    }
+
     /// Marks a peer alive or down (the local node is always alive).
     pub fn set_liveness(&self, host_id: &str, liveness: Liveness) {
         if host_id == self.local {
