@@ -14,12 +14,17 @@
 //! - [`runner`]: the load and run phases (client tasks, warm-up, progress bars).
 //! - [`stats`]: per-task recorders, merging, per-operation statistics, the table.
 //! - [`report`]: the JSON report and the machine description.
+//! - [`suite`]: the standard matrix against the peers (`kvbench suite`).
+//! - [`plot`], [`markdown`]: PNG plots and the generated part of docs/benchmarks.md.
 
 pub mod etcdpb;
 pub mod keys;
+pub mod markdown;
+pub mod plot;
 pub mod report;
 pub mod runner;
 pub mod stats;
+pub mod suite;
 pub mod target;
 pub mod targets;
 pub mod workload;

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::runner::{RunConfig, Stop};
 use super::stats::Summary;
 use super::target::TargetInfo;
 use super::workload::Workload;
@@ -70,6 +71,30 @@ pub struct Params {
     pub load: bool,
     /// RNG seed.
     pub seed: u64,
+    /// `--rate`: total operations per second when paced (absent: as fast as possible).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+impl Params {
+    /// The parameters of `config`; `warmup` as the user wrote it.
+    pub fn of(config: &RunConfig, warmup: String, load: bool) -> Self {
+        let (operations, duration_s) = match config.stop {
+            Stop::Operations(n) => (Some(n), None),
+            Stop::Duration(d) => (None, Some(d.as_secs_f64())),
+        };
+        Self {
+            records: config.records,
+            value_size: config.value_size,
+            operations,
+            duration_s,
+            concurrency: config.concurrency,
+            warmup,
+            load,
+            seed: config.seed,
+            rate: config.rate,
+        }
+    }
 }
 
 /// One kvbench run.

@@ -61,6 +61,11 @@ pub struct RunConfig {
     pub seed: u64,
     /// Show progress bars (on stderr, only when it is a terminal).
     pub progress: bool,
+    /// Total operations per second across all tasks (`None`: as fast as possible).
+    /// Paced operations are measured from their scheduled start, so a stalled
+    /// server shows in the latencies instead of silently lowering the load
+    /// (no coordinated omission).
+    pub rate: Option<f64>,
 }
 
 /// Values are slices of one random printable buffer: no allocation per op.
@@ -225,7 +230,7 @@ pub async fn run<T: Target>(target: Arc<T>, config: &RunConfig) -> Summary {
                 chooser: KeyChooser::new(config.workload.distribution, config.records),
                 rng: StdRng::seed_from_u64(config.seed.wrapping_add(1_000_003 * (task as u64 + 1))),
             };
-            tokio::spawn(client.run())
+            tokio::spawn(client.run(task))
         })
         .collect();
     let merged = join_all(handles).await;
@@ -246,12 +251,28 @@ struct Client<T> {
     rng: StdRng,
 }
 
+/// The schedule of one paced client task: `rate / concurrency` operations per
+/// second, task `i` offset by `i / rate` so the tasks interleave evenly.
+fn pacer(config: &RunConfig, task: usize) -> Option<tokio::time::Interval> {
+    let rate = config.rate.filter(|r| r.is_finite() && *r > 0.0)?;
+    let tasks = config.concurrency.max(1);
+    let period = Duration::from_secs_f64(tasks as f64 / rate);
+    let start = tokio::time::Instant::now() + Duration::from_secs_f64(task as f64 / rate);
+    let mut interval = tokio::time::interval_at(start, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    Some(interval)
+}
+
 impl<T: Target> Client<T> {
-    async fn run(mut self) -> Recorder {
+    async fn run(mut self, task: usize) -> Recorder {
         let mut rec = Recorder::new();
+        let mut pacer = pacer(&self.config, task);
         while let Some(measured) = self.shared.claim(&self.config) {
             let kind = self.config.workload.choose(&mut self.rng);
-            let begin = Instant::now();
+            let begin = match pacer.as_mut() {
+                Some(p) => p.tick().await.into_std(),
+                None => Instant::now(),
+            };
             let outcome = self.one(kind).await;
             let elapsed = begin.elapsed();
             if measured {

@@ -148,6 +148,14 @@ pub struct OpStats {
     pub p999_us: u64,
     /// Slowest, µs.
     pub max_us: u64,
+    /// The latency distribution as `[quantile, latency µs]` points, spaced
+    /// evenly in "nines" (0, 0.5, 0.75 ... 0.9999 and 1.0), for CDF plots.
+    pub cdf: Vec<[f64; 2]>,
+}
+
+/// The quantiles of [`OpStats::cdf`]: 1 - 10^(-k/8) for k = 0..=32, then 1.
+fn cdf_quantiles() -> impl Iterator<Item = f64> {
+    (0..=32).map(|k| 1.0 - 10f64.powf(-f64::from(k) / 8.0)).chain(std::iter::once(1.0))
 }
 
 impl OpStats {
@@ -166,6 +174,7 @@ impl OpStats {
             p99_us: q(0.99),
             p999_us: q(0.999),
             max_us: if empty { 0 } else { h.max() },
+            cdf: if empty { Vec::new() } else { cdf_quantiles().map(|q| [q, h.value_at_quantile(q) as f64]).collect() },
         }
     }
 }

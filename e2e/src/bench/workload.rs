@@ -87,7 +87,7 @@ fn serialize_distribution<S: serde::Serializer>(d: &Distribution, s: S) -> Resul
 
 /// A workload name that is not one of `a`–`f`.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown workload {name:?}: expected one of a, b, c, d, e, f")]
+#[error("unknown workload {name:?}: expected one of a, b, c, d, e, f (YCSB core) or w (update only)")]
 pub struct UnknownWorkload {
     /// What was given.
     pub name: String,
@@ -105,6 +105,8 @@ impl FromStr for Workload {
             "d" => ('d', "read latest", vec![(Read, 0.95), (Insert, 0.05)], Distribution::Latest),
             "e" => ('e', "short ranges", vec![(Scan, 0.95), (Insert, 0.05)], Distribution::Zipfian),
             "f" => ('f', "read-modify-write", vec![(Read, 0.5), (ReadModifyWrite, 0.5)], Distribution::Zipfian),
+            // Not a YCSB core workload: PUT throughput, against the peers' SET/put.
+            "w" => ('w', "update only (PUT)", vec![(Update, 1.0)], Distribution::Uniform),
             _ => return Err(UnknownWorkload { name: s.to_owned() }),
         };
         Ok(Self { name, description, mix, distribution, max_scan_length: 100 })

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringkv_e2e::bench::keys::Distribution;
 use ringkv_e2e::bench::report::{FORMAT_VERSION, Params};
 use ringkv_e2e::bench::targets::{Etcd, Redis, RingKvGrpc, RingKvHttp};
-use ringkv_e2e::bench::{Machine, Report, RunConfig, Stop, Target, Warmup, Workload, runner};
+use ringkv_e2e::bench::{Machine, Report, RunConfig, Stop, Target, Warmup, Workload, markdown, runner, suite};
 
 /// YCSB-style benchmark of RingKV and its peers.
 #[derive(Debug, Parser)]
@@ -30,6 +30,48 @@ enum Command {
     Run(RunArgs),
     /// Only load the records (inserts 0..records), then exit.
     Load(RunArgs),
+    /// Run the standard matrix (RingKV vs Redis and etcd) and write docs/benchmarks.md and its plots.
+    Suite(SuiteArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct SuiteArgs {
+    /// Small and short (2,000 records, 2 s per run): checks the suite works, measures nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Only these scenarios (get, put, put-always, cluster), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Records for the GET scenario [default: 1000000; --quick: 2000].
+    #[arg(long)]
+    read_records: Option<u64>,
+    /// Records for the other scenarios [default: 100000; --quick: 2000].
+    #[arg(long)]
+    records: Option<u64>,
+    /// Measured time per workload [default: 20s; --quick: 2s].
+    #[arg(long)]
+    duration: Option<String>,
+    /// Warm-up per workload [default: 3s; --quick: 0].
+    #[arg(long)]
+    warmup: Option<String>,
+    /// Client tasks.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// The kvnode binary [default: next to this kvbench].
+    #[arg(long)]
+    kvnode: Option<PathBuf>,
+    /// The document whose generated section is rewritten.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    doc: PathBuf,
+    /// Where the JSON reports (results/) and plots go.
+    #[arg(long, default_value = "docs/bench")]
+    results_dir: PathBuf,
+    /// Where the nodes keep their data during the run.
+    #[arg(long, default_value = "target/kvbench-suite")]
+    work_dir: PathBuf,
+    /// First gRPC port of the RingKV nodes (HTTP uses this + 80).
+    #[arg(long, default_value_t = 17100)]
+    port: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,7 +114,7 @@ struct RunArgs {
     #[arg(long)]
     endpoint: Option<String>,
     /// YCSB core workload: a (50/50 read/update), b (95/5), c (read only),
-    /// d (read latest), e (short scans), f (read-modify-write).
+    /// d (read latest), e (short scans), f (read-modify-write); or w (update only: PUT).
     #[arg(long, default_value = "a")]
     workload: String,
     /// Overrides the workload's key distribution.
@@ -108,6 +150,10 @@ struct RunArgs {
     /// RingKV consistency level (ONE, QUORUM, ALL, r=N,w=N, ...) [default: the server's].
     #[arg(long)]
     consistency: Option<String>,
+    /// Pace the run at this many operations per second in total (default: as fast as possible);
+    /// latencies are then measured from each operation's scheduled start.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -170,24 +216,8 @@ fn run_config(args: &RunArgs) -> Result<RunConfig> {
         warmup: parse_warmup(&args.warmup)?,
         seed: args.seed,
         progress: !args.no_progress,
+        rate: args.rate,
     })
-}
-
-fn params(args: &RunArgs, config: &RunConfig, load: bool) -> Params {
-    let (operations, duration_s) = match config.stop {
-        Stop::Operations(n) => (Some(n), None),
-        Stop::Duration(d) => (None, Some(d.as_secs_f64())),
-    };
-    Params {
-        records: config.records,
-        value_size: config.value_size,
-        operations,
-        duration_s,
-        concurrency: config.concurrency,
-        warmup: args.warmup.clone(),
-        load,
-        seed: config.seed,
-    }
 }
 
 /// Loads and/or runs against one target; prints the tables, writes the JSON.
@@ -215,7 +245,7 @@ async fn bench<T: Target>(target: T, args: &RunArgs, run_phase: bool) -> Result<
         started_at_unix_s,
         target: info,
         workload: config.workload.clone(),
-        params: params(args, &config, load_phase),
+        params: Params::of(&config, args.warmup.clone(), load_phase),
         load,
         run,
         machine: Machine::detect(),
@@ -254,10 +284,60 @@ async fn dispatch(args: RunArgs, run_phase: bool) -> Result<()> {
     }
 }
 
+async fn suite(args: SuiteArgs) -> Result<()> {
+    let pick = |given: &Option<String>, full: &str, quick: &str| {
+        parse_duration(given.as_deref().unwrap_or(if args.quick { quick } else { full }))
+    };
+    let kvnode = match &args.kvnode {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name(format!("kvnode{}", std::env::consts::EXE_SUFFIX)),
+    };
+    if !kvnode.is_file() {
+        bail!("{} does not exist: build it with `cargo build --release --bins` or pass --kvnode", kvnode.display());
+    }
+    let peers_script = PathBuf::from("scripts/peers.sh");
+    if !peers_script.is_file() {
+        bail!("scripts/peers.sh not found: run kvbench suite from the repository root");
+    }
+    let config = suite::SuiteConfig {
+        kvnode,
+        peers_script,
+        work_dir: args.work_dir.clone(),
+        results_dir: args.results_dir.clone(),
+        read_records: args.read_records.unwrap_or(if args.quick { 2_000 } else { 1_000_000 }),
+        records: args.records.unwrap_or(if args.quick { 2_000 } else { 100_000 }),
+        duration: pick(&args.duration, "20s", "2s")?,
+        warmup: pick(&args.warmup, "3s", "0")?,
+        concurrency: args.concurrency.max(1),
+        only: args.only.clone(),
+        grpc_base_port: args.port,
+        http_base_port: args.port + 80,
+    };
+    let result = suite::run(config).await?;
+    let plots = markdown::draw_plots(&result, &args.results_dir)?;
+    let relative = |file: &str| {
+        let dir = args.results_dir.strip_prefix("docs").unwrap_or(&args.results_dir);
+        dir.join(file).display().to_string()
+    };
+    let plots: Vec<(String, String)> = plots.into_iter().map(|(title, file)| (title, relative(&file))).collect();
+    let command = std::iter::once("./target/release/kvbench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let section = markdown::render(&result, &command, &plots);
+    let doc = std::fs::read_to_string(&args.doc).unwrap_or_default();
+    std::fs::write(&args.doc, markdown::splice(&doc, &section))
+        .with_context(|| format!("writing {}", args.doc.display()))?;
+    println!("{section}");
+    eprintln!("kvbench suite: wrote {} and {}", args.doc.display(), args.results_dir.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Run(args) => dispatch(args, true).await,
         Command::Load(args) => dispatch(args, false).await,
+        Command::Suite(args) => suite(args).await,
     }
 }

@@ -28,14 +28,20 @@ pub struct RingKvGrpc {
 }
 
 impl RingKvGrpc {
-    /// Connects `connections` (at least 1) channels to `endpoint`, with an
-    /// optional consistency level (`QUORUM`, `r=2,w=2`, ...).
+    /// Connects `connections` channels (at least one per node) to `endpoint`
+    /// (one node, or several comma-separated: channel i goes to node i mod n),
+    /// with an optional consistency level (`QUORUM`, `r=2,w=2`, ...).
     pub async fn connect(endpoint: &str, connections: usize, consistency: Option<&str>) -> Result<Self, TargetError> {
         let connect_error = |reason: String| TargetError::Connect { endpoint: endpoint.to_owned(), reason };
         let level = consistency.map(parse_consistency).transpose().map_err(|e| connect_error(e.to_string()))?;
-        let mut clients = Vec::with_capacity(connections.max(1));
-        for _ in 0..connections.max(1) {
-            let mut builder = Client::builder(endpoint).retry(RetryPolicy::none());
+        let nodes: Vec<&str> = endpoint.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        if nodes.is_empty() {
+            return Err(connect_error("no endpoint given".to_owned()));
+        }
+        let count = connections.max(nodes.len());
+        let mut clients = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut builder = Client::builder(nodes[i % nodes.len()]).retry(RetryPolicy::none());
             if let Some(level) = level {
                 builder = builder.consistency(level);
             }
