@@ -104,6 +104,8 @@ pub struct ReadyLine {
     pub http: SocketAddr,
     /// The node's persistent host id (hex).
     pub host_id: String,
+    /// Bound RESP address, when the node serves the Redis protocol.
+    pub resp: Option<SocketAddr>,
 }
 
 impl ReadyLine {
@@ -113,16 +115,17 @@ impl ReadyLine {
         if words.next()? != READY_PREFIX {
             return None;
         }
-        let (mut grpc, mut http, mut host_id) = (None, None, None);
+        let (mut grpc, mut http, mut host_id, mut resp) = (None, None, None, None);
         for word in words {
             match word.split_once('=')? {
                 ("grpc", v) => grpc = v.parse().ok(),
                 ("http", v) => http = v.parse().ok(),
                 ("host_id", v) => host_id = Some(v.to_owned()),
+                ("resp", v) => resp = v.parse().ok(),
                 _ => {}
             }
         }
-        Some(Self { grpc: grpc?, http: http?, host_id: host_id? })
+        Some(Self { grpc: grpc?, http: http?, host_id: host_id?, resp })
     }
 }
 
@@ -163,6 +166,11 @@ impl NodeProcess {
     /// `http://127.0.0.1:PORT` of the HTTP listener, without a trailing slash.
     pub fn http_base(&self) -> String {
         format!("http://{}", self.ready.http)
+    }
+
+    /// `redis://127.0.0.1:PORT/` of the RESP listener, when started with `--resp-addr`.
+    pub fn resp_url(&self) -> Option<String> {
+        self.ready.resp.map(|a| format!("redis://{a}/"))
     }
 
     /// The host id the node announced.
@@ -376,9 +384,12 @@ mod tests {
             Some(ReadyLine {
                 grpc: SocketAddr::from(([127, 0, 0, 1], 4000)),
                 http: SocketAddr::from(([127, 0, 0, 1], 4001)),
-                host_id: "00ff".into()
+                host_id: "00ff".into(),
+                resp: None,
             })
         );
+        let with_resp = ReadyLine::parse(&format!("{line} resp=127.0.0.1:4002")).expect("parses");
+        assert_eq!(with_resp.resp, Some(SocketAddr::from(([127, 0, 0, 1], 4002))));
         assert_eq!(ReadyLine::parse("listening on 127.0.0.1:4000"), None);
         assert_eq!(ReadyLine::parse("RINGKV_READY grpc=127.0.0.1:4000"), None);
     }

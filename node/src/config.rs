@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub grpc_addr: SocketAddr,
     /// HTTP listen address (`/api/v1`, `/metrics`, `/healthz`, `/readyz`).
     pub http_addr: SocketAddr,
+    /// RESP (Redis protocol) listen address for the `default` keyspace; off when absent.
+    pub resp_addr: Option<SocketAddr>,
     /// Largest accepted key, in bytes.
     pub max_key_bytes: usize,
     /// Largest accepted value, in bytes.
@@ -115,6 +117,7 @@ impl Default for ServerConfig {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7100)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7180)),
+            resp_addr: None,
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,
             max_ttl_seconds: 20 * 365 * 24 * 3600,

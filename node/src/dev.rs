@@ -1,6 +1,7 @@
 //! `kvnode dev`: a local cluster of separate `kvnode serve` processes.
 //!
-//! Node i listens on gRPC 127.0.0.1:(7100+i) and HTTP 127.0.0.1:(7180+i) with
+//! Node i listens on gRPC 127.0.0.1:(7100+i), HTTP 127.0.0.1:(7180+i) and RESP
+//! (Redis protocol) 127.0.0.1:(7379+i), with
 //! data under `DIR/node-i`; every node gets the others as seeds. Ctrl-C (or
 //! SIGTERM) stops every node gracefully (SIGTERM each, wait), then exits.
 
@@ -30,6 +31,9 @@ pub struct DevArgs {
     /// First HTTP port; node i uses base+i.
     #[arg(long, default_value_t = 7180)]
     http_base_port: u16,
+    /// First RESP (Redis protocol) port; node i uses base+i (0: no RESP listener).
+    #[arg(long, default_value_t = 7379)]
+    resp_base_port: u16,
     /// Durability of every node: always, periodic or none.
     #[arg(long, default_value = "periodic")]
     sync: String,
@@ -53,6 +57,9 @@ fn spawn_node(args: &DevArgs, i: u16, rf: u32) -> anyhow::Result<Child> {
         .arg(&args.sync)
         .stdout(Stdio::piped())
         .kill_on_drop(true);
+    if args.resp_base_port != 0 {
+        cmd.arg("--resp-addr").arg(format!("127.0.0.1:{}", args.resp_base_port + i));
+    }
     if !seeds.is_empty() {
         cmd.arg("--seeds").arg(seeds.join(","));
     }

@@ -3,7 +3,7 @@
 //! `kvnode serve --data-dir DIR --grpc-addr HOST:PORT --http-addr HOST:PORT [--config FILE]`
 //! runs one node. Flags override the config file; the config file overrides
 //! the defaults. Once both listeners are bound and the node is ready, one
-//! line goes to stdout: `RINGKV_READY grpc=ADDR http=ADDR host_id=HEX`
+//! line goes to stdout: `RINGKV_READY grpc=ADDR http=ADDR host_id=HEX [resp=ADDR]`
 //! (scripts and tests wait for it); logs go to stderr.
 
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs one storage node until SIGTERM/SIGINT.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Runs a local cluster of N nodes (separate processes) until Ctrl-C.
     Dev(dev::DevArgs),
 }
@@ -44,6 +44,9 @@ struct ServeArgs {
     /// HTTP listen address [default: 127.0.0.1:7180].
     #[arg(long, value_name = "HOST:PORT")]
     http_addr: Option<SocketAddr>,
+    /// RESP (Redis protocol) listen address, e.g. 127.0.0.1:7379 [default: off].
+    #[arg(long, value_name = "HOST:PORT")]
+    resp_addr: Option<SocketAddr>,
     /// TOML config file (sections [server], [storage], [replication], [[keyspaces]]).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -94,6 +97,9 @@ impl ServeArgs {
         }
         if let Some(addr) = self.http_addr {
             config.server.http_addr = addr;
+        }
+        if let Some(addr) = self.resp_addr {
+            config.server.resp_addr = Some(addr);
         }
         if let Some(sync) = self.sync {
             config.storage.sync = match sync {
@@ -158,7 +164,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cancel_on_signals(shutdown.clone())?;
     let node = Node::start(config, shutdown).await?;
     let id = node.identity();
-    println!("RINGKV_READY grpc={} http={} host_id={}", id.grpc_addr, id.http_addr, id.host_id);
+    let resp = id.resp_addr.map(|a| format!(" resp={a}")).unwrap_or_default();
+    println!("RINGKV_READY grpc={} http={} host_id={}{resp}", id.grpc_addr, id.http_addr, id.host_id);
     node.stopped().await?;
     Ok(())
 }
@@ -167,7 +174,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Dev(args) => dev::run(args).await,
     }
 }

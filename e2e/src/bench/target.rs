@@ -75,6 +75,14 @@ pub enum TargetError {
         source: tonic::Status,
     },
     /// Connecting to the target failed.
+    /// The target cannot do this operation (e.g. scans over RESP).
+    #[error("{target} does not support {op}; use another target for this workload")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The target.
+        target: &'static str,
+    },
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect {
         /// The endpoint.

@@ -80,6 +80,8 @@ enum TargetKind {
     RingkvGrpc,
     /// RingKV over HTTP (raw bodies).
     RingkvHttp,
+    /// RingKV's RESP (Redis protocol) listener, with the Redis client (no scans).
+    RingkvResp,
     /// Redis over RESP.
     Redis,
     /// etcd v3 over gRPC (KV service).
@@ -91,6 +93,7 @@ impl TargetKind {
         match self {
             Self::RingkvGrpc => "127.0.0.1:7100",
             Self::RingkvHttp => "127.0.0.1:7180",
+            Self::RingkvResp => "127.0.0.1:7379",
             Self::Redis => "127.0.0.1:6399",
             Self::Etcd => "127.0.0.1:2379",
         }
@@ -268,6 +271,12 @@ async fn dispatch(args: RunArgs, run_phase: bool) -> Result<()> {
         TargetKind::RingkvHttp => {
             let target = RingKvHttp::connect(&endpoint, args.concurrency, consistency)?;
             bench(target, &args, run_phase).await
+        }
+        TargetKind::RingkvResp => {
+            if consistency.is_some() {
+                bail!("--consistency is not available over RESP (the keyspace default applies)");
+            }
+            bench(Redis::connect_ringkv(&endpoint, args.connections).await?, &args, run_phase).await
         }
         TargetKind::Redis => {
             if consistency.is_some() {

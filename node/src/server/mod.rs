@@ -13,6 +13,7 @@ pub mod http_api;
 pub mod metrics;
 pub mod node;
 pub mod replica;
+pub mod resp;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ pub struct NodeIdentity {
     pub grpc_addr: SocketAddr,
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound RESP (Redis protocol) address, when enabled.
+    pub resp_addr: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: String,
 }

@@ -28,6 +28,7 @@ use super::admin::AdminService;
 use super::grpc::KvService;
 use super::http_api::{self, HttpState};
 use super::metrics::NodeMetrics;
+use super::resp::RespService;
 use super::{NodeIdentity, Readiness};
 
 /// Why a node could not start or stopped badly.
@@ -131,11 +132,16 @@ impl Node {
 
         let grpc_listener = bind(config.server.grpc_addr).await?;
         let http_listener = bind(config.server.http_addr).await?;
+        let resp_listener = match config.server.resp_addr {
+            Some(addr) => Some((bind(addr).await?, addr)),
+            None => None,
+        };
         let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| NodeError::Bind { addr, source });
         let identity = NodeIdentity {
             host_id: id.host_id.clone(),
             grpc_addr: local(&grpc_listener, config.server.grpc_addr)?,
             http_addr: local(&http_listener, config.server.http_addr)?,
+            resp_addr: resp_listener.as_ref().map(|(l, addr)| local(l, *addr)).transpose()?,
             data_dir: config.storage.data_dir.display().to_string(),
         };
         let member = Member {
@@ -208,11 +214,21 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Serve { server: "http", message: e.to_string() })
         });
+        if let Some((listener, _)) = resp_listener {
+            let resp = RespService::new(
+                coordinator.clone(),
+                metrics.clone(),
+                config.server.max_key_bytes,
+                config.server.max_value_bytes,
+            );
+            tokio::spawn(resp.serve(listener, shutdown.clone()));
+        }
         readiness.set(true);
         tracing::info!(
             host_id = %identity.host_id,
             grpc = %identity.grpc_addr,
             http = %identity.http_addr,
+            resp = ?identity.resp_addr,
             data_dir = %identity.data_dir,
             sync = %config.storage.sync,
             workers = ?workers.names(),

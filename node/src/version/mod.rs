@@ -64,7 +64,7 @@ impl Sibling {
     }
 
     /// The LWW order: later timestamp wins, the dot breaks ties deterministically.
-    fn lww_key(&self) -> (i64, Dot) {
+    pub(crate) fn lww_key(&self) -> (i64, Dot) {
         (self.timestamp_micros, self.dot)
     }
 }

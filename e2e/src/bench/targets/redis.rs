@@ -26,6 +26,10 @@ pub struct Redis {
     connections: Vec<MultiplexedConnection>,
     next: AtomicUsize,
     endpoint: String,
+    /// Maintain the sorted-set index for scans (real Redis); off for
+    /// RingKV's RESP listener, which has no sorted sets (scans fail).
+    index: bool,
+    name: &'static str,
 }
 
 impl Redis {
@@ -39,7 +43,21 @@ impl Redis {
         for _ in 0..connections.max(1) {
             conns.push(client.get_multiplexed_async_connection().await.map_err(connect_error)?);
         }
-        Ok(Self { connections: conns, next: AtomicUsize::new(0), endpoint: endpoint.to_owned() })
+        Ok(Self {
+            connections: conns,
+            next: AtomicUsize::new(0),
+            endpoint: endpoint.to_owned(),
+            index: true,
+            name: "redis",
+        })
+    }
+
+    /// RingKV's RESP listener at `endpoint`: plain `GET`/`SET`, no scan index.
+    pub async fn connect_ringkv(endpoint: &str, connections: usize) -> Result<Self, TargetError> {
+        let mut target = Self::connect(endpoint, connections).await?;
+        target.index = false;
+        target.name = "ringkv-resp";
+        Ok(target)
     }
 
     /// A handle on the next connection (clones share the connection).
@@ -52,12 +70,19 @@ impl Redis {
 impl Target for Redis {
     fn info(&self) -> TargetInfo {
         TargetInfo {
-            name: "redis".to_owned(),
+            name: self.name.to_owned(),
             endpoint: self.endpoint.clone(),
             settings: BTreeMap::from([
                 ("connections".to_owned(), format!("{} multiplexed", self.connections.len())),
                 ("records".to_owned(), "GET/SET strings".to_owned()),
-                ("scan".to_owned(), format!("ZRANGE {INDEX_KEY} BYLEX + MGET (insert also ZADDs)")),
+                (
+                    "scan".to_owned(),
+                    if self.index {
+                        format!("ZRANGE {INDEX_KEY} BYLEX + MGET (insert also ZADDs)")
+                    } else {
+                        "not available over RESP".to_owned()
+                    },
+                ),
             ]),
         }
     }
@@ -73,6 +98,9 @@ impl Target for Redis {
     }
 
     async fn insert(&self, key: &str, value: Bytes) -> Result<(), TargetError> {
+        if !self.index {
+            return self.update(key, value).await;
+        }
         redis::pipe()
             .cmd("SET")
             .arg(key)
@@ -89,6 +117,9 @@ impl Target for Redis {
     }
 
     async fn scan(&self, start: &str, count: u32) -> Result<usize, TargetError> {
+        if !self.index {
+            return Err(TargetError::Unsupported { op: "scan", target: self.name });
+        }
         let mut conn = self.conn();
         let keys: Vec<String> = redis::cmd("ZRANGE")
             .arg(INDEX_KEY)

@@ -38,7 +38,13 @@ fn app() -> (Router, HttpState) {
         Limits::from(&server),
     );
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let identity = NodeIdentity { host_id: "host-1".into(), grpc_addr: addr, http_addr: addr, data_dir: "/tmp".into() };
+    let identity = NodeIdentity {
+        host_id: "host-1".into(),
+        grpc_addr: addr,
+        http_addr: addr,
+        resp_addr: None,
+        data_dir: "/tmp".into(),
+    };
     let state = HttpState { coordinator, metrics: NodeMetrics::new(), identity, readiness: Readiness::default() };
     (router(state.clone(), MAX_VALUE), state)
 }
