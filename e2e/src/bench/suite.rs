@@ -67,6 +67,33 @@ impl Peer {
     }
 }
 
+/// How kvbench talks to RingKV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// gRPC through ringkv-client (one HTTP/2 channel per node).
+    Grpc,
+    /// The RESP listener through the Redis client (one multiplexed connection per node).
+    Resp,
+}
+
+impl Protocol {
+    /// The kvbench target name (`TargetInfo::name`).
+    pub fn target_name(self) -> &'static str {
+        match self {
+            Self::Grpc => "ringkv-grpc",
+            Self::Resp => "ringkv-resp",
+        }
+    }
+
+    /// Label in tables and plots.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Grpc => "RingKV gRPC",
+            Self::Resp => "RingKV RESP",
+        }
+    }
+}
+
 /// What the suite checks a scenario against (the issue's targets).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Goal {
@@ -99,6 +126,8 @@ pub struct Scenario {
     pub sync: &'static str,
     /// RingKV consistency level for reads and writes (`None`: the server's default).
     pub consistency: Option<&'static str>,
+    /// Protocols RingKV is measured over (the RESP listener always uses the server's default consistency).
+    pub protocols: Vec<Protocol>,
     /// The peer.
     pub peer: Peer,
     /// Workload letters, run in order on the same loaded data.
@@ -136,6 +165,8 @@ pub struct SuiteConfig {
     pub grpc_base_port: u16,
     /// HTTP base port.
     pub http_base_port: u16,
+    /// RESP base port.
+    pub resp_base_port: u16,
 }
 
 /// The standard matrix of issue 4.
@@ -147,6 +178,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 1,
             sync: "periodic",
             consistency: None,
+            protocols: vec![Protocol::Grpc, Protocol::Resp],
             peer: Peer::Redis("none"),
             workloads: vec!['c'],
             records: config.read_records,
@@ -158,6 +190,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 1,
             sync: "periodic",
             consistency: None,
+            protocols: vec![Protocol::Grpc, Protocol::Resp],
             peer: Peer::Redis("everysec"),
             workloads: vec!['w', 'a', 'b', 'c', 'd', 'e', 'f'],
             records: config.records,
@@ -169,6 +202,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 1,
             sync: "always",
             consistency: None,
+            protocols: vec![Protocol::Grpc, Protocol::Resp],
             peer: Peer::Redis("always"),
             workloads: vec!['w'],
             records: config.records,
@@ -180,6 +214,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 3,
             sync: "periodic",
             consistency: Some("QUORUM"),
+            protocols: vec![Protocol::Grpc],
             peer: Peer::Etcd(3),
             workloads: vec!['a', 'w'],
             records: config.records,
@@ -262,6 +297,8 @@ impl Ringkv {
             .arg(config.grpc_base_port.to_string())
             .arg("--http-base-port")
             .arg(config.http_base_port.to_string())
+            .arg("--resp-base-port")
+            .arg(config.resp_base_port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -353,24 +390,35 @@ fn warmup_text(warmup: Warmup) -> String {
     }
 }
 
-/// Loads the records, then runs each workload; writes one JSON per run.
+/// Loads the records (unless `load` is false: they are there), then runs
+/// each workload; writes one JSON per run.
 async fn measure<T: Target>(
     target: T,
     config: &SuiteConfig,
     scenario: &Scenario,
     who: &str,
+    load: bool,
     half_peak: Option<char>,
 ) -> Result<Vec<Measured>> {
     let target = Arc::new(target);
     let mut out = Vec::new();
-    let load_config = run_config(config, 'c', scenario.records, None)?;
-    eprintln!("suite: {} / {who}: loading {} records", scenario.id, scenario.records);
-    let load = runner::load(target.clone(), &load_config).await;
-    if load.errors > 0 {
-        bail!("loading {who} failed: {} errors, e.g. {:?}", load.errors, load.error_samples.first());
-    }
-    let mut load = Some(load);
+    let mut load = if load {
+        let load_config = run_config(config, 'c', scenario.records, None)?;
+        eprintln!("suite: {} / {who}: loading {} records", scenario.id, scenario.records);
+        let load = runner::load(target.clone(), &load_config).await;
+        if load.errors > 0 {
+            bail!("loading {who} failed: {} errors, e.g. {:?}", load.errors, load.error_samples.first());
+        }
+        Some(load)
+    } else {
+        None
+    };
     for &letter in &scenario.workloads {
+        let workload: Workload = letter.to_string().parse()?;
+        if !target.supports_scan() && workload.mix.iter().any(|(op, _)| *op == super::OpKind::Scan) {
+            eprintln!("suite: {} / {who}: skipping workload {letter} (no scans over this protocol)", scenario.id);
+            continue;
+        }
         let mut runs = vec![(None, false)];
         if half_peak == Some(letter) {
             runs.push((Some(()), true));
@@ -421,8 +469,23 @@ async fn run_scenario(config: &SuiteConfig, scenario: Scenario) -> Result<Scenar
     let endpoints: Vec<String> =
         (0..scenario.nodes).map(|i| format!("127.0.0.1:{}", config.grpc_base_port + i)).collect();
     let ringkv_runs = async {
-        let target = RingKvGrpc::connect(&endpoints.join(","), scenario.nodes.into(), scenario.consistency).await?;
-        measure(target, config, &scenario, &format!("ringkv-{}n-{}", scenario.nodes, scenario.sync), half_peak).await
+        let mut runs = Vec::new();
+        for (i, &protocol) in scenario.protocols.iter().enumerate() {
+            let who = format!("{}-{}n-{}", protocol.target_name(), scenario.nodes, scenario.sync);
+            let load = i == 0;
+            runs.extend(match protocol {
+                Protocol::Grpc => {
+                    let target =
+                        RingKvGrpc::connect(&endpoints.join(","), scenario.nodes.into(), scenario.consistency).await?;
+                    measure(target, config, &scenario, &who, load, half_peak).await?
+                }
+                Protocol::Resp => {
+                    let resp = format!("127.0.0.1:{}", config.resp_base_port);
+                    measure(Redis::connect_ringkv(&resp, 1).await?, config, &scenario, &who, load, half_peak).await?
+                }
+            });
+        }
+        Ok::<_, anyhow::Error>(runs)
     }
     .await;
     ringkv.stop().await?;
@@ -438,19 +501,13 @@ async fn run_scenario(config: &SuiteConfig, scenario: Scenario) -> Result<Scenar
         let runs = async {
             match peer {
                 Peer::Redis(mode) => {
-                    measure(
-                        Redis::connect("127.0.0.1:6399", 1).await?,
-                        config,
-                        &scenario,
-                        &format!("redis-{mode}"),
-                        half_peak,
-                    )
-                    .await
+                    let target = Redis::connect("127.0.0.1:6399", 1).await?;
+                    measure(target, config, &scenario, &format!("redis-{mode}"), true, half_peak).await
                 }
                 Peer::Etcd(n) => {
                     let endpoints: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", 2379 + 100 * i)).collect();
                     let target = Etcd::connect(&endpoints.join(","), n as usize).await?;
-                    measure(target, config, &scenario, &format!("etcd-{n}"), half_peak).await
+                    measure(target, config, &scenario, &format!("etcd-{n}"), true, half_peak).await
                 }
             }
         }

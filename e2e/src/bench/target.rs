@@ -95,6 +95,11 @@ pub enum TargetError {
 /// A store under benchmark. Keys are UTF-8 (YCSB's `user…` names); values are bytes.
 pub trait Target: Send + Sync + 'static {
     /// Describes the target for the report.
+    /// Whether [`Target::scan`] works (workload E is skipped otherwise).
+    fn supports_scan(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> TargetInfo;
 
     /// Reads `key`; `Ok(false)` when it does not exist.

@@ -69,7 +69,7 @@ struct SuiteArgs {
     /// Where the nodes keep their data during the run.
     #[arg(long, default_value = "target/kvbench-suite")]
     work_dir: PathBuf,
-    /// First gRPC port of the RingKV nodes (HTTP uses this + 80).
+    /// First gRPC port of the RingKV nodes (HTTP uses this + 80, RESP this + 279).
     #[arg(long, default_value_t = 17100)]
     port: u16,
 }
@@ -321,6 +321,7 @@ async fn suite(args: SuiteArgs) -> Result<()> {
         only: args.only.clone(),
         grpc_base_port: args.port,
         http_base_port: args.port + 80,
+        resp_base_port: args.port + 279,
     };
     let result = suite::run(config).await?;
     let plots = markdown::draw_plots(&result, &args.results_dir)?;

@@ -68,6 +68,10 @@ impl Redis {
 }
 
 impl Target for Redis {
+    fn supports_scan(&self) -> bool {
+        self.index
+    }
+
     fn info(&self) -> TargetInfo {
         TargetInfo {
             name: self.name.to_owned(),
