@@ -29,6 +29,11 @@ fn bad_request(e: &ConvertError) -> Status {
     invalid_argument(BAD_PEER_REQUEST, e)
 }
 
+/// The status of a failed batch item.
+fn item_status(status: &Status) -> pb::ItemStatus {
+    pb::ItemStatus { code: status.code() as i32, message: status.message().to_owned() }
+}
+
 /// The `ringkv.cluster.v1.Replica` service over a [`ReplicaHandler`].
 #[derive(Debug, Clone)]
 pub struct ReplicaService {
@@ -60,6 +65,46 @@ impl Replica for ReplicaService {
         let req = request.into_inner();
         let record = self.handler.handle_read(req.keyspace, req.key).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(convert::read_response_to_proto(record.as_ref())))
+    }
+
+    async fn read_batch(
+        &self,
+        request: Request<pb::ReplicaReadBatchRequest>,
+    ) -> Result<Response<pb::ReplicaReadBatchResponse>, Status> {
+        let reads = request.into_inner().reads.into_iter().map(|r| self.handler.handle_read(r.keyspace, r.key));
+        let mut answer = pb::ReplicaReadBatchResponse::default();
+        for result in futures::future::join_all(reads).await {
+            match result {
+                Ok(record) => {
+                    answer.reads.push(convert::read_response_to_proto(record.as_ref()));
+                    answer.statuses.push(pb::ItemStatus::default());
+                }
+                Err(e) => {
+                    answer.reads.push(pb::ReplicaReadResponse::default());
+                    answer.statuses.push(item_status(&to_status(&e)));
+                }
+            }
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn write_batch(
+        &self,
+        request: Request<pb::ReplicaWriteBatchRequest>,
+    ) -> Result<Response<pb::ReplicaWriteBatchResponse>, Status> {
+        let writes = request.into_inner().writes.into_iter().map(|w| {
+            let handler = Arc::clone(&self.handler);
+            async move {
+                let write = convert::replica_write_from_proto(w).map_err(|e| bad_request(&e))?;
+                handler.handle_write(write).await.map_err(|e| to_status(&e))
+            }
+        });
+        let statuses = futures::future::join_all(writes)
+            .await
+            .iter()
+            .map(|r| r.as_ref().err().map(item_status).unwrap_or_default())
+            .collect();
+        Ok(Response::new(pb::ReplicaWriteBatchResponse { statuses }))
     }
 
     async fn page(&self, request: Request<pb::PageRequest>) -> Result<Response<pb::PageResponse>, Status> {

@@ -11,7 +11,12 @@
 //! `Unreachable` for connection failures and `UNAVAILABLE`, `Remote` for other
 //! statuses, `Malformed` for answers [`convert`](super::convert) rejects).
 //!
-//! This module may call `transport::convert` and the generated proto client only.
+//! Reads and writes to a peer go through a [`Batcher`] each: concurrent calls
+//! are coalesced into `ReadBatch`/`WriteBatch` calls (one item per call when
+//! the load is light), which divides the per-call HTTP/2 and wake-up cost by
+//! the batch size under load.
+//!
+//! This module may call `transport::convert`, `transport::batch` and the generated proto client only.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,6 +34,7 @@ use tonic::{Code, Request, Response, Status, TimeoutExpired};
 use crate::membership::Member;
 use crate::version::Record;
 
+use super::batch::Batcher;
 use super::convert::{self, ConvertError};
 use super::{
     CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, Peer, ReplicaWrite, Transport, TransportError,
@@ -45,14 +51,92 @@ pub struct GrpcTransport {
     inner: Arc<Inner>,
 }
 
+type WriteBatcher = Batcher<pb::ReplicaWriteRequest, ()>;
+type ReadBatcher = Batcher<pb::ReplicaReadRequest, Option<Record>>;
+
+/// Most items in one batch call.
+const MAX_BATCH: usize = 128;
+/// Batch calls of one kind in flight to one peer at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 4;
+
 #[derive(Debug)]
 struct Inner {
     call_timeout: Duration,
     connect_timeout: Duration,
     channels: Mutex<HashMap<SocketAddr, Channel>>,
+    writers: Mutex<HashMap<SocketAddr, Arc<WriteBatcher>>>,
+    readers: Mutex<HashMap<SocketAddr, Arc<ReadBatcher>>>,
+}
+
+/// The result of one batch item from its status.
+fn item_result(peer: &str, timeout: Duration, status: Option<&pb::ItemStatus>) -> Result<(), TransportError> {
+    match status {
+        Some(s) if s.code == 0 => Ok(()),
+        Some(s) => Err(from_status(peer.to_owned(), timeout, &Status::new(Code::from(s.code), s.message.clone()))),
+        None => Err(TransportError::Malformed { peer: peer.to_owned(), reason: "a batch item has no status".into() }),
+    }
 }
 
 impl Inner {
+    /// The write batcher for `addr`, started on first use (inside the runtime).
+    fn write_batcher(self: &Arc<Self>, addr: SocketAddr, peer: &str) -> Arc<WriteBatcher> {
+        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = Arc::downgrade(self);
+        let peer = peer.to_owned();
+        Arc::clone(writers.entry(addr).or_insert_with(|| {
+            Arc::new(Batcher::spawn(peer.clone(), MAX_BATCH, MAX_BATCHES_IN_FLIGHT, move |writes| {
+                let (inner, peer) = (inner.clone(), peer.clone());
+                async move {
+                    let inner = inner.upgrade().ok_or_else(|| gone(&peer))?;
+                    let timeout = inner.call_timeout;
+                    let mut client = inner.client(addr, &peer)?;
+                    let mut request = Request::new(pb::ReplicaWriteBatchRequest { writes });
+                    request.set_timeout(timeout);
+                    let answer = match tokio::time::timeout(timeout, client.write_batch(request)).await {
+                        Ok(Ok(response)) => response.into_inner(),
+                        Ok(Err(status)) => return Err(from_status(peer, timeout, &status)),
+                        Err(_) => return Err(TransportError::Timeout { peer, timeout }),
+                    };
+                    Ok(answer.statuses.iter().map(|s| item_result(&peer, timeout, Some(s))).collect())
+                }
+            }))
+        }))
+    }
+
+    /// The read batcher for `addr`, started on first use (inside the runtime).
+    fn read_batcher(self: &Arc<Self>, addr: SocketAddr, peer: &str) -> Arc<ReadBatcher> {
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = Arc::downgrade(self);
+        let peer = peer.to_owned();
+        Arc::clone(readers.entry(addr).or_insert_with(|| {
+            Arc::new(Batcher::spawn(peer.clone(), MAX_BATCH, MAX_BATCHES_IN_FLIGHT, move |reads| {
+                let (inner, peer) = (inner.clone(), peer.clone());
+                async move {
+                    let inner = inner.upgrade().ok_or_else(|| gone(&peer))?;
+                    let timeout = inner.call_timeout;
+                    let mut client = inner.client(addr, &peer)?;
+                    let mut request = Request::new(pb::ReplicaReadBatchRequest { reads });
+                    request.set_timeout(timeout);
+                    let answer = match tokio::time::timeout(timeout, client.read_batch(request)).await {
+                        Ok(Ok(response)) => response.into_inner(),
+                        Ok(Err(status)) => return Err(from_status(peer, timeout, &status)),
+                        Err(_) => return Err(TransportError::Timeout { peer, timeout }),
+                    };
+                    Ok(answer
+                        .reads
+                        .iter()
+                        .enumerate()
+                        .map(|(i, read)| {
+                            item_result(&peer, timeout, answer.statuses.get(i))?;
+                            convert::read_response_from_proto(read)
+                                .map_err(|e| TransportError::Malformed { peer: peer.clone(), reason: e.to_string() })
+                        })
+                        .collect())
+                }
+            }))
+        }))
+    }
+
     /// A client over the pooled channel to `addr`, creating the channel on first use.
     /// Must run inside the runtime: creating a channel spawns its worker task.
     fn client(&self, addr: SocketAddr, peer: &str) -> Result<ReplicaClient<Channel>, TransportError> {
@@ -76,11 +160,23 @@ impl Inner {
     }
 }
 
+fn gone(peer: &str) -> TransportError {
+    TransportError::Unreachable { peer: peer.to_owned(), reason: "the transport was dropped".into() }
+}
+
 impl GrpcTransport {
     /// A transport whose calls fail with `Timeout` after `call_timeout`, and
     /// whose connection attempts give up after `connect_timeout`.
     pub fn new(call_timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { inner: Arc::new(Inner { call_timeout, connect_timeout, channels: Mutex::new(HashMap::new()) }) }
+        Self {
+            inner: Arc::new(Inner {
+                call_timeout,
+                connect_timeout,
+                channels: Mutex::new(HashMap::new()),
+                writers: Mutex::new(HashMap::new()),
+                readers: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     /// Number of peers with a pooled channel.
@@ -143,13 +239,12 @@ impl Transport for GrpcTransport {
         key: &Bytes,
     ) -> BoxFuture<'static, Result<Option<Record>, TransportError>> {
         let msg = pb::ReplicaReadRequest { keyspace: keyspace.to_owned(), key: key.clone(), digest_only: false };
-        self.unary(
-            to.to_string(),
-            to.addr,
-            msg,
-            |mut c, r| async move { c.read(r).await },
-            |resp| convert::read_response_from_proto(&resp),
-        )
+        let (inner, peer, addr) = (Arc::clone(&self.inner), to.to_string(), to.addr);
+        Box::pin(async move {
+            let timeout = inner.call_timeout;
+            let call = inner.read_batcher(addr, &peer).call(msg);
+            tokio::time::timeout(timeout, call).await.unwrap_or(Err(TransportError::Timeout { peer, timeout }))
+        })
     }
 
     fn page(&self, to: &Peer, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>> {
@@ -159,7 +254,12 @@ impl Transport for GrpcTransport {
 
     fn write(&self, to: &Peer, write: ReplicaWrite) -> BoxFuture<'static, Result<(), TransportError>> {
         let msg = convert::replica_write_to_proto(&write);
-        self.unary(to.to_string(), to.addr, msg, |mut c, r| async move { c.write(r).await }, |_| Ok(()))
+        let (inner, peer, addr) = (Arc::clone(&self.inner), to.to_string(), to.addr);
+        Box::pin(async move {
+            let timeout = inner.call_timeout;
+            let call = inner.write_batcher(addr, &peer).call(msg);
+            tokio::time::timeout(timeout, call).await.unwrap_or(Err(TransportError::Timeout { peer, timeout }))
+        })
     }
 
     fn deliver_hints(

@@ -9,6 +9,7 @@
 //!
 //! This module may call `version`, `ring` and `membership` types only.
 
+mod batch;
 pub mod convert;
 mod grpc;
 mod sim;
