@@ -62,6 +62,8 @@ pub struct ClusterSettings {
     /// Run storage calls on the calling task instead of the blocking pool
     /// (deterministic simulation with the in-memory engine only).
     pub inline_storage: bool,
+    /// Run single-key storage calls on the calling task (`storage.inline_point_ops`).
+    pub inline_point_ops: bool,
 }
 
 impl ClusterSettings {
@@ -71,13 +73,14 @@ impl ClusterSettings {
             replica_timeout: Duration::from_millis(config.replication.replica_timeout_ms),
             sloppy: config.replication.sloppy,
             inline_storage: false,
+            inline_point_ops: config.storage.inline_point_ops,
         }
     }
 }
 
 impl Default for ClusterSettings {
     fn default() -> Self {
-        Self { replica_timeout: Duration::from_secs(2), sloppy: false, inline_storage: false }
+        Self { replica_timeout: Duration::from_secs(2), sloppy: false, inline_storage: false, inline_point_ops: false }
     }
 }
 
@@ -230,6 +233,39 @@ impl Coordinator {
             Ok(Err(_join)) => Err(KvError::ShuttingDown),
             Err(_) => Err(KvError::Timeout { ms: timeout.as_millis() as u64 }),
         }
+    }
+
+    /// Runs a single-key storage call `f`: inline when `inline_point_ops`
+    /// (a few microseconds on a cache hit), else like [`Self::blocking`].
+    pub(super) async fn point<T, F>(&self, f: F) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, KvError> + Send + 'static,
+    {
+        if self.inner.settings.inline_point_ops {
+            return f(&self.inner);
+        }
+        self.blocking(f).await
+    }
+
+    /// Runs a single-key storage write `f`: like [`Self::point`], except under
+    /// `sync = always`, where submitting to group commit waits for the
+    /// committer (which may be in an fsync) and so stays off the runtime.
+    pub(super) async fn point_write<T, F>(&self, f: F) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, KvError> + Send + 'static,
+    {
+        if self.inner.storage.sync_policy() == crate::storage::SyncPolicy::Always {
+            return self.blocking(f).await;
+        }
+        self.point(f).await
+    }
+
+    /// The local record of a key.
+    pub(super) async fn read_local(&self, ks: &Arc<Keyspace>, key: Bytes) -> Result<Option<Record>, KvError> {
+        let ks = Arc::clone(ks);
+        self.point(move |inner| Ok(inner.storage.get(&ks.name, &key)?)).await
     }
 
     /// Waits for durability within the request deadline.

@@ -62,7 +62,7 @@ impl Coordinator {
                 let read = self.clone();
                 pending.push(
                     async move {
-                        let r = read.blocking(move |inner| Ok(inner.storage.get(&ks2.name, &key2)?)).await;
+                        let r = read.read_local(&ks2, key2).await;
                         (host, r.map_err(|e| e.to_string()))
                     }
                     .boxed(),
@@ -145,7 +145,7 @@ impl Coordinator {
         self.inner.metrics.read_repairs.inc();
         let result = if host == self.inner.view.local_host_id() {
             let ks2 = Arc::clone(&ks);
-            match self.blocking(move |inner| inner.merge_local(&ks2, key, &record)).await {
+            match self.point_write(move |inner| inner.merge_local(&ks2, key, &record)).await {
                 Ok(ticket) => ticket.wait().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }

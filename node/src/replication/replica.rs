@@ -27,11 +27,11 @@ impl Coordinator {
                     record: write.record,
                     created_at_ms: self.inner.clock.now_ms(),
                 };
-                self.blocking(move |inner| Ok(inner.hints.store(&target, &hinted)?)).await?
+                self.point_write(move |inner| Ok(inner.hints.store(&target, &hinted)?)).await?
             }
             None => {
                 let (key, record) = (write.key, write.record);
-                self.blocking(move |inner| inner.merge_local(&ks, key, &record)).await?
+                self.point_write(move |inner| inner.merge_local(&ks, key, &record)).await?
             }
         };
         self.durable(ticket).await
@@ -43,7 +43,7 @@ impl ReplicaHandler for Coordinator {
         let this = self.clone();
         async move {
             let ks = this.inner.keyspaces.get(&keyspace)?;
-            this.blocking(move |inner| Ok(inner.storage.get(&ks.name, &key)?)).await
+            this.read_local(&ks, key).await
         }
         .boxed()
     }

@@ -128,7 +128,7 @@ impl Coordinator {
         any: bool,
     ) -> Result<CoordinateReply, KvError> {
         let (ks2, key2) = (Arc::clone(&ks), key.clone());
-        let applied = self.blocking(move |inner| inner.apply_mutation(&ks2, key2, &m)).await?;
+        let applied = self.point_write(move |inner| inner.apply_mutation(&ks2, key2, &m)).await?;
         let Some(record) = applied.record else { return Ok(applied.reply) };
         let (decided_tx, decided_rx) = oneshot::channel();
         let fan_out = self.clone().fan_out(ks, key, record, applied.ticket, plan, tracker, any, decided_tx);
@@ -248,7 +248,7 @@ impl Coordinator {
         }
         let hinted = HintedWrite { keyspace: ks.name.clone(), key, record, created_at_ms: self.inner.clock.now_ms() };
         let target2 = target.clone();
-        let stored = self.blocking(move |inner| Ok(inner.hints.store(&target2, &hinted)?)).await;
+        let stored = self.point_write(move |inner| Ok(inner.hints.store(&target2, &hinted)?)).await;
         let result = match stored {
             Ok(ticket) => ticket.wait().await.map(|()| true).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

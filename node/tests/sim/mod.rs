@@ -163,6 +163,7 @@ impl SimClusterBuilder {
                         replica_timeout: self.replica_timeout,
                         sloppy: self.sloppy,
                         inline_storage: true,
+                        inline_point_ops: true,
                     },
                     metrics: metrics.clone(),
                     max_hint_window: Duration::from_secs(3 * 3600),
