@@ -126,7 +126,8 @@ pub struct Scenario {
     pub sync: &'static str,
     /// RingKV consistency level for reads and writes (`None`: the server's default).
     pub consistency: Option<&'static str>,
-    /// Protocols RingKV is measured over (the RESP listener always uses the server's default consistency).
+    /// Protocols RingKV is measured over; the first loads the records. The RESP
+    /// listener uses the server's default consistency (QUORUM) and node 0.
     pub protocols: Vec<Protocol>,
     /// The peer.
     pub peer: Peer,
@@ -178,7 +179,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 1,
             sync: "periodic",
             consistency: None,
-            protocols: vec![Protocol::Grpc, Protocol::Resp],
+            protocols: vec![Protocol::Resp, Protocol::Grpc],
             peer: Peer::Redis("none"),
             workloads: vec!['c'],
             records: config.read_records,
@@ -190,7 +191,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 1,
             sync: "periodic",
             consistency: None,
-            protocols: vec![Protocol::Grpc, Protocol::Resp],
+            protocols: vec![Protocol::Resp, Protocol::Grpc],
             peer: Peer::Redis("everysec"),
             workloads: vec!['w', 'a', 'b', 'c', 'd', 'e', 'f'],
             records: config.records,
@@ -202,7 +203,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 1,
             sync: "always",
             consistency: None,
-            protocols: vec![Protocol::Grpc, Protocol::Resp],
+            protocols: vec![Protocol::Resp, Protocol::Grpc],
             peer: Peer::Redis("always"),
             workloads: vec!['w'],
             records: config.records,
@@ -214,7 +215,7 @@ pub fn standard_matrix(config: &SuiteConfig) -> Vec<Scenario> {
             nodes: 3,
             sync: "periodic",
             consistency: Some("QUORUM"),
-            protocols: vec![Protocol::Grpc],
+            protocols: vec![Protocol::Resp, Protocol::Grpc],
             peer: Peer::Etcd(3),
             workloads: vec!['a', 'w'],
             records: config.records,
