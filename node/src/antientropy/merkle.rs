@@ -48,14 +48,18 @@ pub fn bucket_of(range: TokenRange, token: Token, depth: u32) -> u32 {
     ((offset << depth) / range.width()) as u32
 }
 
-/// The tokens of bucket `bucket`: `(first, last)`, both inclusive.
-pub fn bucket_bounds(range: TokenRange, bucket: u32, depth: u32) -> (Token, Token) {
+/// The tokens of bucket `bucket`: `(first, last)`, both inclusive; `None`
+/// when the bucket is empty (a range narrower than its bucket count).
+pub fn bucket_bounds(range: TokenRange, bucket: u32, depth: u32) -> Option<(Token, Token)> {
     let width = range.width();
     let lo = (u128::from(bucket) * width).div_ceil(1u128 << depth);
-    let hi = (u128::from(bucket + 1) * width).div_ceil(1u128 << depth);
+    let hi = (u128::from(bucket) + 1).saturating_mul(width).div_ceil(1u128 << depth);
+    if hi <= lo {
+        return None;
+    }
     let first = range.start.wrapping_add(1).wrapping_add(lo as u64);
     let last = range.start.wrapping_add(hi as u64);
-    (first, last)
+    Some((first, last))
 }
 
 /// A Merkle tree of `2^depth` leaf buckets, with record and byte counts.
@@ -225,17 +229,18 @@ mod tests {
         ] {
             for depth in [0, 1, 3, 8] {
                 let mut expected_first = range.start.wrapping_add(1);
+                let mut covered = 0u128;
                 for b in 0..(1u32 << depth) {
-                    let (first, last) = bucket_bounds(range, b, depth);
-                    if first == last.wrapping_add(1) {
-                        continue; // an empty bucket (range narrower than the bucket count)
-                    }
+                    // Empty buckets exist when the range is narrower than the bucket count.
+                    let Some((first, last)) = bucket_bounds(range, b, depth) else { continue };
                     assert_eq!(first, expected_first, "{range:?} depth {depth} bucket {b}");
                     assert_eq!(bucket_of(range, first, depth), b);
                     assert_eq!(bucket_of(range, last, depth), b);
+                    covered += u128::from(last.wrapping_sub(first)) + 1;
                     expected_first = last.wrapping_add(1);
                 }
-                assert_eq!(expected_first, range.end.wrapping_add(1), "{range:?} depth {depth} covers the range");
+                assert_eq!(expected_first, range.end.wrapping_add(1), "{range:?} depth {depth} ends at the range end");
+                assert_eq!(covered, range.width(), "{range:?} depth {depth} covers every token once");
             }
         }
     }

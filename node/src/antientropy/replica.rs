@@ -166,10 +166,7 @@ impl LocalReplica {
     fn collect_buckets(storage: &dyn Storage, tree: &TreeRef, buckets: &[u32]) -> Result<Vec<KeyedRecord>, AeError> {
         let mut out = Vec::new();
         for &b in buckets {
-            let (first, last) = bucket_bounds(tree.range, b, tree.depth);
-            if first == last.wrapping_add(1) {
-                continue; // empty bucket
-            }
+            let Some((first, last)) = bucket_bounds(tree.range, b, tree.depth) else { continue };
             let segments: Vec<(Token, Token)> =
                 if first <= last { vec![(first, last)] } else { vec![(first, Token::MAX), (0, last)] };
             for (lo, hi) in segments {
