@@ -28,18 +28,51 @@ struct RangeIndex {
 }
 
 /// Persisted "last full sync" per (keyspace, range); see the module docs.
+///
+/// Kept as one metadata value per keyspace (`antientropy.last_full_sync.<keyspace>`:
+/// 24 bytes per range: start, end, Unix ms, big-endian), loaded on first use
+/// and written by [`flush`](Self::flush), so a repair of hundreds of ranges
+/// costs a few fsyncs, not one per range. A crash before a flush only forgets
+/// syncs, which delays purges and never allows a wrong one.
 #[derive(Debug)]
 pub struct SyncHistory {
     storage: Arc<dyn Storage>,
     view: Arc<ClusterView>,
     coordinator: Coordinator,
     hint_window_ms: i64,
-    cache: Mutex<HashMap<(String, TokenRange), Option<i64>>>,
+    synced: Mutex<HashMap<String, HashMap<TokenRange, i64>>>,
     index: Mutex<RangeIndex>,
 }
 
-fn meta_name(keyspace: &str, range: TokenRange) -> String {
-    format!("antientropy.last_full_sync.{keyspace}.{:016x}.{:016x}", range.start, range.end)
+fn meta_name(keyspace: &str) -> String {
+    format!("antientropy.last_full_sync.{keyspace}")
+}
+
+fn decode(bytes: &[u8]) -> HashMap<TokenRange, i64> {
+    bytes
+        .chunks_exact(24)
+        .map(|c| {
+            let word = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&c[i * 8..i * 8 + 8]);
+                b
+            };
+            let range = TokenRange { start: u64::from_be_bytes(word(0)), end: u64::from_be_bytes(word(1)) };
+            (range, i64::from_be_bytes(word(2)))
+        })
+        .collect()
+}
+
+fn encode(syncs: &HashMap<TokenRange, i64>) -> Vec<u8> {
+    let mut sorted: Vec<_> = syncs.iter().collect();
+    sorted.sort();
+    let mut out = Vec::with_capacity(sorted.len() * 24);
+    for (range, at) in sorted {
+        out.extend_from_slice(&range.start.to_be_bytes());
+        out.extend_from_slice(&range.end.to_be_bytes());
+        out.extend_from_slice(&at.to_be_bytes());
+    }
+    out
 }
 
 impl SyncHistory {
@@ -51,28 +84,42 @@ impl SyncHistory {
             view: Arc::clone(coordinator.view()),
             coordinator,
             hint_window_ms: i64::try_from(hint_window.as_millis()).unwrap_or(i64::MAX),
-            cache: Mutex::new(HashMap::new()),
+            synced: Mutex::new(HashMap::new()),
             index: Mutex::new(RangeIndex::default()),
         }
     }
 
-    /// Records a full sync of (keyspace, range) that started at `at_ms`, durably.
+    fn with_keyspace<T>(
+        &self,
+        keyspace: &str,
+        f: impl FnOnce(&mut HashMap<TokenRange, i64>) -> T,
+    ) -> Result<T, StorageError> {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        if !synced.contains_key(keyspace) {
+            let stored = self.storage.get_meta(&meta_name(keyspace))?;
+            synced.insert(keyspace.to_owned(), stored.map(|b| decode(&b)).unwrap_or_default());
+        }
+        let map = synced.entry(keyspace.to_owned()).or_default();
+        Ok(f(map))
+    }
+
+    /// Notes a full sync of (keyspace, range) that started at `at_ms`;
+    /// durable after the next [`flush`](Self::flush).
     pub fn record(&self, keyspace: &str, range: TokenRange, at_ms: i64) -> Result<(), StorageError> {
-        self.storage.put_meta(&meta_name(keyspace, range), &at_ms.to_be_bytes())?;
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert((keyspace.to_owned(), range), Some(at_ms));
-        Ok(())
+        self.with_keyspace(keyspace, |m| {
+            m.insert(range, at_ms);
+        })
+    }
+
+    /// Writes the syncs of `keyspace` durably.
+    pub fn flush(&self, keyspace: &str) -> Result<(), StorageError> {
+        let bytes = self.with_keyspace(keyspace, |m| encode(m))?;
+        self.storage.put_meta(&meta_name(keyspace), &bytes)
     }
 
     /// When (keyspace, range) was last fully synced (Unix ms), if ever.
     pub fn last_full_sync(&self, keyspace: &str, range: TokenRange) -> Result<Option<i64>, StorageError> {
-        let key = (keyspace.to_owned(), range);
-        if let Some(&cached) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-            return Ok(cached);
-        }
-        let stored = self.storage.get_meta(&meta_name(keyspace, range))?;
-        let at = stored.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map(i64::from_be_bytes);
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(key, at);
-        Ok(at)
+        self.with_keyspace(keyspace, |m| m.get(&range).copied())
     }
 
     /// The oldest "last full sync" over every range this node replicates in
@@ -128,5 +175,19 @@ impl RepairHistory for SyncHistory {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncs_round_trip_through_their_encoding() {
+        let mut m = HashMap::new();
+        m.insert(TokenRange { start: u64::MAX, end: 3 }, 1_700_000_000_000);
+        m.insert(TokenRange { start: 3, end: 9 }, -1);
+        assert_eq!(decode(&encode(&m)), m);
+        assert!(decode(&[1, 2, 3]).is_empty(), "a torn value reads as no syncs");
     }
 }

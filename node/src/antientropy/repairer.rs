@@ -17,6 +17,9 @@ use super::plan::{PlannedRange, plan_keyspace};
 use super::replica::{LocalReplica, Throttle};
 use super::session::{RepairStats, repair_range};
 
+/// Ranges between two writes of the sync history.
+const FLUSH_EVERY: u32 = 64;
+
 /// Creates the [`AntiEntropyPeer`] for a member (gRPC in production).
 pub trait PeerConnector: Send + Sync + std::fmt::Debug {
     /// The peer for `member`.
@@ -132,6 +135,8 @@ impl Repairer {
         let mut progress = RepairProgress { ranges_total: plan.len() as u32, ..Default::default() };
         let max_age = if request.full { Duration::ZERO } else { self.tree_max_age };
         let local: Arc<dyn AntiEntropyPeer> = Arc::new(Arc::clone(&self.local));
+        let mut flush_keyspaces: Vec<String> = plan.iter().map(|p| p.keyspace.clone()).collect();
+        flush_keyspaces.dedup();
         for planned in plan {
             let tree =
                 TreeRef { keyspace: planned.keyspace.clone(), range: planned.range, depth: self.local.trees().depth() };
@@ -157,10 +162,16 @@ impl Repairer {
             self.exchange_throttle.pace(outcome.stats.bytes_transferred).await;
             progress.stats.add(&outcome.stats);
             progress.ranges_done += 1;
+            if progress.ranges_done % FLUSH_EVERY == 0 {
+                self.history.flush(&tree.keyspace)?;
+            }
             let last = self.history.last_full_sync(&tree.keyspace, tree.range)?;
             progress.last = Some((tree.keyspace, tree.range, last));
             progress.elapsed = started.elapsed();
             report(&progress);
+        }
+        for ks in flush_keyspaces {
+            self.history.flush(&ks)?;
         }
         progress.done = true;
         progress.elapsed = started.elapsed();

@@ -43,6 +43,18 @@ impl AdminService {
         self
     }
 
+    /// The oldest "last full sync" over every range this node replicates in
+    /// every keyspace; `None` when some range was never fully repaired.
+    async fn last_full_repair_ms(&self) -> Option<i64> {
+        let repairer = self.repairer.clone()?;
+        let keyspaces: Vec<String> = self.coordinator.keyspaces().list().iter().map(|k| k.name.clone()).collect();
+        let oldest = tokio::task::spawn_blocking(move || {
+            keyspaces.iter().map(|k| repairer.history().oldest_full_sync(k).ok().flatten()).min()
+        });
+        // i64::MAX: no range has another replica, so there is nothing to repair.
+        oldest.await.ok().flatten().flatten().filter(|&t| t != i64::MAX)
+    }
+
     fn load_bytes(&self) -> u64 {
         self.coordinator.storage().stats().disk_bytes
     }
@@ -109,6 +121,7 @@ impl pb::admin_server::Admin for AdminService {
             .map_err(|e| Status::internal(format!("status task failed: {e}")))?
             .map_err(|e| to_status(&e.into()))?;
         let local = view.local_host_id().to_owned();
+        let last_full_repair_ms = self.last_full_repair_ms().await;
         let nodes = view
             .members()
             .into_iter()
@@ -127,6 +140,7 @@ impl pb::admin_server::Admin for AdminService {
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
                     vnodes: m.tokens.len() as u32,
                     host_id: m.host_id.clone(),
+                    last_full_repair_ms: if m.host_id == local { last_full_repair_ms } else { None },
                     ..Default::default()
                 }
             })
