@@ -26,7 +26,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use ringkv_node::antientropy::merkle::{bucket_of, diff, record_hash};
 use ringkv_node::antientropy::trees::Contribution;
-use ringkv_node::antientropy::{MerkleTree, RepairRequest, TreeRef, sync_pair};
+use ringkv_node::antientropy::{MaxAge, MerkleTree, RepairRequest, TreeRef, sync_pair};
 use ringkv_node::clock::ManualClock;
 use ringkv_node::replication::{Consistency, PutOptions, RepairHistory};
 use ringkv_node::ring::{TokenRange, token_of};
@@ -104,11 +104,11 @@ proptest! {
         for (key, r) in &a { put_raw(nodes[0].storage.as_ref(), std::str::from_utf8(key).expect("utf8"), Some(r.clone())); }
         for (key, r) in &b { put_raw(nodes[1].storage.as_ref(), std::str::from_utf8(key).expect("utf8"), Some(r.clone())); }
         let tree = TreeRef { keyspace: KS.into(), range, depth };
-        let stats = rt.block_on(sync_pair(&nodes[0].local, &nodes[1].local, &tree, Duration::ZERO)).expect("sync");
+        let stats = rt.block_on(sync_pair(&nodes[0].local, &nodes[1].local, &tree, MaxAge::both(Duration::ZERO))).expect("sync");
         prop_assert_eq!(stats.buckets_differing, expected_buckets.len() as u64);
         prop_assert_eq!(&contents(nodes[0].storage.as_ref()), &expected_merge);
         prop_assert_eq!(&contents(nodes[1].storage.as_ref()), &expected_merge);
-        let again = rt.block_on(sync_pair(&nodes[0].local, &nodes[1].local, &tree, Duration::MAX)).expect("sync");
+        let again = rt.block_on(sync_pair(&nodes[0].local, &nodes[1].local, &tree, MaxAge::both(Duration::MAX))).expect("sync");
         prop_assert_eq!(again.buckets_differing, 0, "the incrementally kept trees agree after the exchange");
     }
 }

@@ -45,7 +45,7 @@ pub use peer::{AeError, AntiEntropyPeer, KeyedRecord, TreeRef, TreeSummary};
 pub use plan::PlannedRange;
 pub use repairer::{PeerConnector, RepairProgress, RepairRequest, Repairer, RepairerParts};
 pub use replica::{LocalReplica, RecordMerger, Throttle};
-pub use session::{RangeOutcome, RepairStats, repair_range, sync_pair};
+pub use session::{MaxAge, RangeOutcome, RepairStats, repair_range, sync_pair};
 pub use tracked::TrackedStorage;
 pub use trees::TreeStore;
 pub use worker::RepairWorker;

@@ -162,7 +162,7 @@ impl Repairer {
             self.exchange_throttle.pace(outcome.stats.bytes_transferred).await;
             progress.stats.add(&outcome.stats);
             progress.ranges_done += 1;
-            if progress.ranges_done % FLUSH_EVERY == 0 {
+            if progress.ranges_done.is_multiple_of(FLUSH_EVERY) {
                 self.history.flush(&tree.keyspace)?;
             }
             let last = self.history.last_full_sync(&tree.keyspace, tree.range)?;

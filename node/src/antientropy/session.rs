@@ -47,15 +47,32 @@ fn size(records: &[KeyedRecord]) -> u64 {
     records.iter().map(|(k, r)| (k.len() + r.encode().len()) as u64).sum()
 }
 
+/// How old each side's tree may be before it is rebuilt from a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxAge {
+    /// For the local tree.
+    pub local: Duration,
+    /// For the peer's tree.
+    pub peer: Duration,
+}
+
+impl MaxAge {
+    /// The same age for both sides.
+    pub fn both(age: Duration) -> Self {
+        Self { local: age, peer: age }
+    }
+}
+
 /// Compares `local`'s and `peer`'s trees of `tree` and exchanges the differing buckets.
 pub async fn sync_pair(
     local: &dyn AntiEntropyPeer,
     peer: &dyn AntiEntropyPeer,
     tree: &TreeRef,
-    max_age: Duration,
+    max_age: MaxAge,
 ) -> Result<RepairStats, AeError> {
     let mut stats = RepairStats::default();
-    let (ours, theirs) = futures::try_join!(local.prepare_tree(tree, max_age), peer.prepare_tree(tree, max_age))?;
+    let (ours, theirs) =
+        futures::try_join!(local.prepare_tree(tree, max_age.local), peer.prepare_tree(tree, max_age.peer))?;
     stats.bytes_compared = ours.bytes + theirs.bytes;
     let mut descent = Descent::new(tree.depth, ours.root, theirs.root);
     while let Some((level, indices)) = descent.query() {
@@ -103,7 +120,9 @@ pub async fn repair_range(
     let mut synced = Vec::new();
     let mut changed_after_first = false;
     for (i, (host, peer)) in peers.iter().enumerate() {
-        match sync_pair(local, peer.as_ref(), tree, max_age).await {
+        // The local tree is checked (or rebuilt) once, with the first peer.
+        let ages = MaxAge { local: if i == 0 { max_age } else { Duration::MAX }, peer: max_age };
+        match sync_pair(local, peer.as_ref(), tree, ages).await {
             Ok(stats) => {
                 changed_after_first |= i > 0 && stats.records_repaired_here > 0;
                 outcome.stats.add(&stats);
@@ -116,7 +135,7 @@ pub async fn repair_range(
         // The trees were just built or checked: do not rebuild them again.
         for &i in synced.iter().filter(|&&i| i + 1 < peers.len()) {
             let (host, peer) = &peers[i];
-            match sync_pair(local, peer.as_ref(), tree, Duration::MAX).await {
+            match sync_pair(local, peer.as_ref(), tree, MaxAge::both(Duration::MAX)).await {
                 Ok(stats) => outcome.stats.add(&stats),
                 Err(e) => outcome.failed.push((host.clone(), e.to_string())),
             }
