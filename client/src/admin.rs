@@ -1,12 +1,13 @@
 //! Typed methods of the `ringkv.v1.Admin` service on [`Client`].
 //!
-//! Only the read-only queries so far; they are idempotent and retried like
-//! reads. Topology changes (decommission, replace, repair) come with the
-//! `kvctl` commands that need them.
+//! The read-only queries are idempotent and retried like reads. `repair`
+//! starts an anti-entropy repair on the node and streams its progress.
+//! Topology changes (decommission, replace) come with the `kvctl` commands
+//! that need them.
 
 use ringkv_proto::v1::{
     ClusterStatusRequest, ClusterStatusResponse, KeyspaceDef, ListKeyspacesRequest, NodeInfoRequest, NodeInfoResponse,
-    admin_client::AdminClient,
+    RepairProgress, RepairRequest, admin_client::AdminClient,
 };
 
 use crate::client::{Client, Idempotency, Rpc};
@@ -43,5 +44,36 @@ impl Client {
             })
             .await?;
         Ok(response.keyspaces)
+    }
+}
+
+/// The progress messages of a running repair.
+#[derive(Debug)]
+pub struct RepairStream {
+    inner: tonic::Streaming<RepairProgress>,
+    endpoint: String,
+}
+
+impl RepairStream {
+    /// The next progress message; `None` once the node closed the stream.
+    pub async fn next(&mut self) -> Result<Option<RepairProgress>, ClientError> {
+        self.inner.message().await.map_err(|status| ClientError::from_status("Repair", &self.endpoint, &status))
+    }
+}
+
+impl Client {
+    /// Starts an anti-entropy repair of the ranges the node replicates
+    /// (limited by `request`) and returns its progress stream. Only the start
+    /// is bounded by the timeout: a repair of much data takes long.
+    pub async fn repair(&self, request: RepairRequest) -> Result<RepairStream, ClientError> {
+        let (channel, endpoint) = self.channel();
+        let endpoint = endpoint.to_owned();
+        let mut client = AdminClient::new(channel);
+        let started = tokio::time::timeout(self.request_timeout(), client.repair(request)).await;
+        match started {
+            Ok(Ok(response)) => Ok(RepairStream { inner: response.into_inner(), endpoint }),
+            Ok(Err(status)) => Err(ClientError::from_status("Repair", &endpoint, &status)),
+            Err(_) => Err(ClientError::Timeout { rpc: "Repair", endpoint, after: self.request_timeout() }),
+        }
     }
 }

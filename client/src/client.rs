@@ -186,6 +186,17 @@ impl Client {
         &self.nodes[0]
     }
 
+    /// The channel of the node requests go to, with its address (for streaming RPCs).
+    pub(crate) fn channel(&self) -> (Channel, &str) {
+        let node = self.route();
+        (node.channel.clone(), &node.address)
+    }
+
+    /// The per-request timeout.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Sends one unary RPC: `call` is given a channel and a fresh request
     /// per attempt. Each attempt is bounded by the timeout; reads are
     /// retried on `UNAVAILABLE` per the [`RetryPolicy`].

@@ -42,6 +42,7 @@ mod kv;
 pub mod retry;
 pub mod types;
 
+pub use admin::RepairStream;
 pub use client::{Client, ClientBuilder};
 pub use consistency::{ConsistencyParseError, format_consistency, parse_consistency};
 pub use endpoint::DEFAULT_PORT;

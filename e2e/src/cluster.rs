@@ -96,6 +96,7 @@ pub struct ClusterBuilder {
     replication_factor: u32,
     sync: Option<SyncMode>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ClusterBuilder {
@@ -120,6 +121,12 @@ impl ClusterBuilder {
     /// One more argument for every node's `kvnode serve`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// One more environment variable for every node.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -152,7 +159,7 @@ pub struct Cluster {
 impl Cluster {
     /// A builder with the defaults: 3 nodes, replication factor 3.
     pub fn test() -> ClusterBuilder {
-        ClusterBuilder { nodes: 3, replication_factor: 3, sync: None, extra_args: Vec::new() }
+        ClusterBuilder { nodes: 3, replication_factor: 3, sync: None, extra_args: Vec::new(), env: Vec::new() }
     }
 
     fn options_for(&self, i: usize, seed: Option<std::net::SocketAddr>) -> NodeOptions {
@@ -163,6 +170,7 @@ impl Cluster {
             options = options.sync(sync);
         }
         options.extra_args.extend(self.builder.extra_args.iter().cloned());
+        options.env.extend(self.builder.env.iter().cloned());
         options
     }
 

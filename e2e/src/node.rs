@@ -56,12 +56,14 @@ pub struct NodeOptions {
     pub extra_args: Vec<String>,
     /// Contents of a TOML config file passed with `--config`.
     pub config_toml: Option<String>,
+    /// Extra environment variables of the process (e.g. `RINGKV_TEST_HOOKS=1`).
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeOptions {
     /// Defaults: the node's own sync policy, no extra arguments, no config file.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), sync: None, extra_args: Vec::new(), config_toml: None }
+        Self { data_dir: data_dir.into(), sync: None, extra_args: Vec::new(), config_toml: None, env: Vec::new() }
     }
 
     /// Sets `--sync`.
@@ -73,6 +75,12 @@ impl NodeOptions {
     /// Appends one extra argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable of the process.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -318,6 +326,7 @@ fn command_for(options: &NodeOptions, stderr: File) -> Result<Command> {
         cmd.args(["--sync", sync.as_str()]);
     }
     cmd.args(&options.extra_args);
+    cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
     }

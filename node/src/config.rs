@@ -30,6 +30,8 @@ pub struct Config {
     pub membership: MembershipConfig,
     /// Hinted handoff.
     pub hints: HintsConfig,
+    /// Merkle-tree anti-entropy (scheduled repair).
+    pub antientropy: AntiEntropyConfig,
     /// Keyspaces besides `default` (which always exists).
     pub keyspaces: Vec<KeyspaceConfig>,
 }
@@ -85,6 +87,43 @@ pub struct HintsConfig {
 impl Default for HintsConfig {
     fn default() -> Self {
         Self { max_hint_window_seconds: 3 * 3600, replay_rate_per_second: 5000, replay_interval_ms: 1000 }
+    }
+}
+
+/// `[antientropy]`: Merkle-tree repair between replicas.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AntiEntropyConfig {
+    /// Run a repair of every range this node replicates every `interval_secs`
+    /// (`kvctl repair` works either way).
+    pub enabled: bool,
+    /// Time between scheduled repairs, in seconds.
+    pub interval_secs: u64,
+    /// Most MiB per second a repair reads to build trees and exchanges with peers.
+    pub throughput_mb_per_s: f64,
+    /// Depth of every Merkle tree: `2^depth` token buckets per range (0..=20).
+    /// Must be the same on every node.
+    pub depth: u32,
+    /// Trees kept up to date on write are still rebuilt from a full scan when
+    /// older than this before a repair compares them (catches what bypassed
+    /// the write path, e.g. disk corruption), in seconds.
+    pub tree_max_age_secs: u64,
+    /// Serve the test hooks (direct local reads and writes bypassing
+    /// versioning). Set only by `kvnode` from `RINGKV_TEST_HOOKS=1`; never from a file.
+    #[serde(skip)]
+    pub test_hooks: bool,
+}
+
+impl Default for AntiEntropyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 6 * 3600,
+            throughput_mb_per_s: 16.0,
+            depth: 10,
+            tree_max_age_secs: 24 * 3600,
+            test_hooks: false,
+        }
     }
 }
 
@@ -313,6 +352,20 @@ impl Config {
         }
         if self.hints.replay_rate_per_second == 0 {
             return invalid("hints.replay_rate_per_second", "0".into(), "use at least 1");
+        }
+        let ae = &self.antientropy;
+        if ae.depth > crate::antientropy::merkle::MAX_DEPTH {
+            return invalid("antientropy.depth", ae.depth.to_string(), "use 0..=20 (10 means 1024 buckets per range)");
+        }
+        if ae.interval_secs == 0 {
+            return invalid("antientropy.interval_secs", "0".into(), "use a positive number of seconds");
+        }
+        if !(ae.throughput_mb_per_s.is_finite() && ae.throughput_mb_per_s > 0.0) {
+            return invalid(
+                "antientropy.throughput_mb_per_s",
+                ae.throughput_mb_per_s.to_string(),
+                "use a positive number of MiB per second",
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for ks in &self.keyspaces {

@@ -15,8 +15,10 @@
 //! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
 //! - [`worker`]: background jobs (periodic sync, purge of expired records).
+//! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
 //! - [`error`]: the error a client operation can end with.
 
+pub mod antientropy;
 pub mod clock;
 pub mod config;
 pub mod error;

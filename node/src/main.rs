@@ -157,7 +157,14 @@ fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.into_config()?;
+    let mut config = args.into_config()?;
+    // Test hooks (direct local writes bypassing versioning) exist only for e2e tests.
+    config.antientropy.test_hooks = std::env::var_os("RINGKV_TEST_HOOKS").is_some_and(|v| v == "1");
+    if config.antientropy.test_hooks {
+        tracing::warn!(
+            "RINGKV_TEST_HOOKS=1: serving test hooks that write local storage directly; never in production"
+        );
+    }
     std::fs::create_dir_all(&config.storage.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.storage.data_dir.display()))?;
     let shutdown = CancellationToken::new();

@@ -18,8 +18,8 @@ With --json, each output is one JSON object per line; a key or value that
 is not valid UTF-8 appears as `<field>_base64` instead of `<field>`.
 
 Exit codes: 0 success; 1 key not found or write not applied; 2 invalid
-usage or argument; 3 cluster unavailable, connection failed or timed out
-(retrying may help); 4 any other error.";
+usage or argument; 3 cluster unavailable, connection failed or timed out,
+or repair incomplete (retrying may help); 4 any other error.";
 
 /// Command-line client of RingKV.
 #[derive(Debug, Parser)]
@@ -90,6 +90,10 @@ pub enum Command {
     },
     /// Show the cluster's nodes: state, liveness, ownership, load.
     Status,
+    /// Repair the ranges this node replicates with their other replicas
+    /// (Merkle-tree anti-entropy), showing progress. Exits 3 when some range
+    /// could not reach every replica.
+    Repair(super::repair::RepairArgs),
 }
 
 /// Arguments of `put`.

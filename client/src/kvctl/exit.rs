@@ -3,7 +3,8 @@
 //! - 0: success.
 //! - 1: the key was not found, or a conditional write was not applied ([`Miss`]).
 //! - 2: invalid usage or argument (clap, or `INVALID_ARGUMENT` / unknown keyspace from the server).
-//! - 3: the cluster is unavailable, the connection failed or timed out: retrying may help.
+//! - 3: the cluster is unavailable, the connection failed or timed out, or a repair
+//!   could not reach every replica: retrying may help.
 //! - 4: any other error.
 
 use std::io;
@@ -46,6 +47,9 @@ pub enum Miss {
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<Miss>().is_some() {
         return MISS;
+    }
+    if error.downcast_ref::<super::repair::RepairIncomplete>().is_some() {
+        return UNAVAILABLE;
     }
     match error.downcast_ref::<ClientError>() {
         Some(

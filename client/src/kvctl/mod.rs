@@ -7,4 +7,5 @@ pub mod encoding;
 pub mod exit;
 pub mod human;
 pub mod json;
+pub mod repair;
 pub mod run;

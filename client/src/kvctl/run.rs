@@ -52,6 +52,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         Command::Cas(args) => cas(&client, &mut io, args).await,
         Command::Incr(args) => incr(&client, &mut io, args).await,
         Command::Ttl { key, secs } => ttl(&client, &mut io, key, secs).await,
+        Command::Repair(args) => super::repair::run(&client, io.out, io.json, args).await,
         Command::Status => {
             let response = client.cluster_status().await?;
             io.emit(|| json::status(&response), || human::status(&response))

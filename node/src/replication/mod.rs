@@ -38,5 +38,6 @@ pub use ops::{
     BatchOp, CasExpectation, CasOutcome, Cursor, Mutation, Page, PageEntry, PutOptions, ReadResult, WriteResult,
 };
 pub use paging::{DEFAULT_LIST_LIMIT, DEFAULT_SCAN_COUNT, MAX_PAGE};
+pub use purge::{RepairHistory, SoleReplica};
 pub use quorum::{QuorumFailure, QuorumGroup, QuorumOutcome, QuorumTracker};
 pub use replica::handler;

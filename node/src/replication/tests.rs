@@ -172,9 +172,16 @@ async fn purge_removes_only_records_dead_past_gc_grace() {
     c.put("", b("gone"), b("v"), PutOptions::default()).await.expect("put");
     c.delete("", b("gone"), Bytes::new(), Consistency::default()).await.expect("delete");
     let grace = std::time::Duration::from_secs(60);
-    assert_eq!(c.purge_pass(None, 100, grace).await.expect("purge").0, 0, "tombstone kept within gc_grace");
+    assert_eq!(
+        c.purge_pass(None, 100, grace, std::sync::Arc::new(crate::replication::SoleReplica)).await.expect("purge").0,
+        0,
+        "tombstone kept within gc_grace"
+    );
     clock.advance_ms(61_000);
-    assert_eq!(c.purge_pass(None, 100, grace).await.expect("purge").0, 1);
+    assert_eq!(
+        c.purge_pass(None, 100, grace, std::sync::Arc::new(crate::replication::SoleReplica)).await.expect("purge").0,
+        1
+    );
     assert!(c.storage().get("default", b"gone").expect("get").is_none());
     assert!(c.storage().get("default", b"live").expect("get").is_some());
 }

@@ -2,16 +2,21 @@
 //!
 //! Answers cluster status (members, liveness, ownership, hints pending here
 //! for each node; load is known for the answering node only until gossip
-//! carries it), node info, keyspaces and drain. Topology changes (decommission,
-//! replace, remove, repair) need gossip membership and streaming; until then
-//! they answer UNIMPLEMENTED with the reason.
+//! carries it), node info, keyspaces and drain, and runs anti-entropy
+//! `Repair` (streaming progress after every range). Topology changes
+//! (decommission, replace, remove) need gossip membership and streaming;
+//! until then they answer UNIMPLEMENTED with the reason.
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ringkv_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::antientropy::{AeError, RepairProgress, RepairRequest, Repairer};
 use crate::replication::{Coordinator, Keyspace};
+use crate::ring::TokenRange;
 use crate::version::ConflictMode;
 
 use super::NodeIdentity;
@@ -23,12 +28,31 @@ pub struct AdminService {
     coordinator: Coordinator,
     identity: NodeIdentity,
     started: Instant,
+    repairer: Option<Arc<Repairer>>,
 }
 
 impl AdminService {
     /// A service answering for the node `identity`.
     pub fn new(coordinator: Coordinator, identity: NodeIdentity) -> Self {
-        Self { coordinator, identity, started: Instant::now() }
+        Self { coordinator, identity, started: Instant::now(), repairer: None }
+    }
+
+    /// Serves `Repair` with `repairer` (anti-entropy).
+    pub fn with_repairer(mut self, repairer: Arc<Repairer>) -> Self {
+        self.repairer = Some(repairer);
+        self
+    }
+
+    /// The oldest "last full sync" over every range this node replicates in
+    /// every keyspace; `None` when some range was never fully repaired.
+    async fn last_full_repair_ms(&self) -> Option<i64> {
+        let repairer = self.repairer.clone()?;
+        let keyspaces: Vec<String> = self.coordinator.keyspaces().list().iter().map(|k| k.name.clone()).collect();
+        let oldest = tokio::task::spawn_blocking(move || {
+            keyspaces.iter().map(|k| repairer.history().oldest_full_sync(k).ok().flatten()).min()
+        });
+        // i64::MAX: no range has another replica, so there is nothing to repair.
+        oldest.await.ok().flatten().flatten().filter(|&t| t != i64::MAX)
     }
 
     fn load_bytes(&self) -> u64 {
@@ -57,6 +81,30 @@ fn keyspace_to_proto(k: &Keyspace) -> pb::KeyspaceDef {
     }
 }
 
+fn repair_progress_to_proto(p: &RepairProgress) -> pb::RepairProgress {
+    let (keyspace, range, last_full_sync) = match &p.last {
+        Some((ks, range, last)) => (ks.clone(), Some(*range), last.unwrap_or(0)),
+        None => (String::new(), None, 0),
+    };
+    pb::RepairProgress {
+        ranges_done: p.ranges_done,
+        ranges_total: p.ranges_total,
+        keys_repaired: p.stats.records_repaired_here + p.stats.records_sent,
+        bytes_streamed: p.stats.bytes_transferred,
+        done: p.done,
+        bytes_compared: p.stats.bytes_compared,
+        buckets_differing: p.stats.buckets_differing,
+        records_received: p.stats.records_received,
+        records_sent: p.stats.records_sent,
+        ranges_failed: p.ranges_failed,
+        range_start: range.map_or(0, |r| r.start),
+        range_end: range.map_or(0, |r| r.end),
+        last_full_sync_ms: last_full_sync,
+        keyspace,
+        elapsed_ms: p.elapsed.as_millis() as u64,
+    }
+}
+
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn cluster_status(
@@ -73,6 +121,7 @@ impl pb::admin_server::Admin for AdminService {
             .map_err(|e| Status::internal(format!("status task failed: {e}")))?
             .map_err(|e| to_status(&e.into()))?;
         let local = view.local_host_id().to_owned();
+        let last_full_repair_ms = self.last_full_repair_ms().await;
         let nodes = view
             .members()
             .into_iter()
@@ -91,6 +140,7 @@ impl pb::admin_server::Admin for AdminService {
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
                     vnodes: m.tokens.len() as u32,
                     host_id: m.host_id.clone(),
+                    last_full_repair_ms: if m.host_id == local { last_full_repair_ms } else { None },
                     ..Default::default()
                 }
             })
@@ -141,10 +191,42 @@ impl pb::admin_server::Admin for AdminService {
         Err(not_clustered("replace"))
     }
 
-    type RepairStream = tokio_stream::Empty<Result<pb::RepairProgress, Status>>;
+    type RepairStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::RepairProgress, Status>> + Send>>;
 
-    async fn repair(&self, _: Request<pb::RepairRequest>) -> Result<Response<Self::RepairStream>, Status> {
-        Err(not_clustered("repair"))
+    async fn repair(&self, request: Request<pb::RepairRequest>) -> Result<Response<Self::RepairStream>, Status> {
+        let Some(repairer) = self.repairer.clone() else { return Err(not_clustered("repair")) };
+        let req = request.into_inner();
+        let keyspace = match req.keyspace.as_str() {
+            "" => None,
+            name => Some(self.coordinator.keyspaces().get(name).map_err(|e| to_status(&e))?.name.clone()),
+        };
+        let range = match (req.range_start, req.range_end) {
+            (Some(start), Some(end)) => Some(TokenRange { start, end }),
+            (None, None) => None,
+            _ => {
+                return Err(super::status::invalid_argument(
+                    "RKV-BAD-RANGE",
+                    "give both range_start and range_end (start exclusive, end inclusive), or neither",
+                ));
+            }
+        };
+        let request = RepairRequest { keyspace, range, full: req.full };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let result = repairer.run(request, move |p| {
+                // A client that went away stops hearing progress; the repair still finishes.
+                let _ = progress_tx.send(Ok(repair_progress_to_proto(p)));
+            });
+            if let Err(e) = result.await {
+                let status = match e {
+                    AeError::Busy => Status::aborted(format!("[RKV-AE-BUSY] {e}")),
+                    other => Status::internal(format!("[RKV-AE] repair failed: {other}")),
+                };
+                let _ = tx.send(Err(status));
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))))
     }
 
     async fn snapshot(&self, _: Request<pb::SnapshotRequest>) -> Result<Response<pb::SnapshotResponse>, Status> {

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::antientropy::{AntiEntropyNode, TrackedStorage, TreeStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::hints::HandoffWorker;
@@ -116,7 +117,9 @@ impl Node {
         .await
         .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
         let storage = Arc::new(storage);
-        let dyn_storage: Arc<dyn Storage> = storage.clone();
+        // Every record write goes through the tracker, which keeps the Merkle trees current.
+        let trees = Arc::new(TreeStore::new(config.antientropy.depth));
+        let dyn_storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(storage.clone(), Arc::clone(&trees)));
         let ring_config = config.ring.clone();
         let id_storage = Arc::clone(&dyn_storage);
         let identity_task = tokio::task::spawn_blocking(move || {
@@ -164,7 +167,7 @@ impl Node {
             node_id: id.node_id,
             storage: Arc::clone(&dyn_storage),
             keyspaces: Keyspaces::from_config(&config),
-            clock,
+            clock: Arc::clone(&clock),
             limits: Limits::from(&config.server),
             view: Arc::clone(&view),
             transport: Arc::clone(&transport),
@@ -173,6 +176,15 @@ impl Node {
             max_hint_window: Duration::from_secs(config.hints.max_hint_window_seconds),
         });
         let readiness = Readiness::default();
+        let hint_window = Duration::from_secs(config.hints.max_hint_window_seconds);
+        let ae = AntiEntropyNode::new(
+            &config.antientropy,
+            trees,
+            Arc::clone(&dyn_storage),
+            &coordinator,
+            clock,
+            hint_window,
+        );
 
         let mut workers = WorkerRunner::new(&shutdown);
         if config.storage.sync == SyncPolicy::Periodic {
@@ -183,7 +195,11 @@ impl Node {
             coordinator.clone(),
             Duration::from_secs(config.storage.purge_interval_seconds.max(1)),
             Duration::from_secs(config.storage.gc_grace_seconds),
+            ae.history.clone(),
         )));
+        if let Some(worker) = ae.worker() {
+            workers.spawn(Box::new(worker));
+        }
         workers.spawn(Box::new(StaticMembership::new(
             Arc::clone(&view),
             Arc::clone(&transport),
@@ -200,7 +216,7 @@ impl Node {
             config.hints.replay_rate_per_second,
         )));
 
-        let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, shutdown.clone())?;
+        let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, &ae, shutdown.clone())?;
         let state = HttpState {
             coordinator: coordinator.clone(),
             metrics: metrics.clone(),
@@ -281,6 +297,7 @@ fn spawn_grpc(
     metrics: &NodeMetrics,
     identity: &NodeIdentity,
     config: &Config,
+    ae: &AntiEntropyNode,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
@@ -288,7 +305,12 @@ fn spawn_grpc(
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
-    let admin = AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()));
+    let admin = AdminServer::new(
+        AdminService::new(coordinator.clone(), identity.clone()).with_repairer(Arc::clone(&ae.repairer)),
+    );
+    let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
+    let test_hooks =
+        config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
@@ -304,6 +326,8 @@ fn spawn_grpc(
             .add_service(kv)
             .add_service(admin)
             .add_service(replica)
+            .add_service(anti_entropy)
+            .add_optional_service(test_hooks)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })

@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::replication::Coordinator;
+use crate::replication::{Coordinator, RepairHistory};
 use crate::storage::ScanPosition;
 
 use super::Worker;
@@ -16,18 +17,25 @@ const PASS_SIZE: usize = 1000;
 
 /// Walks the store in token order every `interval` and purges records whose
 /// siblings are all tombstones or expired values dead for longer than
-/// `gc_grace` (so that replicas had time to learn of the delete).
+/// `gc_grace` and whose range was fully repaired since they were written
+/// (the rule is in `replication/purge.rs`; `history` knows the repairs).
 #[derive(Debug)]
 pub struct PurgeWorker {
     coordinator: Coordinator,
     interval: Duration,
     gc_grace: Duration,
+    history: Arc<dyn RepairHistory>,
 }
 
 impl PurgeWorker {
     /// A worker purging through `coordinator` (which holds the key locks).
-    pub fn new(coordinator: Coordinator, interval: Duration, gc_grace: Duration) -> Self {
-        Self { coordinator, interval, gc_grace }
+    pub fn new(
+        coordinator: Coordinator,
+        interval: Duration,
+        gc_grace: Duration,
+        history: Arc<dyn RepairHistory>,
+    ) -> Self {
+        Self { coordinator, interval, gc_grace, history }
     }
 }
 
@@ -49,7 +57,11 @@ impl Worker for PurgeWorker {
                     if stop.is_cancelled() {
                         return;
                     }
-                    match self.coordinator.purge_pass(after.take(), PASS_SIZE, self.gc_grace).await {
+                    match self
+                        .coordinator
+                        .purge_pass(after.take(), PASS_SIZE, self.gc_grace, Arc::clone(&self.history))
+                        .await
+                    {
                         Ok((n, next)) => {
                             purged += n;
                             match next {

@@ -1,0 +1,59 @@
+//! [`AntiEntropyNode`]: the anti-entropy parts of one node, put together
+//! from its configuration (used by `server::node`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::AntiEntropyConfig;
+use crate::replication::Coordinator;
+use crate::storage::Storage;
+
+use super::{GrpcConnector, LocalReplica, RepairWorker, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore};
+
+/// The anti-entropy parts of a node.
+#[derive(Debug, Clone)]
+pub struct AntiEntropyNode {
+    /// This node's replica side (served over gRPC).
+    pub local: Arc<LocalReplica>,
+    /// "Last full sync" per range; the purge's repair history.
+    pub history: Arc<SyncHistory>,
+    /// Runs repairs (Admin `Repair`, the worker).
+    pub repairer: Arc<Repairer>,
+    /// The configuration.
+    pub config: AntiEntropyConfig,
+}
+
+impl AntiEntropyNode {
+    /// Assembles the parts. `storage` must be the [`TrackedStorage`](super::TrackedStorage)
+    /// feeding `trees`, and the coordinator must write through it.
+    pub fn new(
+        config: &AntiEntropyConfig,
+        trees: Arc<TreeStore>,
+        storage: Arc<dyn Storage>,
+        coordinator: &Coordinator,
+        clock: Arc<dyn Clock>,
+        hint_window: Duration,
+    ) -> Self {
+        let throttle = Throttle::mb_per_s(config.throughput_mb_per_s);
+        let local =
+            Arc::new(LocalReplica::new(trees, Arc::clone(&storage), Arc::new(coordinator.clone()), clock, throttle));
+        let history = Arc::new(SyncHistory::new(storage, coordinator.clone(), hint_window));
+        let repairer = Arc::new(Repairer::new(RepairerParts {
+            local: Arc::clone(&local),
+            coordinator: coordinator.clone(),
+            connector: Arc::new(GrpcConnector::new()),
+            history: Arc::clone(&history),
+            tree_max_age: Duration::from_secs(config.tree_max_age_secs),
+            exchange_throttle: throttle,
+        }));
+        Self { local, history, repairer, config: config.clone() }
+    }
+
+    /// The scheduled repair, when enabled.
+    pub fn worker(&self) -> Option<RepairWorker> {
+        self.config
+            .enabled
+            .then(|| RepairWorker::new(Arc::clone(&self.repairer), Duration::from_secs(self.config.interval_secs)))
+    }
+}

@@ -1,0 +1,161 @@
+//! Fixtures for the anti-entropy tests: in-process replicas over the
+//! in-memory engine, wired exactly as a node wires them (tracked storage,
+//! coordinator as the merger, local replica, repairer).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ringkv_node::antientropy::{
+    AntiEntropyPeer, LocalReplica, PeerConnector, Repairer, RepairerParts, SyncHistory, Throttle, TrackedStorage,
+    TreeStore,
+};
+use ringkv_node::clock::{Clock, ManualClock};
+use ringkv_node::config::{Config, ServerConfig};
+use ringkv_node::membership::{ClusterView, Member, MemberStatus};
+use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use ringkv_node::storage::{MemoryStorage, Storage, WriteBatch, WriteOp};
+use ringkv_node::transport::UnconnectedTransport;
+use ringkv_node::version::{ConflictMode, Dot, NewWrite, NodeId, Record, VersionVector};
+
+/// A fixed start time for every clock.
+pub const START_US: i64 = 1_700_000_000_000_000;
+/// The keyspace the tests use.
+pub const KS: &str = "default";
+
+/// One in-process replica.
+#[derive(Debug)]
+pub struct TestReplica {
+    pub host_id: String,
+    pub storage: Arc<dyn Storage>,
+    pub trees: Arc<TreeStore>,
+    pub coordinator: Coordinator,
+    pub local: Arc<LocalReplica>,
+}
+
+fn member(i: usize, tokens: Vec<u64>) -> Member {
+    Member {
+        host_id: format!("node-{i}"),
+        node_id: i as NodeId + 1,
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 8000 + i as u16)),
+        zone: String::new(),
+        rack: String::new(),
+        tokens,
+        generation: 1,
+        status: MemberStatus::Normal,
+    }
+}
+
+/// Tokens of member `i` of `n`: 8 evenly spread vnodes, interleaved.
+fn tokens(i: usize, n: usize) -> Vec<u64> {
+    let step = u64::MAX / (8 * n as u64);
+    (0..8).map(|v| step * (v * n as u64 + i as u64) + 1).collect()
+}
+
+/// `n` replicas sharing `clock`, each seeing all `n` members alive, replication factor `rf`, tree `depth`.
+pub fn replicas(n: usize, rf: u32, depth: u32, clock: &Arc<ManualClock>) -> Vec<TestReplica> {
+    let mut config = Config::default();
+    config.replication.replication_factor = rf;
+    (0..n)
+        .map(|i| {
+            let view = Arc::new(ClusterView::new(member(i, tokens(i, n))));
+            for j in (0..n).filter(|&j| j != i) {
+                view.upsert(member(j, tokens(j, n)));
+            }
+            let raw = Arc::new(MemoryStorage::new());
+            let trees = Arc::new(TreeStore::new(depth));
+            let storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(raw, Arc::clone(&trees)));
+            let dyn_clock: Arc<dyn Clock> = clock.clone();
+            let coordinator = Coordinator::clustered(CoordinatorParts {
+                node_id: i as NodeId + 1,
+                storage: Arc::clone(&storage),
+                keyspaces: Keyspaces::from_config(&config),
+                clock: Arc::clone(&dyn_clock),
+                limits: Limits::from(&ServerConfig::default()),
+                view,
+                transport: Arc::new(UnconnectedTransport),
+                settings: ClusterSettings::default(),
+                metrics: ReplicationMetrics::unregistered(),
+                max_hint_window: std::time::Duration::from_secs(3600),
+            });
+            let local = Arc::new(LocalReplica::new(
+                Arc::clone(&trees),
+                Arc::clone(&storage),
+                Arc::new(coordinator.clone()),
+                dyn_clock,
+                Throttle::mb_per_s(0.0),
+            ));
+            TestReplica { host_id: format!("node-{i}"), storage, trees, coordinator, local }
+        })
+        .collect()
+}
+
+/// Connects host ids to the in-process replicas, counting connections.
+#[derive(Debug, Default)]
+pub struct InProcess {
+    pub peers: HashMap<String, Arc<LocalReplica>>,
+}
+
+impl PeerConnector for InProcess {
+    fn connect(&self, member: &Member) -> Arc<dyn AntiEntropyPeer> {
+        let local = self.peers.get(&member.host_id).unwrap_or_else(|| panic!("no replica {}", member.host_id));
+        Arc::new(Arc::clone(local))
+    }
+}
+
+/// A repairer for replica `i` of `all`, with a fresh history.
+pub fn repairer(all: &[TestReplica], i: usize, hint_window_ms: u64) -> Repairer {
+    let peers = all.iter().map(|r| (r.host_id.clone(), Arc::clone(&r.local))).collect();
+    let r = &all[i];
+    let history = Arc::new(SyncHistory::new(
+        Arc::clone(&r.storage),
+        r.coordinator.clone(),
+        std::time::Duration::from_millis(hint_window_ms),
+    ));
+    Repairer::new(RepairerParts {
+        local: Arc::clone(&r.local),
+        coordinator: r.coordinator.clone(),
+        connector: Arc::new(InProcess { peers }),
+        history,
+        tree_max_age: std::time::Duration::from_secs(3600),
+        exchange_throttle: Throttle::mb_per_s(0.0),
+    })
+}
+
+/// A record written by `node` (counter `counter`) with `value` (None: tombstone) at `ts_ms`.
+pub fn write(node: NodeId, counter: u64, value: Option<&str>, ts_ms: i64) -> Record {
+    let mut r = Record::default();
+    if counter > 1 {
+        r.clock = VersionVector::from_entries([(node, counter - 1)]);
+    }
+    let context = r.clock.clone();
+    let dot = r.apply_write(
+        node,
+        &context,
+        NewWrite {
+            value: value.map(|v| Bytes::from(v.to_owned())),
+            timestamp_micros: ts_ms * 1000,
+            expires_at_ms: None,
+        },
+        ConflictMode::Siblings,
+    );
+    assert_eq!(dot, Dot { node, counter });
+    r
+}
+
+/// Stores `record` as is (bypassing versioning), or removes the key.
+pub fn put_raw(storage: &dyn Storage, key: &str, record: Option<Record>) {
+    let key = Bytes::from(key.to_owned());
+    let op = match record {
+        Some(record) => WriteOp::Put { keyspace: KS.to_owned(), key, record },
+        None => WriteOp::Purge { keyspace: KS.to_owned(), key },
+    };
+    drop(storage.write(WriteBatch { ops: vec![op] }).expect("write"));
+}
+
+/// Every record of the keyspace, by key.
+pub fn contents(storage: &dyn Storage) -> BTreeMap<Bytes, Record> {
+    storage.scan(None, None, Some(KS), usize::MAX).expect("scan").into_iter().map(|s| (s.key, s.record)).collect()
+}
