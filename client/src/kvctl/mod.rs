@@ -8,3 +8,4 @@ pub mod exit;
 pub mod human;
 pub mod json;
 pub mod run;
+pub mod topology;

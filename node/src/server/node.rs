@@ -58,6 +58,9 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// A topology precondition failed at start (replace, join).
+    #[error(transparent)]
+    Topology(#[from] crate::topology::TopologyError),
     /// gRPC reflection could not be built from the descriptors.
     #[error("cannot build gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -116,6 +119,8 @@ impl Node {
         .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
         let storage = Arc::new(storage);
         let dyn_storage: Arc<dyn Storage> = storage.clone();
+        let seeds = resolve_seeds(&config.membership.seeds).await?;
+        let start = super::lifecycle::prepare(&config, &dyn_storage, &seeds).await?;
         let ring_config = config.ring.clone();
         let id_storage = Arc::clone(&dyn_storage);
         let identity_task = tokio::task::spawn_blocking(move || {
@@ -127,7 +132,6 @@ impl Node {
             )
         });
         let id = identity_task.await.map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
-        let seeds = resolve_seeds(&config.membership.seeds).await?;
 
         let grpc_listener = bind(config.server.grpc_addr).await?;
         let http_listener = bind(config.server.http_addr).await?;
@@ -145,9 +149,9 @@ impl Node {
             http_addr: identity.http_addr,
             zone: config.ring.zone.clone(),
             rack: config.ring.rack.clone(),
-            tokens: id.tokens.clone(),
+            tokens: start.initial_tokens(&id.tokens),
             generation: id.generation,
-            status: crate::membership::MemberStatus::Normal,
+            status: start.initial_status(&id.host_id),
         };
         let view = Arc::new(ClusterView::new(member));
         let settings = ClusterSettings::from_config(&config);
@@ -167,6 +171,9 @@ impl Node {
             max_hint_window: Duration::from_secs(config.hints.max_hint_window_seconds),
         });
         let readiness = Readiness::default();
+        let topology = super::lifecycle::topology(&config, &coordinator, metrics.registry(), shutdown.clone());
+        let gate = topology.clone();
+        readiness.set_gate(move || gate.ready());
 
         let mut workers = WorkerRunner::new(&shutdown);
         if config.storage.sync == SyncPolicy::Periodic {
@@ -181,7 +188,7 @@ impl Node {
         workers.spawn(Box::new(StaticMembership::new(
             Arc::clone(&view),
             Arc::clone(&transport),
-            seeds,
+            seeds.clone(),
             Duration::from_millis(config.membership.probe_interval_ms),
             Duration::from_millis(config.membership.down_after_ms),
             Arc::new(tokio::time::Instant::now),
@@ -194,7 +201,7 @@ impl Node {
             config.hints.replay_rate_per_second,
         )));
 
-        let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, shutdown.clone())?;
+        let grpc = spawn_grpc(grpc_listener, &coordinator, &topology, &metrics, &identity, &config, shutdown.clone())?;
         let state = HttpState {
             coordinator: coordinator.clone(),
             metrics: metrics.clone(),
@@ -209,6 +216,7 @@ impl Node {
                 .map_err(|e| NodeError::Serve { server: "http", message: e.to_string() })
         });
         readiness.set(true);
+        super::lifecycle::spawn(start, topology, id.tokens.clone(), seeds, &config);
         tracing::info!(
             host_id = %identity.host_id,
             grpc = %identity.grpc_addr,
@@ -262,6 +270,7 @@ impl Node {
 fn spawn_grpc(
     listener: TcpListener,
     coordinator: &Coordinator,
+    topology: &crate::topology::Topology,
     metrics: &NodeMetrics,
     identity: &NodeIdentity,
     config: &Config,
@@ -272,7 +281,9 @@ fn spawn_grpc(
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
-    let admin = AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()));
+    let admin =
+        AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()).with_topology(topology.clone()));
+    let streaming = crate::topology::streaming_server(topology.clone());
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
@@ -288,6 +299,7 @@ fn spawn_grpc(
             .add_service(kv)
             .add_service(admin)
             .add_service(replica)
+            .add_service(streaming)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })
