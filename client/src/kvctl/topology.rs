@@ -15,7 +15,7 @@ use super::human::node_state_name;
 use super::run::Io;
 
 /// `kvctl ring`.
-pub async fn ring(client: &Client, io: &mut Io<'_>) -> anyhow::Result<()> {
+pub(super) async fn ring(client: &Client, io: &mut Io<'_>) -> anyhow::Result<()> {
     let tokens = client.ring().await?;
     io.emit(|| ring_json(&tokens), || ring_human(&tokens))
 }
@@ -88,7 +88,12 @@ async fn follow(watcher: &Client, host_id: &str, what: &str) -> anyhow::Result<(
 }
 
 /// `kvctl decommission`: the node at the endpoint leaves.
-pub async fn decommission(client: &Client, io: &mut Io<'_>, no_wait: bool, timeout: Duration) -> anyhow::Result<()> {
+pub(super) async fn decommission(
+    client: &Client,
+    io: &mut Io<'_>,
+    no_wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let before = client.cluster_status().await?;
     let host_id = before.answered_by.clone();
     // Follow through another live NORMAL node: the leaving one stops at the end.
@@ -119,7 +124,7 @@ pub async fn decommission(client: &Client, io: &mut Io<'_>, no_wait: bool, timeo
 }
 
 /// `kvctl removenode HOST_ID`.
-pub async fn removenode(client: &Client, io: &mut Io<'_>, host_id: String, no_wait: bool) -> anyhow::Result<()> {
+pub(super) async fn removenode(client: &Client, io: &mut Io<'_>, host_id: String, no_wait: bool) -> anyhow::Result<()> {
     client.remove_node(host_id.clone()).await?;
     if !no_wait {
         follow(client, &host_id, "removenode").await?;

@@ -70,6 +70,15 @@ fn is_moving(status: &MemberStatus) -> bool {
     matches!(status, MemberStatus::Joining | MemberStatus::Leaving | MemberStatus::Replacing { .. })
 }
 
+/// Refuses when a member other than `except` is joining, leaving or being
+/// replaced: one topology change at a time in the cluster.
+pub fn check_idle(members: &[Arc<Member>], except: &[&str]) -> Result<(), TopologyError> {
+    match members.iter().find(|m| is_moving(&m.status) && !except.contains(&m.host_id.as_str())) {
+        Some(m) => Err(TopologyError::Busy { host_id: m.host_id.clone(), status: m.status.as_str() }),
+        None => Ok(()),
+    }
+}
+
 impl Topology {
     /// The lifecycle of the node that `coordinator` serves; `shutdown` stops the process after decommission.
     pub fn new(
@@ -115,12 +124,7 @@ impl Topology {
 
     /// Refuses when a member other than `except` is joining, leaving or being replaced.
     pub fn check_idle(&self, except: &[&str]) -> Result<(), TopologyError> {
-        for m in self.view().members() {
-            if is_moving(&m.status) && !except.contains(&m.host_id.as_str()) {
-                return Err(TopologyError::Busy { host_id: m.host_id.clone(), status: m.status.as_str() });
-            }
-        }
-        Ok(())
+        check_idle(&self.view().members(), except)
     }
 
     fn normal_count(&self) -> usize {
@@ -495,5 +499,40 @@ impl Topology {
                 .count();
             usable >= required.min(pref.len())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(host: &str, status: MemberStatus) -> Arc<Member> {
+        Arc::new(Member {
+            host_id: host.into(),
+            node_id: 1,
+            grpc_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            zone: String::new(),
+            rack: String::new(),
+            tokens: vec![1],
+            generation: 1,
+            status,
+        })
+    }
+
+    #[test]
+    fn a_second_change_is_refused_while_one_is_under_way() {
+        let mut members = vec![member("a", MemberStatus::Normal), member("b", MemberStatus::Left)];
+        assert!(check_idle(&members, &[]).is_ok(), "NORMAL and LEFT are at rest");
+        for status in
+            [MemberStatus::Joining, MemberStatus::Leaving, MemberStatus::Replacing { old_host_id: "c".into() }]
+        {
+            members.push(member("c", status.clone()));
+            let err = check_idle(&members, &[]).unwrap_err();
+            assert!(matches!(&err, TopologyError::Busy { host_id, .. } if host_id == "c"), "{err}");
+            assert!(err.to_string().contains(status.as_str()), "{err}");
+            assert!(check_idle(&members, &["c"]).is_ok(), "the member being changed itself is not in the way");
+            members.pop();
+        }
     }
 }

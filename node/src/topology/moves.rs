@@ -21,7 +21,8 @@ pub struct RangeMove {
     pub range: TokenRange,
     /// The host that gains it.
     pub to: HostId,
-    /// Its current replicas (read ring), in preference order: where to stream from.
+    /// Its current replicas (read ring): where to stream from, those that
+    /// lose the range first, then in preference order.
     pub sources: Vec<HostId>,
 }
 
@@ -42,8 +43,14 @@ pub fn pending_moves(read: &Ring, write: &Ring, rf: usize) -> Vec<RangeMove> {
     for (j, &end) in bounds.iter().enumerate() {
         let start = if j == 0 { bounds[bounds.len() - 1] } else { bounds[j - 1] };
         let old = hosts(read, end, rf);
-        for to in hosts(write, end, rf).into_iter().filter(|h| !old.contains(h)) {
-            push_merged(&mut moves, RangeMove { range: TokenRange { start, end }, to, sources: old.clone() });
+        let new = hosts(write, end, rf);
+        // The replica that loses the range streams first (Cassandra's consistent
+        // range movement): it holds every write the old replica set acknowledged.
+        let mut sources = old.clone();
+        sources.sort_by_key(|h| new.contains(h));
+        for to in new.iter().filter(|h| !old.contains(h)) {
+            let m = RangeMove { range: TokenRange { start, end }, to: to.clone(), sources: sources.clone() };
+            push_merged(&mut moves, m);
         }
     }
     finish(moves)

@@ -31,6 +31,7 @@ impl ProgressSnapshot {
 }
 
 /// Streaming progress of this node, shared between the streams and status.
+/// Metric names get the registry's `ringkv_` prefix (`ringkv_streaming_records_total`, ...).
 #[derive(Debug, Clone)]
 pub struct StreamProgress {
     state: Arc<Mutex<ProgressSnapshot>>,
@@ -61,11 +62,11 @@ impl StreamProgress {
         };
         Self {
             state: Arc::default(),
-            records: counter("ringkv_streaming_records_total", "Records streamed into this node"),
-            bytes: counter("ringkv_streaming_bytes_total", "Bytes of records streamed into this node"),
-            ranges_total: gauge("ringkv_streaming_ranges_total", "Ranges of the current stream"),
-            ranges_done: gauge("ringkv_streaming_ranges_done", "Ranges of the current stream already streamed"),
-            active: gauge("ringkv_streaming_active", "1 while this node streams ranges in"),
+            records: counter("streaming_records_total", "Records streamed into this node"),
+            bytes: counter("streaming_bytes_total", "Bytes of records streamed into this node"),
+            ranges_total: gauge("streaming_ranges_total", "Ranges of the current stream"),
+            ranges_done: gauge("streaming_ranges_done", "Ranges of the current stream already streamed"),
+            active: gauge("streaming_active", "1 while this node streams ranges in"),
         }
     }
 

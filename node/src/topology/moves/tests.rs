@@ -27,8 +27,15 @@ fn check_moves_law(read: &Ring, write: &Ring, rf: usize, moves: &[RangeMove]) {
         covering.sort_by(|a, b| a.to.cmp(&b.to));
         let got: Vec<HostId> = covering.iter().map(|m| m.to.clone()).collect();
         assert_eq!(got, want, "gainers of token {t}");
+        let new = hosts(write, t, rf);
         for m in covering {
-            assert_eq!(m.sources, old, "sources of token {t}");
+            let mut sorted = m.sources.clone();
+            sorted.sort();
+            let mut want = old.clone();
+            want.sort();
+            assert_eq!(sorted, want, "sources of token {t} are its read replicas");
+            let losers = old.iter().filter(|h| !new.contains(h)).count();
+            assert!(m.sources[..losers].iter().all(|h| !new.contains(h)), "the replicas losing token {t} come first");
         }
     }
 }
@@ -100,4 +107,107 @@ fn replace_streams_every_range_of_the_dead_node_from_the_others() {
 fn replace_in_a_ring_of_rf_nodes_covers_the_whole_ring() {
     let moves = replace_moves(&ring(3), 3, "n1");
     assert!((moved_width(&moves) - 1.0).abs() < 1e-9);
+}
+
+mod write_sets {
+    //! The rings a [`ClusterView`] builds from member statuses, and the
+    //! pending owners they give: exactly the gainers of [`pending_moves`].
+    use super::*;
+    use crate::membership::{ClusterView, Member, MemberStatus};
+
+    fn member(host: &str, tokens: Vec<Token>, status: MemberStatus) -> Member {
+        Member {
+            host_id: host.into(),
+            node_id: 1,
+            grpc_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            zone: String::new(),
+            rack: String::new(),
+            tokens,
+            generation: 1,
+            status,
+        }
+    }
+
+    /// A view of `base`'s nodes (NORMAL) plus `extra` with `status`.
+    fn view(base: &Ring, extra: Option<(&str, Vec<Token>, MemberStatus)>) -> ClusterView {
+        let mut nodes = base.node_tokens().into_iter();
+        let (first, tokens) = nodes.next().unwrap();
+        let v = ClusterView::new(member(first.host_id.as_str(), tokens, MemberStatus::Normal));
+        for (n, t) in nodes {
+            v.upsert(member(n.host_id.as_str(), t, MemberStatus::Normal));
+        }
+        if let Some((host, tokens, status)) = extra {
+            v.upsert(member(host, tokens, status));
+        }
+        v
+    }
+
+    fn pending_of(v: &ClusterView, t: Token, rf: usize) -> Vec<HostId> {
+        let Some(next) = v.pending_ring() else { return Vec::new() };
+        let old = hosts(&v.ring(), t, rf);
+        hosts(&next, t, rf).into_iter().filter(|h| !old.contains(h)).collect()
+    }
+
+    #[test]
+    fn a_joining_node_is_a_pending_owner_of_exactly_the_ranges_it_gains() {
+        let before = ring(3);
+        let after = before.with_node(NodeInfo::new("new", "", ""), 32).unwrap();
+        let tokens = after.tokens_of(after.index_of("new").unwrap());
+        let v = view(&before, Some(("new", tokens, MemberStatus::Joining)));
+        assert_eq!(*v.ring(), before, "reads keep the old owners");
+        assert_eq!(*v.pending_ring().unwrap(), after, "writes also go to the new one");
+        let moves = pending_moves(&before, &after, 3);
+        for t in probes(&[&before, &after]) {
+            let pending = pending_of(&v, t, 3);
+            let in_moves = moves.iter().any(|m| m.range.contains(t));
+            assert_eq!(pending.iter().any(|h| h.as_str() == "new"), in_moves, "token {t}");
+            assert!(pending.len() <= 1);
+        }
+        // Once NORMAL, no transition is left.
+        v.upsert(member("new", after.tokens_of(after.index_of("new").unwrap()), MemberStatus::Normal));
+        assert!(v.pending_ring().is_none());
+        assert_eq!(*v.ring(), after);
+    }
+
+    #[test]
+    fn a_leaving_node_keeps_serving_reads_while_its_gainers_are_pending() {
+        let all = ring(4);
+        let (leaving, tokens) = all.node_tokens().into_iter().nth(2).unwrap();
+        let others = all.without_node(leaving.host_id.as_str()).unwrap();
+        let v = view(&others, Some((leaving.host_id.as_str(), tokens.clone(), MemberStatus::Leaving)));
+        assert_eq!(*v.ring(), all);
+        assert_eq!(*v.pending_ring().unwrap(), others);
+        let moves = pending_moves(&all, &others, 3);
+        for t in probes(&[&all]) {
+            let mut pending = pending_of(&v, t, 3);
+            pending.sort();
+            let mut want: Vec<HostId> = moves.iter().filter(|m| m.range.contains(t)).map(|m| m.to.clone()).collect();
+            want.sort();
+            assert_eq!(pending, want, "token {t}");
+        }
+        v.upsert(member(leaving.host_id.as_str(), tokens, MemberStatus::Left));
+        assert_eq!(*v.ring(), others, "LEFT leaves the ring");
+        assert!(v.pending_ring().is_none());
+    }
+
+    #[test]
+    fn a_replacing_node_keeps_its_place_and_serves_no_reads() {
+        let r = ring(3);
+        let (dead, tokens) = r.node_tokens().into_iter().nth(1).unwrap();
+        let status = MemberStatus::Replacing { old_host_id: dead.host_id.0.clone() };
+        let v = view(&r, Some((dead.host_id.as_str(), tokens, status)));
+        assert_eq!(*v.ring(), r, "same host id, same tokens: same ring");
+        assert!(v.pending_ring().is_none(), "no pending owner: it is a replica that receives writes");
+        assert!(!v.member(dead.host_id.as_str()).unwrap().serves_reads());
+        assert!(v.member("n0").unwrap().serves_reads());
+    }
+
+    #[test]
+    fn a_fresh_node_without_tokens_is_in_no_ring() {
+        let r = ring(3);
+        let v = view(&r, Some(("fresh", Vec::new(), MemberStatus::Joining)));
+        assert_eq!(*v.ring(), r);
+        assert!(v.pending_ring().is_none());
+    }
 }
