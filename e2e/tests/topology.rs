@@ -191,6 +191,10 @@ async fn join_and_decommission_keep_every_key_readable_at_quorum() -> Result<()>
         metrics.lines().filter(|l| l.contains("streaming")).collect::<Vec<_>>(),
         cluster.node(new).stderr_tail(30)
     );
+    // The streaming rate, as the node measured it (records, bytes, seconds, MB/s).
+    for line in cluster.node(new).stderr_log().lines().filter(|l| l.contains("streaming finished")) {
+        eprintln!("new node: {line}");
+    }
     let share = primary_share(&cluster, 0, &new_id).await?;
     ensure!((share - 0.25).abs() < 0.05, "the new node is primary for {share:.3} of the ring, not ~1/4");
     check_all(&cluster.node(new).grpc_endpoint(), &keys, ConsistencyLevel::Quorum).await?;
@@ -246,6 +250,9 @@ async fn a_wiped_node_comes_back_with_replace_and_serves_every_key_alone() -> Re
     let id = cluster.host_id(2);
     wait_state(&cluster, &[0, 1, 2], &id, "NORMAL").await.context("the replacement becomes NORMAL")?;
     eprintln!("replacement streamed {} keys in {:?}", keys.len(), started.elapsed());
+    for line in cluster.node(2).stderr_log().lines().filter(|l| l.contains("streaming finished")) {
+        eprintln!("replacement: {line}");
+    }
 
     // Alone, it must hold every key.
     cluster.kill9(0)?;

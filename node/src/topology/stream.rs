@@ -253,7 +253,7 @@ impl Streamer {
             let c = self.coordinator.clone();
             async move { c.apply_replica_write(w).await }
         }))
-        .buffer_unordered(32)
+        .buffer_unordered(64)
         .try_collect::<Vec<()>>()
         .await?;
         Ok(())
