@@ -136,6 +136,7 @@ impl ClusterBuilder {
             cluster.nodes.push(node);
         }
         cluster.wait_all_alive().await?;
+        cluster.wait_all_normal().await?;
         Ok(cluster)
     }
 }
@@ -281,6 +282,25 @@ impl Cluster {
         })
         .await;
         waited.with_context(|| format!("expected members {expected:?}; last seen:\n{}", last.join("\n")))
+    }
+
+    /// Waits (up to [`CONVERGE_TIMEOUT`]) until every node reports every
+    /// member NORMAL (a fresh node owns tokens only once it heard its seeds).
+    pub async fn wait_all_normal(&self) -> Result<()> {
+        let mut last = String::new();
+        let waited = wait_until(CONVERGE_TIMEOUT, "every node sees every member NORMAL", async || {
+            for i in 0..self.nodes.len() {
+                let Ok(status) = self.status_json(i).await else { return false };
+                let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
+                if nodes.len() != self.nodes.len() || nodes.iter().any(|n| n["state"] != "NORMAL") {
+                    last = format!("node {i}: {status}");
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        waited.with_context(|| format!("last seen: {last}"))
     }
 
     /// Waits until each node in `observers` reports node `target` with
