@@ -259,3 +259,30 @@ async fn a_wiped_node_comes_back_with_replace_and_serves_every_key_alone() -> Re
     cluster.kill9(1)?;
     check_all(&cluster.node(2).grpc_endpoint(), &keys, ConsistencyLevel::One).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removenode_re_replicates_a_dead_nodes_ranges_from_the_survivors() -> Result<()> {
+    // The 4th node joins while the cluster starts (the first three have RF nodes).
+    let mut cluster = Cluster::test().nodes(4).rf(3).start().await?;
+    let keys = keys();
+    load(&cluster.node(0).grpc_endpoint(), &keys).await?;
+
+    cluster.kill9(3)?;
+    cluster.wait_liveness(&[0, 1, 2], 3, "DOWN").await?;
+    let dead = cluster.host_id(3);
+    let started = Instant::now();
+    let out = kvctl(cluster.node(0).grpc_addr(), &["--json", "removenode", &dead]).await?;
+    ensure!(out.success() && out.stdout.contains("LEFT"), "kvctl removenode: {out}");
+    wait_state(&cluster, &[0, 1, 2], &dead, "LEFT").await?;
+    eprintln!("removenode took {:?}", started.elapsed());
+    let out = kvctl(cluster.node(0).grpc_addr(), &["removenode", &dead]).await?;
+    ensure!(!out.success() && out.stderr.contains("already left"), "a second removenode must be refused: {out}");
+
+    // At RF 3 on three survivors every key must now be on each of them: node 0
+    // alone (the others killed) serves every key at ONE from its own copy.
+    // Without the streaming it would lack the keys whose replicas were 1, 2 and 3.
+    check_all(&cluster.node(1).grpc_endpoint(), &keys, ConsistencyLevel::Quorum).await?;
+    cluster.kill9(1)?;
+    cluster.kill9(2)?;
+    check_all(&cluster.node(0).grpc_endpoint(), &keys, ConsistencyLevel::One).await
+}
