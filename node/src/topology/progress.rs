@@ -81,7 +81,14 @@ impl StreamProgress {
     /// A new stream of `ranges` ranges begins.
     pub fn begin(&self, operation: &str, ranges: u32) {
         self.update(|s| {
-            *s = ProgressSnapshot { operation: operation.to_owned(), ranges_total: ranges, active: true, ..s.clone() }
+            // Records and bytes stay cumulative (they are counters); ranges are per stream.
+            *s = ProgressSnapshot {
+                operation: operation.to_owned(),
+                ranges_total: ranges,
+                ranges_done: 0,
+                active: true,
+                ..s.clone()
+            }
         });
     }
 
@@ -168,5 +175,8 @@ mod tests {
         assert!((s.fraction() - 0.25).abs() < 1e-9);
         p.end();
         assert!(!p.snapshot().active);
+        p.begin("pending", 2);
+        let s = p.snapshot();
+        assert_eq!((s.ranges_done, s.ranges_total, s.records, s.active), (0, 2, 10, true), "a new stream starts at 0");
     }
 }

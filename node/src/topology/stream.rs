@@ -275,6 +275,154 @@ mod tests {
         assert_eq!(segments(u64::MAX, 5), vec![Segment { lower: None, upper: 5 }]);
     }
 
+    mod resume {
+        //! A stream cut off mid-range resumes after the last stored position,
+        //! and a finished one fetches nothing again.
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use futures::FutureExt;
+        use futures::future::BoxFuture;
+
+        use super::super::*;
+        use crate::clock::{Clock, ManualClock};
+        use crate::config::{Config, ServerConfig};
+        use crate::membership::{Member, MemberStatus};
+        use crate::replication::{Keyspaces, Limits, PutOptions};
+        use crate::ring::{HostId, TokenRange};
+        use crate::storage::{MemoryStorage, Storage};
+        use crate::topology::{Described, FetchedPage, ProgressSnapshot};
+
+        /// Serves pages from a storage as the Streaming service does; fails the `fail_at`-th call.
+        #[derive(Debug)]
+        struct Peers {
+            storage: Arc<MemoryStorage>,
+            calls: AtomicUsize,
+            fail_at: usize,
+            afters: Mutex<Vec<Option<ScanPosition>>>,
+        }
+
+        impl StreamPeers for Peers {
+            fn fetch(
+                &self,
+                _: std::net::SocketAddr,
+                req: FetchPage,
+            ) -> BoxFuture<'static, Result<FetchedPage, TopologyError>> {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                self.afters.lock().unwrap().push(req.after.clone());
+                let result = if n == self.fail_at {
+                    Err(TopologyError::Peer { peer: "src".into(), message: "connection reset".into() })
+                } else {
+                    let lower = req.segment.lower.map(|l| ScanPosition {
+                        token: l + 1,
+                        keyspace: String::new(),
+                        key: Bytes::new(),
+                    });
+                    let after = req.after.or(lower);
+                    let records =
+                        self.storage.scan(after.as_ref(), Some(req.segment.upper), None, req.limit as usize).unwrap();
+                    let done = records.len() < req.limit as usize;
+                    Ok(FetchedPage { bytes: records.len() as u64 * 10, records, done })
+                };
+                async move { result }.boxed()
+            }
+            fn describe(
+                &self,
+                _: std::net::SocketAddr,
+                _: &str,
+            ) -> BoxFuture<'static, Result<Option<Described>, TopologyError>> {
+                unimplemented!("not used by the streamer")
+            }
+            fn set_status(
+                &self,
+                _: std::net::SocketAddr,
+                _: &str,
+                _: MemberStatus,
+            ) -> BoxFuture<'static, Result<(), TopologyError>> {
+                unimplemented!("not used by the streamer")
+            }
+            fn stream_pending(
+                &self,
+                _: std::net::SocketAddr,
+                _: Option<String>,
+            ) -> BoxFuture<'static, Result<(u64, u64), TopologyError>> {
+                unimplemented!("not used by the streamer")
+            }
+            fn progress(&self, _: std::net::SocketAddr) -> BoxFuture<'static, Result<ProgressSnapshot, TopologyError>> {
+                unimplemented!("not used by the streamer")
+            }
+        }
+
+        fn coordinator(id: u64, storage: Arc<MemoryStorage>) -> Coordinator {
+            let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_micros(1_700_000_000_000_000));
+            Coordinator::new(
+                id,
+                storage,
+                Keyspaces::from_config(&Config::default()),
+                clock,
+                Limits::from(&ServerConfig::default()),
+            )
+        }
+
+        #[tokio::test]
+        async fn an_interrupted_stream_resumes_where_it_stopped_and_copies_everything() {
+            let src_storage = Arc::new(MemoryStorage::new());
+            let src = coordinator(1, Arc::clone(&src_storage));
+            for i in 0..250 {
+                let key = Bytes::from(format!("k{i}"));
+                src.put("", key, Bytes::from(format!("v{i}")), PutOptions::default()).await.unwrap();
+            }
+            let dst_storage = Arc::new(MemoryStorage::new());
+            let dst = coordinator(2, Arc::clone(&dst_storage));
+            dst.view().upsert(Member {
+                host_id: "src".into(),
+                node_id: 1,
+                grpc_addr: "127.0.0.1:9".parse().unwrap(),
+                http_addr: "127.0.0.1:9".parse().unwrap(),
+                zone: String::new(),
+                rack: String::new(),
+                tokens: vec![1],
+                generation: 1,
+                status: MemberStatus::Normal,
+            });
+            let peers = Arc::new(Peers {
+                storage: Arc::clone(&src_storage),
+                calls: AtomicUsize::new(0),
+                fail_at: 3,
+                afters: Mutex::default(),
+            });
+            let streamer = Streamer {
+                coordinator: dst.clone(),
+                peers: peers.clone(),
+                progress: StreamProgress::new(None),
+                settings: StreamSettings { throughput_mb_per_s: 0, page_records: 50 },
+                stop: CancellationToken::new(),
+            };
+            let to = HostId::from(dst.view().local_host_id());
+            let moves =
+                vec![RangeMove { range: TokenRange { start: 7, end: 7 }, to, sources: vec![HostId::from("src")] }];
+
+            let first = streamer.run("join", &moves, None).await;
+            assert!(matches!(first, Err(TopologyError::NoSource { .. })), "{first:?}");
+            let copied = dst_storage.scan(None, None, None, 1000).unwrap();
+            assert_eq!(copied.len(), 100, "two pages of 50 arrived before the cut");
+
+            let (records, _) = streamer.run("join", &moves, None).await.unwrap();
+            assert_eq!(records, 150, "only the rest is fetched again");
+            let afters = peers.afters.lock().unwrap().clone();
+            let last = copied.last().unwrap();
+            let resumed_at = afters[3].clone().expect("the retry resumes after a position");
+            assert_eq!((resumed_at.token, resumed_at.key.clone()), (last.token, last.key.clone()));
+            let all = src_storage.scan(None, None, None, 1000).unwrap();
+            assert_eq!(dst_storage.scan(None, None, None, 1000).unwrap(), all, "every record, merged as it was");
+
+            let calls = peers.calls.load(Ordering::SeqCst);
+            assert_eq!(streamer.run("join", &moves, None).await.unwrap().0, 0);
+            assert_eq!(peers.calls.load(Ordering::SeqCst), calls, "a finished range is not fetched again");
+            assert_eq!(streamer.progress.snapshot().ranges_done, 1);
+        }
+    }
+
     #[test]
     fn positions_round_trip() {
         let p = ScanPosition { token: 42, keyspace: "default".into(), key: Bytes::from_static(b"k\x00\xff") };
