@@ -109,7 +109,7 @@ async fn adopt(dead: &str, storage: &Arc<dyn Storage>, seeds: &[SocketAddr]) -> 
     let peers = GrpcStreamPeers::new(Duration::from_secs(5));
     let mut last = None;
     for seed in seeds {
-        match peers.describe(*seed, dead).await {
+        match peers.describe(*seed, dead).await.map(|d| d.member) {
             Ok(None) => return Err(TopologyError::UnknownHost { host_id: dead.to_owned() }.into()),
             Ok(Some(d)) if d.alive => {
                 return Err(TopologyError::HostAlive { host_id: dead.to_owned(), what: "replaced" }.into());
@@ -201,8 +201,18 @@ async fn enter(
         }
         let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
     }
-    let normal = view.ring().node_count();
+    // The seeds know the whole ring; this view may not have merged all of it yet.
+    let mut normal = view.ring().node_count();
+    for seed in seeds {
+        if let Ok(d) = topology.peers().describe(*seed, view.local_host_id()).await {
+            normal = normal.max(d.ring_nodes as usize);
+        }
+    }
     if normal >= topology.max_rf() {
+        // Tokens are allocated against the ring: wait until this view has all of it.
+        while view.ring().node_count() < normal && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        }
         topology.join(false).await
     } else {
         tracing::info!(

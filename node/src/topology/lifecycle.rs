@@ -158,7 +158,7 @@ impl Topology {
         loop {
             let mut behind = Vec::new();
             for peer in self.live_peers() {
-                match self.inner.peers.describe(peer.grpc_addr, host_id).await {
+                match self.inner.peers.describe(peer.grpc_addr, host_id).await.map(|d| d.member) {
                     Ok(Some(d)) if d.member.status == *status => {}
                     _ => behind.push(peer.host_id.clone()),
                 }

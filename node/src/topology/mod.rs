@@ -31,7 +31,7 @@ mod stream;
 pub use error::TopologyError;
 pub use lifecycle::{Reservation, STATE_KEY, Topology, TopologySettings};
 pub use moves::{RangeMove, moved_width, pending_moves, replace_moves};
-pub use peers::{Described, FetchPage, FetchedPage, GrpcStreamPeers, Segment, StreamPeers};
+pub use peers::{Described, Description, FetchPage, FetchedPage, GrpcStreamPeers, Segment, StreamPeers};
 pub use progress::{ProgressSnapshot, StreamProgress, Throttle};
 pub use service::{StreamingService, streaming_server, topology_status};
 pub use stream::{StreamSettings, Streamer, segments};

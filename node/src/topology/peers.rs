@@ -65,13 +65,21 @@ pub struct Described {
     pub alive: bool,
 }
 
+/// What another node answers about a member, and the size of its ring.
+#[derive(Debug, Clone)]
+pub struct Description {
+    /// The member, when that node knows it.
+    pub member: Option<Described>,
+    /// Nodes in that node's read ring.
+    pub ring_nodes: u32,
+}
+
 /// Calls topology makes to other nodes.
 pub trait StreamPeers: Send + Sync + fmt::Debug + 'static {
     /// One page of `peer`'s records in a segment.
     fn fetch(&self, peer: SocketAddr, req: FetchPage) -> BoxFuture<'static, Result<FetchedPage, TopologyError>>;
     /// What `peer` knows of the member `host_id` (`None`: unknown there).
-    fn describe(&self, peer: SocketAddr, host_id: &str)
-    -> BoxFuture<'static, Result<Option<Described>, TopologyError>>;
+    fn describe(&self, peer: SocketAddr, host_id: &str) -> BoxFuture<'static, Result<Description, TopologyError>>;
     /// Sets `host_id`'s status in `peer`'s view (LEAVING or LEFT, for removenode).
     fn set_status(
         &self,
@@ -168,23 +176,20 @@ impl StreamPeers for GrpcStreamPeers {
         .boxed()
     }
 
-    fn describe(
-        &self,
-        peer: SocketAddr,
-        host_id: &str,
-    ) -> BoxFuture<'static, Result<Option<Described>, TopologyError>> {
+    fn describe(&self, peer: SocketAddr, host_id: &str) -> BoxFuture<'static, Result<Description, TopologyError>> {
         let client = self.client(peer);
         let request = self.request(pb::DescribeMemberRequest { host_id: host_id.to_owned() }, self.call_timeout);
         async move {
             let resp = client?.describe_member(request).await.map_err(|s| peer_error(peer, s))?.into_inner();
-            match (resp.known, resp.member) {
+            let member = match (resp.known, resp.member) {
                 (true, Some(info)) => {
                     let member = member_from_proto(info)
                         .map_err(|e| TopologyError::Peer { peer: peer.to_string(), message: e.to_string() })?;
-                    Ok(Some(Described { member, alive: resp.alive }))
+                    Some(Described { member, alive: resp.alive })
                 }
-                _ => Ok(None),
-            }
+                _ => None,
+            };
+            Ok(Description { member, ring_nodes: resp.ring_nodes })
         }
         .boxed()
     }

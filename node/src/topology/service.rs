@@ -88,13 +88,15 @@ impl Streaming for StreamingService {
     ) -> Result<Response<pb::DescribeMemberResponse>, Status> {
         let host_id = request.into_inner().host_id;
         let view = self.topology.coordinator().view();
+        let ring_nodes = view.ring().node_count() as u32;
         let resp = match view.member(&host_id) {
             Some(m) => pb::DescribeMemberResponse {
                 known: true,
                 member: Some(member_to_proto(&m)),
                 alive: view.is_alive(&host_id),
+                ring_nodes,
             },
-            None => pb::DescribeMemberResponse::default(),
+            None => pb::DescribeMemberResponse { ring_nodes, ..Default::default() },
         };
         Ok(Response::new(resp))
     }

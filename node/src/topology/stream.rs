@@ -291,7 +291,7 @@ mod tests {
         use crate::replication::{Keyspaces, Limits, PutOptions};
         use crate::ring::{HostId, TokenRange};
         use crate::storage::{MemoryStorage, Storage};
-        use crate::topology::{Described, FetchedPage, ProgressSnapshot};
+        use crate::topology::{Description, FetchedPage, ProgressSnapshot};
 
         /// Serves pages from a storage as the Streaming service does; fails the `fail_at`-th call.
         #[derive(Debug)]
@@ -330,7 +330,7 @@ mod tests {
                 &self,
                 _: std::net::SocketAddr,
                 _: &str,
-            ) -> BoxFuture<'static, Result<Option<Described>, TopologyError>> {
+            ) -> BoxFuture<'static, Result<Description, TopologyError>> {
                 unimplemented!("not used by the streamer")
             }
             fn set_status(
