@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ringkv/v1/admin.proto",
         "proto/ringkv/cluster/v1/cluster.proto",
         "proto/ringkv/cluster/v1/antientropy.proto",
+        "proto/ringkv/cluster/v1/streaming.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");

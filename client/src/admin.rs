@@ -1,13 +1,13 @@
 //! Typed methods of the `ringkv.v1.Admin` service on [`Client`].
 //!
-//! The read-only queries are idempotent and retried like reads. `repair`
-//! starts an anti-entropy repair on the node and streams its progress.
-//! Topology changes (decommission, replace) come with the `kvctl` commands
-//! that need them.
+//! Queries are idempotent and retried like reads; topology changes
+//! (decommission, removenode) are sent once. `repair` starts an anti-entropy
+//! repair on the node and streams its progress.
 
 use ringkv_proto::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, KeyspaceDef, ListKeyspacesRequest, NodeInfoRequest, NodeInfoResponse,
-    RepairProgress, RepairRequest, admin_client::AdminClient,
+    ClusterStatusRequest, ClusterStatusResponse, DecommissionRequest, DecommissionResponse, KeyspaceDef,
+    ListKeyspacesRequest, NodeInfoRequest, NodeInfoResponse, RemoveNodeRequest, RepairProgress, RepairRequest,
+    RingRequest, TokenOwner, admin_client::AdminClient,
 };
 
 use crate::client::{Client, Idempotency, Rpc};
@@ -17,7 +17,37 @@ const fn query(name: &'static str) -> Rpc {
     Rpc { name, idempotency: Idempotency::Read }
 }
 
+const fn change(name: &'static str) -> Rpc {
+    Rpc { name, idempotency: Idempotency::Write }
+}
+
 impl Client {
+    /// Every token of the ring with its owner, in token order.
+    pub async fn ring(&self) -> Result<Vec<TokenOwner>, ClientError> {
+        let response = self
+            .unary(query("Ring"), RingRequest {}, |ch, r| async move { AdminClient::new(ch).ring(r).await })
+            .await?;
+        Ok(response.tokens)
+    }
+
+    /// Starts decommissioning the node the client talks to (`host_id` empty)
+    /// or checks that `host_id` is that node; answers once started.
+    pub async fn decommission(&self, host_id: String) -> Result<DecommissionResponse, ClientError> {
+        self.unary(change("Decommission"), DecommissionRequest { host_id }, |ch, r| async move {
+            AdminClient::new(ch).decommission(r).await
+        })
+        .await
+    }
+
+    /// Starts removing the dead node `host_id`; answers once started.
+    pub async fn remove_node(&self, host_id: String) -> Result<(), ClientError> {
+        self.unary(change("RemoveNode"), RemoveNodeRequest { host_id }, |ch, r| async move {
+            AdminClient::new(ch).remove_node(r).await
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Every node with its state, liveness, ownership and load.
     pub async fn cluster_status(&self) -> Result<ClusterStatusResponse, ClientError> {
         self.unary(query("ClusterStatus"), ClusterStatusRequest {}, |ch, r| async move {

@@ -143,6 +143,7 @@ impl ClusterBuilder {
             cluster.nodes.push(node);
         }
         cluster.wait_all_alive().await?;
+        cluster.wait_all_normal().await?;
         Ok(cluster)
     }
 }
@@ -219,6 +220,37 @@ impl Cluster {
         self.nodes[i].restart_with(options).await.with_context(|| format!("restart node {i}"))
     }
 
+    /// Starts one more node, seeded with a running node, and returns its
+    /// index. It joins (streams its ranges in) when the cluster already has
+    /// RF nodes; this returns once its process is ready, not once it is NORMAL.
+    pub async fn add_node(&mut self) -> Result<usize> {
+        let seed = self.running().into_iter().next().map(|j| self.nodes[j].grpc_addr());
+        let i = self.nodes.len();
+        let node = NodeProcess::start(self.options_for(i, seed)).await.with_context(|| format!("start node {i}"))?;
+        self.nodes.push(node);
+        Ok(i)
+    }
+
+    /// Starts the stopped node `i` again with an empty data directory as the
+    /// replacement of its old self (`kvnode serve --replace <its host id>`).
+    pub async fn replace_wiped(&mut self, i: usize) -> Result<()> {
+        ensure!(!self.nodes[i].is_running(), "replace_wiped({i}) of a running node; kill it first");
+        let dir = self.nodes[i].data_dir().to_path_buf();
+        std::fs::remove_dir_all(&dir).with_context(|| format!("wipe {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let seed = self.running().into_iter().find(|&j| j != i).map(|j| self.nodes[j].grpc_addr());
+        let host_id = self.host_id(i);
+        let options = self.options_for(i, seed).arg("--replace").arg(host_id);
+        self.nodes[i].restart_with(options).await.with_context(|| format!("replace node {i}"))
+    }
+
+    /// `kvctl --json status` of node `i`, as JSON (with states and streaming progress).
+    pub async fn status_json(&self, i: usize) -> Result<Value> {
+        let out = kvctl(self.nodes[i].grpc_addr(), &["--json", "status"]).await?;
+        ensure!(out.success(), "status of node {i}: {out}");
+        serde_json::from_str(out.stdout.trim()).with_context(|| format!("status of node {i}: {}", out.stdout))
+    }
+
     /// `kvctl --json status` of node `i`, parsed.
     pub async fn status(&self, i: usize) -> Result<StatusView> {
         let out = kvctl(self.nodes[i].grpc_addr(), &["--json", "status"]).await?;
@@ -258,6 +290,25 @@ impl Cluster {
         })
         .await;
         waited.with_context(|| format!("expected members {expected:?}; last seen:\n{}", last.join("\n")))
+    }
+
+    /// Waits (up to [`CONVERGE_TIMEOUT`]) until every node reports every
+    /// member NORMAL (a fresh node owns tokens only once it heard its seeds).
+    pub async fn wait_all_normal(&self) -> Result<()> {
+        let mut last = String::new();
+        let waited = wait_until(CONVERGE_TIMEOUT, "every node sees every member NORMAL", async || {
+            for i in 0..self.nodes.len() {
+                let Ok(status) = self.status_json(i).await else { return false };
+                let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
+                if nodes.len() != self.nodes.len() || nodes.iter().any(|n| n["state"] != "NORMAL") {
+                    last = format!("node {i}: {status}");
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        waited.with_context(|| format!("last seen: {last}"))
     }
 
     /// Waits until each node in `observers` reports node `target` with

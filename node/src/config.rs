@@ -32,6 +32,10 @@ pub struct Config {
     pub hints: HintsConfig,
     /// Merkle-tree anti-entropy (scheduled repair).
     pub antientropy: AntiEntropyConfig,
+    /// Range streaming (join, decommission, replace, removenode).
+    pub streaming: StreamingConfig,
+    /// Node lifecycle.
+    pub topology: TopologyConfig,
     /// Keyspaces besides `default` (which always exists).
     pub keyspaces: Vec<KeyspaceConfig>,
 }
@@ -124,6 +128,40 @@ impl Default for AntiEntropyConfig {
             tree_max_age_secs: 24 * 3600,
             test_hooks: false,
         }
+    }
+}
+
+/// `[streaming]`: moving token ranges between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// Average rate of one incoming stream, in MB/s (0 = unlimited).
+    pub throughput_mb_per_s: u64,
+    /// Records per streamed page.
+    pub page_records: u32,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self { throughput_mb_per_s: 64, page_records: 1000 }
+    }
+}
+
+/// `[topology]`: how this node enters and leaves the ring.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    /// Host id of a dead node this (empty) node replaces (`kvnode serve --replace`).
+    pub replace_host_id: Option<String>,
+    /// How long a new node waits for its seeds to answer before deciding to join, in milliseconds.
+    pub discovery_timeout_ms: u64,
+    /// How long to wait for live peers to see a status change before streaming, in milliseconds.
+    pub settle_timeout_ms: u64,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self { replace_host_id: None, discovery_timeout_ms: 10_000, settle_timeout_ms: 10_000 }
     }
 }
 
@@ -333,6 +371,9 @@ impl Config {
         }
         if self.storage.group_commit_max_batches == 0 {
             return invalid("storage.group_commit_max_batches", "0".into(), "use at least 1");
+        }
+        if self.streaming.page_records == 0 {
+            return invalid("streaming.page_records", "0".into(), "use at least 1 (1000 is typical)");
         }
         if self.replication.replication_factor == 0 {
             return invalid("replication.replication_factor", "0".into(), "use at least 1");

@@ -130,10 +130,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every node lists every node as alive, so the first request
+/// Waits until every node lists every node as alive and NORMAL, so the first request
 /// after the banner finds the whole ring.
 async fn wait_until_formed(args: &DevArgs) -> anyhow::Result<()> {
-    use ringkv_proto::v1::{ClusterStatusRequest, Liveness, admin_client::AdminClient};
+    use ringkv_proto::v1::{ClusterStatusRequest, Liveness, NodeState, admin_client::AdminClient};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for i in 0..args.nodes {
         let endpoint = format!("http://127.0.0.1:{}", args.grpc_base_port + i);
@@ -141,7 +141,12 @@ async fn wait_until_formed(args: &DevArgs) -> anyhow::Result<()> {
             let formed = async {
                 let mut admin = AdminClient::connect(endpoint.clone()).await.ok()?;
                 let status = admin.cluster_status(ClusterStatusRequest {}).await.ok()?.into_inner();
-                let alive = status.nodes.iter().filter(|n| n.liveness == Liveness::Alive as i32).count();
+                // Alive and NORMAL: a fresh node owns no tokens until it has heard its seeds.
+                let alive = status
+                    .nodes
+                    .iter()
+                    .filter(|n| n.liveness == Liveness::Alive as i32 && n.state == NodeState::Normal as i32)
+                    .count();
                 Some(alive == usize::from(args.nodes))
             };
             if formed.await == Some(true) {

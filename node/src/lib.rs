@@ -14,6 +14,7 @@
 //! - [`membership`]: the cluster view (members, ring, liveness) and static membership.
 //! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
+//! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.
 //! - [`worker`]: background jobs (periodic sync, purge of expired records).
 //! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
 //! - [`error`]: the error a client operation can end with.
@@ -28,6 +29,7 @@ pub mod replication;
 pub mod ring;
 pub mod server;
 pub mod storage;
+pub mod topology;
 pub mod transport;
 pub mod version;
 pub mod worker;

@@ -74,6 +74,14 @@ struct ServeArgs {
     /// Largest value in bytes [default: 1048576].
     #[arg(long)]
     max_value_bytes: Option<usize>,
+    /// Replace the dead node with this host id: this node must start with an
+    /// empty data directory and --seeds; it takes the dead node's host id and
+    /// tokens and streams its ranges from the surviving replicas.
+    #[arg(long, value_name = "HOST_ID")]
+    replace: Option<String>,
+    /// Average rate of incoming range streams in MB/s, 0 = unlimited [default: 64].
+    #[arg(long, value_name = "MB_PER_S")]
+    stream_throughput: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -128,6 +136,12 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_value_bytes {
             config.server.max_value_bytes = n;
+        }
+        if let Some(host_id) = self.replace {
+            config.topology.replace_host_id = Some(host_id);
+        }
+        if let Some(rate) = self.stream_throughput {
+            config.streaming.throughput_mb_per_s = rate;
         }
         config.validate()?;
         Ok(config)

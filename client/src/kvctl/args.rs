@@ -94,6 +94,24 @@ pub enum Command {
     /// (Merkle-tree anti-entropy), showing progress. Exits 3 when some range
     /// could not reach every replica.
     Repair(super::repair::RepairArgs),
+    /// Show the token ring: every token with its owner.
+    Ring,
+    /// Decommission the node at --endpoint: its ranges stream to their new
+    /// owners, then it leaves the ring and stops. Shows progress until it is LEFT.
+    Decommission {
+        /// Do not wait: return once the decommission has started.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Remove a dead node from the ring: its new owners stream its ranges
+    /// from the surviving replicas. Shows progress until it is LEFT.
+    Removenode {
+        /// Host id of the dead node (see `kvctl status`).
+        host_id: String,
+        /// Do not wait: return once the removal has started.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// Arguments of `put`.

@@ -9,3 +9,4 @@ pub mod human;
 pub mod json;
 pub mod repair;
 pub mod run;
+pub mod topology;

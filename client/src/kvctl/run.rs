@@ -13,7 +13,7 @@ use super::exit::Miss;
 use super::{human, json};
 
 /// Where a command writes.
-struct Io<'a> {
+pub(super) struct Io<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     json: bool,
@@ -21,7 +21,7 @@ struct Io<'a> {
 
 impl Io<'_> {
     /// Writes the JSON or the human text, whichever was asked for.
-    fn emit(&mut self, json: impl FnOnce() -> String, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    pub(super) fn emit(&mut self, json: impl FnOnce() -> String, human: impl FnOnce() -> String) -> anyhow::Result<()> {
         let text = if self.json { json() } else { human() };
         self.out.write_all(text.as_bytes())?;
         Ok(())
@@ -56,6 +56,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         Command::Status => {
             let response = client.cluster_status().await?;
             io.emit(|| json::status(&response), || human::status(&response))
+        }
+        Command::Ring => super::topology::ring(&client, &mut io).await,
+        Command::Decommission { no_wait } => {
+            super::topology::decommission(&client, &mut io, no_wait, cli.timeout).await
+        }
+        Command::Removenode { host_id, no_wait } => {
+            super::topology::removenode(&client, &mut io, host_id, no_wait).await
         }
     }
 }

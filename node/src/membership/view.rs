@@ -85,6 +85,8 @@ struct State {
     members: BTreeMap<String, Arc<Member>>,
     liveness: BTreeMap<String, Liveness>,
     ring: Arc<Ring>,
+    /// The ring once the transitions under way finish, when it differs from `ring`.
+    pending_ring: Option<Arc<Ring>>,
 }
 
 /// The cluster as this node sees it. Cheap to share (`Arc`).
@@ -95,9 +97,24 @@ pub struct ClusterView {
     changes: watch::Sender<u64>,
 }
 
-fn build_ring(members: &BTreeMap<String, Arc<Member>>) -> Arc<Ring> {
+/// Whether `m` owns its tokens for reads now: NORMAL, LEAVING (until its
+/// ranges have moved) and REPLACING (it keeps the dead node's tokens; reads
+/// skip it until it has streamed, see [`Member::serves_reads`]).
+pub fn in_read_ring(m: &Member) -> bool {
+    !m.tokens.is_empty()
+        && matches!(m.status, MemberStatus::Normal | MemberStatus::Leaving | MemberStatus::Replacing { .. })
+}
+
+/// Whether `m` owns its tokens once the transitions under way finish:
+/// everything in the read ring except LEAVING, plus JOINING.
+pub fn in_write_ring(m: &Member) -> bool {
+    !m.tokens.is_empty()
+        && matches!(m.status, MemberStatus::Normal | MemberStatus::Joining | MemberStatus::Replacing { .. })
+}
+
+fn ring_of(members: &BTreeMap<String, Arc<Member>>, keep: fn(&Member) -> bool) -> Arc<Ring> {
     let mut builder = Ring::builder();
-    for m in members.values().filter(|m| !m.tokens.is_empty()) {
+    for m in members.values().filter(|m| keep(m)) {
         builder =
             builder.node(NodeInfo::new(m.host_id.clone(), m.zone.clone(), m.rack.clone()), m.tokens.iter().copied());
     }
@@ -111,15 +128,33 @@ fn build_ring(members: &BTreeMap<String, Arc<Member>>) -> Arc<Ring> {
     }
 }
 
+/// The read ring (current owners) and, while members join or leave, the
+/// write ring (owners after the transition), whose extra owners get writes too.
+fn build_rings(members: &BTreeMap<String, Arc<Member>>) -> (Arc<Ring>, Option<Arc<Ring>>) {
+    let read = ring_of(members, in_read_ring);
+    let moving = members.values().any(|m| in_read_ring(m) != in_write_ring(m));
+    let write = moving.then(|| ring_of(members, in_write_ring));
+    (read, write)
+}
+
+impl Member {
+    /// Whether reads may use this member's copy: not while it is still
+    /// streaming its ranges in (JOINING, REPLACING) or gone (LEFT).
+    pub fn serves_reads(&self) -> bool {
+        matches!(self.status, MemberStatus::Normal | MemberStatus::Leaving)
+    }
+}
+
 impl ClusterView {
     /// A view holding only the local member.
     pub fn new(local: Member) -> Self {
         let host = local.host_id.clone();
         let mut members = BTreeMap::new();
         members.insert(host.clone(), Arc::new(local));
-        let ring = build_ring(&members);
+        let (ring, pending_ring) = build_rings(&members);
         let (changes, _) = watch::channel(0);
-        Self { local: host, state: RwLock::new(State { members, liveness: BTreeMap::new(), ring }), changes }
+        let state = State { members, liveness: BTreeMap::new(), ring, pending_ring };
+        Self { local: host, state: RwLock::new(state), changes }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -152,11 +187,12 @@ impl ClusterView {
         if old.is_some_and(|o| **o == member) {
             return false;
         }
-        let placement_changed =
-            old.is_none_or(|o| o.tokens != member.tokens || o.zone != member.zone || o.rack != member.rack);
+        let placement_changed = old.is_none_or(|o| {
+            o.tokens != member.tokens || o.zone != member.zone || o.rack != member.rack || o.status != member.status
+        });
         s.members.insert(member.host_id.clone(), Arc::new(member));
         if placement_changed {
-            s.ring = build_ring(&s.members);
+            (s.ring, s.pending_ring) = build_rings(&s.members);
         }
         drop(s);
         self.bump();
@@ -209,6 +245,12 @@ impl ClusterView {
     /// The current ring.
     pub fn ring(&self) -> Arc<Ring> {
         Arc::clone(&self.read().ring)
+    }
+
+    /// The ring after the joins, leaves and replacements under way, when one is
+    /// under way: its extra owners receive writes but serve no reads.
+    pub fn pending_ring(&self) -> Option<Arc<Ring>> {
+        self.read().pending_ring.clone()
     }
 
     /// A member by host id (shared, so the request path copies no token lists).

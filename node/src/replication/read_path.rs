@@ -57,6 +57,10 @@ impl Coordinator {
                 tracker.fail(&host, "down");
                 continue;
             }
+            if !replica.serves_reads() {
+                tracker.fail(&host, "still streaming its ranges in");
+                continue;
+            }
             if host == local {
                 let (ks2, key2) = (Arc::clone(ks), key.clone());
                 let read = self.clone();

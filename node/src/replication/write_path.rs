@@ -69,7 +69,8 @@ impl Coordinator {
         let groups = self.inner.quorum_groups(&ks, &plan, consistency, Access::Write)?;
         let local = self.inner.view.local_host_id().to_owned();
         let serialised = matches!(m, Mutation::Cas { .. } | Mutation::Increment { .. });
-        let first_alive = plan.replicas.iter().find(|r| self.inner.view.is_alive(&r.host_id)).cloned();
+        let first_alive =
+            plan.replicas.iter().find(|r| r.serves_reads() && self.inner.view.is_alive(&r.host_id)).cloned();
         let coordinator = match (serialised, plan.has(&local), first_alive) {
             (true, _, Some(first)) => first.host_id.clone(),
             (false, true, _) => local.clone(),
@@ -95,7 +96,7 @@ impl Coordinator {
     /// Sends the write to a replica to coordinate, trying alive replicas in order.
     async fn forward(&self, plan: &Plan, first: &str, call: CoordinateCall) -> Result<CoordinateReply, KvError> {
         let mut order: Vec<&Arc<Member>> =
-            plan.replicas.iter().filter(|r| self.inner.view.is_alive(&r.host_id)).collect();
+            plan.replicas.iter().filter(|r| r.serves_reads() && self.inner.view.is_alive(&r.host_id)).collect();
         order.sort_by_key(|r| r.host_id != first);
         let mut last = None;
         for replica in order {
@@ -177,7 +178,7 @@ impl Coordinator {
             // A forwarded write on a node outside the replica set: its copy does not count.
             tokio::spawn(local_durable);
         }
-        for replica in plan.replicas.iter().filter(|r| r.host_id != local) {
+        for replica in plan.write_targets().filter(|r| r.host_id != local) {
             if !self.inner.view.is_alive(&replica.host_id) {
                 if !count_hints {
                     tracker.fail(&replica.host_id, "down");
@@ -197,7 +198,7 @@ impl Coordinator {
                 Event::Direct(host, Ok(())) => tracker.ack(&host),
                 Event::Direct(host, Err(why)) => {
                     tracing::debug!(replica = %host, error = %why, "replica write failed; hinting");
-                    if let Some(target) = plan.replicas.iter().find(|r| r.host_id == host) {
+                    if let Some(target) = plan.write_targets().find(|r| r.host_id == host) {
                         hint(&self, target, &mut events);
                     }
                     if count_hints { tracker.outcome() } else { tracker.fail(&host, why) }

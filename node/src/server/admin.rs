@@ -1,11 +1,11 @@
 //! gRPC front end: `ringkv.v1.Admin`.
 //!
-//! Answers cluster status (members, liveness, ownership, hints pending here
-//! for each node; load is known for the answering node only until gossip
-//! carries it), node info, keyspaces and drain, and runs anti-entropy
-//! `Repair` (streaming progress after every range). Topology changes
-//! (decommission, replace, remove) need gossip membership and streaming;
-//! until then they answer UNIMPLEMENTED with the reason.
+//! Answers cluster status (members, lifecycle states, liveness, ownership,
+//! hints pending here for each node, streaming progress asked of each live
+//! node; load is known for the answering node only until gossip carries it),
+//! the ring, node info, keyspaces and drain; runs anti-entropy `Repair`
+//! (streaming progress after every range). Topology changes (decommission,
+//! removenode, replace) go to [`Topology`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,8 +15,10 @@ use ringkv_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::antientropy::{AeError, RepairProgress, RepairRequest, Repairer};
+use crate::membership::MemberStatus;
 use crate::replication::{Coordinator, Keyspace};
 use crate::ring::TokenRange;
+use crate::topology::{Topology, TopologyError, topology_status};
 use crate::version::ConflictMode;
 
 use super::NodeIdentity;
@@ -29,12 +31,13 @@ pub struct AdminService {
     identity: NodeIdentity,
     started: Instant,
     repairer: Option<Arc<Repairer>>,
+    topology: Option<Topology>,
 }
 
 impl AdminService {
     /// A service answering for the node `identity`.
     pub fn new(coordinator: Coordinator, identity: NodeIdentity) -> Self {
-        Self { coordinator, identity, started: Instant::now(), repairer: None }
+        Self { coordinator, identity, started: Instant::now(), repairer: None, topology: None }
     }
 
     /// Serves `Repair` with `repairer` (anti-entropy).
@@ -55,6 +58,38 @@ impl AdminService {
         oldest.await.ok().flatten().flatten().filter(|&t| t != i64::MAX)
     }
 
+    /// The same service with topology changes (decommission, removenode, replace) enabled.
+    #[must_use]
+    pub fn with_topology(mut self, topology: Topology) -> Self {
+        self.topology = Some(topology);
+        self
+    }
+
+    fn topology(&self) -> Result<&Topology, Status> {
+        self.topology.as_ref().ok_or_else(|| not_clustered("topology changes"))
+    }
+
+    /// Streaming progress of every live member (asked in parallel, 1 s each), by host id.
+    async fn streaming_progress(&self) -> std::collections::BTreeMap<String, f64> {
+        let Some(topology) = &self.topology else { return Default::default() };
+        let view = self.coordinator.view();
+        let local = view.local_host_id().to_owned();
+        let asks = view.members().into_iter().filter(|m| view.is_alive(&m.host_id)).map(|m| {
+            let topology = topology.clone();
+            let local = local.clone();
+            async move {
+                let p = if m.host_id == local {
+                    Some(topology.progress().snapshot())
+                } else {
+                    let ask = topology.peers().progress(m.grpc_addr);
+                    tokio::time::timeout(std::time::Duration::from_secs(1), ask).await.ok().and_then(Result::ok)
+                };
+                p.filter(|p| p.active || p.ranges_total > 0).map(|p| (m.host_id.clone(), p.fraction()))
+            }
+        });
+        futures::future::join_all(asks).await.into_iter().flatten().collect()
+    }
+
     fn load_bytes(&self) -> u64 {
         self.coordinator.storage().stats().disk_bytes
     }
@@ -65,6 +100,16 @@ fn not_clustered(what: &str) -> Status {
         "[RKV-NOT-YET] {what} needs gossip membership and range streaming, which this version does not have yet; \
          membership is static (--seeds)"
     ))
+}
+
+fn node_state(status: &MemberStatus) -> pb::NodeState {
+    match status {
+        MemberStatus::Joining => pb::NodeState::Joining,
+        MemberStatus::Normal => pb::NodeState::Normal,
+        MemberStatus::Leaving => pb::NodeState::Leaving,
+        MemberStatus::Left => pb::NodeState::Left,
+        MemberStatus::Replacing { .. } => pb::NodeState::Replacing,
+    }
 }
 
 fn keyspace_to_proto(k: &Keyspace) -> pb::KeyspaceDef {
@@ -122,26 +167,30 @@ impl pb::admin_server::Admin for AdminService {
             .map_err(|e| to_status(&e.into()))?;
         let local = view.local_host_id().to_owned();
         let last_full_repair_ms = self.last_full_repair_ms().await;
+        let streaming = self.streaming_progress().await;
         let nodes = view
             .members()
             .into_iter()
             .map(|m| {
                 let owns = ring.index_of(&m.host_id).and_then(|i| ownership.get(i.get()).copied()).unwrap_or(0.0);
-                let alive = view.is_alive(&m.host_id);
                 pb::NodeStatus {
                     grpc_addr: m.grpc_addr.to_string(),
                     http_addr: m.http_addr.to_string(),
                     zone: m.zone.clone(),
                     rack: m.rack.clone(),
-                    state: pb::NodeState::Normal as i32,
-                    liveness: if alive { pb::Liveness::Alive as i32 } else { pb::Liveness::Down as i32 },
+                    state: node_state(&m.status) as i32,
+                    liveness: match view.liveness(&m.host_id) {
+                        crate::membership::Liveness::Alive => pb::Liveness::Alive as i32,
+                        crate::membership::Liveness::Suspect => pb::Liveness::Suspect as i32,
+                        crate::membership::Liveness::Down => pb::Liveness::Down as i32,
+                    },
+                    streaming_progress: streaming.get(&m.host_id).copied(),
                     ownership: owns,
                     load_bytes: if m.host_id == local { self.load_bytes() } else { 0 },
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
                     vnodes: m.tokens.len() as u32,
                     host_id: m.host_id.clone(),
                     last_full_repair_ms: if m.host_id == local { last_full_repair_ms } else { None },
-                    ..Default::default()
                 }
             })
             .collect();
@@ -168,7 +217,7 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::NodeInfoResponse {
             host_id: self.identity.host_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            state: pb::NodeState::Normal as i32,
+            state: node_state(&self.coordinator.view().local().status) as i32,
             data_dir: self.identity.data_dir.clone(),
             sync_policy: self.coordinator.storage().sync_policy().to_string(),
             load_bytes: self.load_bytes(),
@@ -178,17 +227,68 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn decommission(
         &self,
-        _: Request<pb::DecommissionRequest>,
+        request: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::DecommissionResponse>, Status> {
-        Err(not_clustered("decommission"))
+        let topology = self.topology()?;
+        let view = self.coordinator.view();
+        let host_id = request.into_inner().host_id;
+        if !host_id.is_empty() && host_id != view.local_host_id() {
+            let hint = view.member(&host_id).map_or_else(
+                || format!("no member has host id {host_id}"),
+                |m| format!("send it to that node: kvctl --endpoint {} decommission", m.grpc_addr),
+            );
+            return Err(topology_status(&TopologyError::Precondition {
+                reason: format!("a node decommissions itself; {hint}"),
+            }));
+        }
+        let reserved = topology.reserve().map_err(|e| topology_status(&e))?;
+        topology.check_decommission().map_err(|e| topology_status(&e))?;
+        tracing::info!("decommission requested: streaming this node's ranges away, then it leaves and stops");
+        let leaving = topology.clone();
+        tokio::spawn(async move {
+            if let Err(e) = leaving.decommission(reserved).await {
+                tracing::error!(error = %e, code = e.code(), "decommission failed");
+            }
+        });
+        Ok(Response::new(pb::DecommissionResponse {
+            host_id: view.local_host_id().to_owned(),
+            state: pb::NodeState::Leaving as i32,
+        }))
     }
 
-    async fn remove_node(&self, _: Request<pb::RemoveNodeRequest>) -> Result<Response<pb::RemoveNodeResponse>, Status> {
-        Err(not_clustered("removenode"))
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let host_id = request.into_inner().host_id;
+        let topology = self.topology()?.clone();
+        let reserved = topology.reserve().map_err(|e| topology_status(&e))?;
+        topology.check_remove(&host_id).map_err(|e| topology_status(&e))?;
+        tracing::info!(%host_id, "removenode requested: its new owners stream its ranges from the survivors");
+        tokio::spawn(async move {
+            if let Err(e) = topology.remove_node(&host_id, reserved).await {
+                tracing::error!(%host_id, error = %e, code = e.code(), "removenode failed");
+            }
+        });
+        Ok(Response::new(pb::RemoveNodeResponse {}))
     }
 
-    async fn replace(&self, _: Request<pb::ReplaceRequest>) -> Result<Response<pb::ReplaceResponse>, Status> {
-        Err(not_clustered("replace"))
+    async fn replace(&self, request: Request<pb::ReplaceRequest>) -> Result<Response<pb::ReplaceResponse>, Status> {
+        let dead = request.into_inner().dead_host_id;
+        let view = self.coordinator.view();
+        let error = match view.member(&dead) {
+            None => TopologyError::UnknownHost { host_id: dead },
+            Some(_) if view.is_alive(&dead) => TopologyError::HostAlive { host_id: dead, what: "replaced" },
+            Some(m) if m.status == MemberStatus::Left => TopologyError::AlreadyLeft { host_id: dead },
+            Some(_) => TopologyError::Precondition {
+                reason: format!(
+                    "a replacement runs on the new node: start it with an empty data directory as \
+                     `kvnode serve --replace {dead} --seeds {}`",
+                    self.identity.grpc_addr
+                ),
+            },
+        };
+        Err(topology_status(&error))
     }
 
     type RepairStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::RepairProgress, Status>> + Send>>;

@@ -65,6 +65,30 @@ pub fn load_or_create(storage: &dyn Storage, vnodes: u32, zone: &str, rack: &str
     Ok(Identity { host_id, node_id, tokens, generation })
 }
 
+/// True when this data directory has never held a node (no host id yet).
+pub fn is_fresh(storage: &dyn Storage) -> Result<bool, StorageError> {
+    Ok(storage.get_meta(HOST_ID)?.is_none())
+}
+
+/// Replaces the persisted tokens (a joining node takes balancing ones).
+pub fn save_tokens(storage: &dyn Storage, tokens: &[Token]) -> Result<(), StorageError> {
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_be_bytes()).collect();
+    storage.put_meta(TOKENS, &bytes)
+}
+
+/// Takes over a dead node's identity (`kvnode serve --replace`): its host id
+/// (32 hex characters) and tokens, with a generation above the dead node's so
+/// that peers take this node's word over what they remember.
+pub fn adopt(storage: &dyn Storage, host_id: &str, tokens: &[Token], generation: u64) -> Result<(), StorageError> {
+    let id: Vec<u8> = (0..host_id.len() / 2)
+        .filter_map(|i| host_id.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    storage.put_meta(HOST_ID, &id)?;
+    save_tokens(storage, tokens)?;
+    // load_or_create adds one at start.
+    storage.put_meta(GENERATION, &generation.to_be_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +104,16 @@ mod tests {
         let second = load_or_create(&storage, 64, "", "").unwrap();
         assert_eq!((second.host_id.as_str(), &second.tokens), (first.host_id.as_str(), &first.tokens));
         assert_eq!(second.generation, 2);
+    }
+
+    #[test]
+    fn adopted_identity_is_loaded_with_a_higher_generation() {
+        let storage = MemoryStorage::new();
+        assert!(is_fresh(&storage).unwrap());
+        let host = "00112233445566778899aabbccddeeff";
+        adopt(&storage, host, &[5, 9], 7).unwrap();
+        assert!(!is_fresh(&storage).unwrap());
+        let id = load_or_create(&storage, 16, "", "").unwrap();
+        assert_eq!((id.host_id.as_str(), id.tokens.as_slice(), id.generation), (host, &[5u64, 9][..], 8));
     }
 }

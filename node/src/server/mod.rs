@@ -10,6 +10,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod grpc;
 pub mod http_api;
+mod lifecycle;
 pub mod metrics;
 pub mod node;
 pub mod replica;
@@ -35,10 +36,19 @@ pub struct NodeIdentity {
     pub data_dir: String,
 }
 
+type Gate = Arc<std::sync::OnceLock<Box<dyn Fn() -> bool + Send + Sync>>>;
+
 /// Whether the node should receive traffic (`/readyz`). Set once the node has
-/// opened its storage and started its servers; cleared when it drains.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// opened its storage and started its servers; cleared when it drains. A
+/// gate (the topology's: NORMAL and its ranges reachable) must agree too.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>, Gate);
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness").field("set", &self.0.load(Ordering::SeqCst)).finish_non_exhaustive()
+    }
+}
 
 impl Readiness {
     /// Marks the node ready or not.
@@ -46,8 +56,13 @@ impl Readiness {
         self.0.store(ready, Ordering::SeqCst);
     }
 
+    /// Adds a condition that must hold too (the first gate set wins).
+    pub fn set_gate(&self, gate: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.1.set(Box::new(gate));
+    }
+
     /// True when ready.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) && self.1.get().is_none_or(|gate| gate())
     }
 }

@@ -60,6 +60,9 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// A topology precondition failed at start (replace, join).
+    #[error(transparent)]
+    Topology(#[from] crate::topology::TopologyError),
     /// gRPC reflection could not be built from the descriptors.
     #[error("cannot build gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -120,6 +123,8 @@ impl Node {
         // Every record write goes through the tracker, which keeps the Merkle trees current.
         let trees = Arc::new(TreeStore::new(config.antientropy.depth));
         let dyn_storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(storage.clone(), Arc::clone(&trees)));
+        let seeds = resolve_seeds(&config.membership.seeds).await?;
+        let start = super::lifecycle::prepare(&config, &dyn_storage, &seeds).await?;
         let ring_config = config.ring.clone();
         let id_storage = Arc::clone(&dyn_storage);
         let identity_task = tokio::task::spawn_blocking(move || {
@@ -131,7 +136,6 @@ impl Node {
             )
         });
         let id = identity_task.await.map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
-        let seeds = resolve_seeds(&config.membership.seeds).await?;
 
         let grpc_listener = bind(config.server.grpc_addr).await?;
         let http_listener = bind(config.server.http_addr).await?;
@@ -154,9 +158,9 @@ impl Node {
             http_addr: identity.http_addr,
             zone: config.ring.zone.clone(),
             rack: config.ring.rack.clone(),
-            tokens: id.tokens.clone(),
+            tokens: start.initial_tokens(&id.tokens),
             generation: id.generation,
-            status: crate::membership::MemberStatus::Normal,
+            status: start.initial_status(&id.host_id),
         };
         let view = Arc::new(ClusterView::new(member));
         let settings = ClusterSettings::from_config(&config);
@@ -185,6 +189,9 @@ impl Node {
             clock,
             hint_window,
         );
+        let topology = super::lifecycle::topology(&config, &coordinator, metrics.registry(), shutdown.clone());
+        let gate = topology.clone();
+        readiness.set_gate(move || gate.ready());
 
         let mut workers = WorkerRunner::new(&shutdown);
         if config.storage.sync == SyncPolicy::Periodic {
@@ -203,7 +210,7 @@ impl Node {
         workers.spawn(Box::new(StaticMembership::new(
             Arc::clone(&view),
             Arc::clone(&transport),
-            seeds,
+            seeds.clone(),
             Duration::from_millis(config.membership.probe_interval_ms),
             Duration::from_millis(config.membership.down_after_ms),
             Arc::new(tokio::time::Instant::now),
@@ -216,7 +223,15 @@ impl Node {
             config.hints.replay_rate_per_second,
         )));
 
-        let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, &ae, shutdown.clone())?;
+        let parts = GrpcParts {
+            coordinator: &coordinator,
+            topology: &topology,
+            metrics: &metrics,
+            identity: &identity,
+            config: &config,
+            ae: &ae,
+        };
+        let grpc = spawn_grpc(grpc_listener, &parts, shutdown.clone())?;
         let state = HttpState {
             coordinator: coordinator.clone(),
             metrics: metrics.clone(),
@@ -240,6 +255,7 @@ impl Node {
             tokio::spawn(resp.serve(listener, shutdown.clone()));
         }
         readiness.set(true);
+        super::lifecycle::spawn(start, topology, id.tokens.clone(), seeds, &config);
         tracing::info!(
             host_id = %identity.host_id,
             grpc = %identity.grpc_addr,
@@ -291,26 +307,36 @@ impl Node {
     }
 }
 
+/// What the gRPC services are built from.
+struct GrpcParts<'a> {
+    coordinator: &'a Coordinator,
+    topology: &'a crate::topology::Topology,
+    metrics: &'a NodeMetrics,
+    identity: &'a NodeIdentity,
+    config: &'a Config,
+    ae: &'a AntiEntropyNode,
+}
+
 fn spawn_grpc(
     listener: TcpListener,
-    coordinator: &Coordinator,
-    metrics: &NodeMetrics,
-    identity: &NodeIdentity,
-    config: &Config,
-    ae: &AntiEntropyNode,
+    parts: &GrpcParts<'_>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
+    let GrpcParts { coordinator, topology, metrics, identity, config, ae } = *parts;
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
     let max_message = (config.server.max_value_bytes * 2 + 64 * 1024).max(4 * 1024 * 1024);
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
     let admin = AdminServer::new(
-        AdminService::new(coordinator.clone(), identity.clone()).with_repairer(Arc::clone(&ae.repairer)),
+        AdminService::new(coordinator.clone(), identity.clone())
+            .with_repairer(Arc::clone(&ae.repairer))
+            .with_topology(topology.clone()),
     );
     let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
     let test_hooks =
         config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
+    let streaming = crate::topology::streaming_server(topology.clone());
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
@@ -328,6 +354,7 @@ fn spawn_grpc(
             .add_service(replica)
             .add_service(anti_entropy)
             .add_optional_service(test_hooks)
+            .add_service(streaming)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })

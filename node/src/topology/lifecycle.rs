@@ -1,0 +1,538 @@
+//! [`Topology`]: the node lifecycle as a thin async shell over the pure
+//! [`pending_moves`]/[`replace_moves`] and the [`Streamer`].
+//!
+//! - join: a fresh node that finds a cluster of at least RF NORMAL nodes
+//!   takes balancing tokens against its ring, announces JOINING, waits until
+//!   the live members see it so (their writes now include it), streams the
+//!   ranges it gains, then becomes NORMAL. A node that finds fewer (a cluster
+//!   being formed, `kvnode dev`) starts NORMAL with host-id-seeded tokens.
+//! - replace: a fresh node takes a dead node's host id and tokens, announces
+//!   REPLACING (it receives writes, serves no reads), streams every range of
+//!   the dead node from the surviving replicas, then becomes NORMAL.
+//! - decommission: LEAVING; each new owner pulls the ranges it gains (from
+//!   the leaving node first); hints held here are handed over; LEFT; exit.
+//! - removenode: the dead node becomes LEAVING in every live view, the new
+//!   owners pull from the surviving replicas, then it becomes LEFT everywhere.
+//!
+//! The state of a change is persisted (`topology.state` in the meta
+//! partition) so that a restarted node resumes its join or replacement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::membership::{ClusterView, Member, MemberStatus};
+use crate::replication::Coordinator;
+use crate::ring::NodeInfo;
+use crate::transport::{HintedWrite, Peer, ReplicaWrite};
+
+use super::peers::StreamPeers;
+use super::progress::StreamProgress;
+use super::stream::{StreamSettings, Streamer};
+use super::{TopologyError, pending_moves, replace_moves};
+
+/// Meta key of the lifecycle state of this node.
+pub const STATE_KEY: &str = "topology.state";
+
+/// Settings of the lifecycle (`[streaming]` plus membership timing).
+#[derive(Debug, Clone, Copy)]
+pub struct TopologySettings {
+    /// Streaming pace and page size.
+    pub stream: StreamSettings,
+    /// How long to wait for live peers to see a status change before streaming anyway.
+    pub settle_timeout: Duration,
+    /// Vnodes of a joining node.
+    pub vnodes: u32,
+}
+
+/// Proof that this node runs one topology change; see [`Topology::reserve`].
+#[derive(Debug)]
+pub struct Reservation(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
+/// The node lifecycle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    coordinator: Coordinator,
+    peers: Arc<dyn StreamPeers>,
+    streamer: Streamer,
+    settings: TopologySettings,
+    busy: Arc<tokio::sync::Mutex<()>>,
+    shutdown: CancellationToken,
+}
+
+fn is_moving(status: &MemberStatus) -> bool {
+    matches!(status, MemberStatus::Joining | MemberStatus::Leaving | MemberStatus::Replacing { .. })
+}
+
+/// Refuses when a member other than `except` is joining, leaving or being
+/// replaced: one topology change at a time in the cluster.
+pub fn check_idle(members: &[Arc<Member>], except: &[&str]) -> Result<(), TopologyError> {
+    match members.iter().find(|m| is_moving(&m.status) && !except.contains(&m.host_id.as_str())) {
+        Some(m) => Err(TopologyError::Busy { host_id: m.host_id.clone(), status: m.status.as_str() }),
+        None => Ok(()),
+    }
+}
+
+impl Topology {
+    /// The lifecycle of the node that `coordinator` serves; `shutdown` stops the process after decommission.
+    pub fn new(
+        coordinator: Coordinator,
+        peers: Arc<dyn StreamPeers>,
+        progress: StreamProgress,
+        settings: TopologySettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let streamer = Streamer {
+            coordinator: coordinator.clone(),
+            peers: Arc::clone(&peers),
+            progress,
+            settings: settings.stream,
+            stop: shutdown.clone(),
+        };
+        Self { inner: Arc::new(Inner { coordinator, peers, streamer, settings, busy: Default::default(), shutdown }) }
+    }
+
+    /// The coordinator of this node.
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.inner.coordinator
+    }
+
+    /// The peers client.
+    pub fn peers(&self) -> &Arc<dyn StreamPeers> {
+        &self.inner.peers
+    }
+
+    fn view(&self) -> &Arc<ClusterView> {
+        self.inner.coordinator.view()
+    }
+
+    /// The streaming progress of this node.
+    pub fn progress(&self) -> &StreamProgress {
+        &self.inner.streamer.progress
+    }
+
+    /// The largest replication factor of any keyspace: moves are computed at it.
+    pub fn max_rf(&self) -> usize {
+        self.inner.coordinator.keyspaces().list().iter().map(|k| k.replication_factor).max().unwrap_or(1) as usize
+    }
+
+    /// Refuses when a member other than `except` is joining, leaving or being replaced.
+    pub fn check_idle(&self, except: &[&str]) -> Result<(), TopologyError> {
+        check_idle(&self.view().members(), except)
+    }
+
+    fn normal_count(&self) -> usize {
+        self.view().members().iter().filter(|m| m.status == MemberStatus::Normal && !m.tokens.is_empty()).count()
+    }
+
+    async fn set_state(&self, state: &str) -> Result<(), TopologyError> {
+        let storage = Arc::clone(self.inner.coordinator.storage());
+        let state = state.to_owned();
+        tokio::task::spawn_blocking(move || storage.put_meta(STATE_KEY, state.as_bytes()))
+            .await
+            .map_err(|_| TopologyError::Stopped)??;
+        Ok(())
+    }
+
+    /// Live members other than this node.
+    fn live_peers(&self) -> Vec<Arc<Member>> {
+        let view = self.view();
+        view.members()
+            .into_iter()
+            .filter(|m| {
+                m.host_id != view.local_host_id() && view.is_alive(&m.host_id) && m.status != MemberStatus::Left
+            })
+            .collect()
+    }
+
+    /// Waits until every live peer reports `host_id` with `status` (so their
+    /// writes already include the change), or the settle timeout passes.
+    async fn wait_seen(&self, host_id: &str, status: &MemberStatus) {
+        let deadline = tokio::time::Instant::now() + self.inner.settings.settle_timeout;
+        loop {
+            let mut behind = Vec::new();
+            for peer in self.live_peers() {
+                match self.inner.peers.describe(peer.grpc_addr, host_id).await.map(|d| d.member) {
+                    Ok(Some(d)) if d.member.status == *status => {}
+                    _ => behind.push(peer.host_id.clone()),
+                }
+            }
+            if behind.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline || self.inner.shutdown.is_cancelled() {
+                tracing::warn!(
+                    host_id,
+                    status = status.as_str(),
+                    ?behind,
+                    "peers did not see the status change in time; going on"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Streams until done, retrying failed attempts (a source down, a peer
+    /// restarting) every second until the node stops.
+    async fn stream_until_done(
+        &self,
+        operation: &str,
+        moves: impl Fn(&Self) -> Vec<super::RangeMove>,
+        prefer: Option<&str>,
+    ) -> Result<(), TopologyError> {
+        loop {
+            match self.inner.streamer.run(operation, &moves(self), prefer).await {
+                Ok(_) => return Ok(()),
+                Err(TopologyError::Stopped) => return Err(TopologyError::Stopped),
+                Err(e) => {
+                    tracing::warn!(operation, error = %e, "streaming failed; retrying in 1 s (progress is kept)");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = self.inner.shutdown.cancelled() => return Err(TopologyError::Stopped),
+                    }
+                }
+            }
+        }
+    }
+
+    fn current_moves(&self) -> Vec<super::RangeMove> {
+        let view = self.view();
+        match view.pending_ring() {
+            Some(next) => pending_moves(&view.ring(), &next, self.max_rf()),
+            None => Vec::new(),
+        }
+    }
+
+    /// Joins: tokens against the current ring (unless `resume`), JOINING, stream, NORMAL.
+    pub async fn join(&self, resume: bool) -> Result<(), TopologyError> {
+        let _guard = self.inner.busy.lock().await;
+        let view = self.view();
+        let local = view.local();
+        if !resume {
+            self.check_idle(&[&local.host_id])?;
+            let info = NodeInfo::new(local.host_id.clone(), local.zone.clone(), local.rack.clone());
+            let tokens = view
+                .ring()
+                .allocate_tokens(&info, self.inner.settings.vnodes)
+                .map_err(|e| TopologyError::Precondition { reason: format!("cannot allocate tokens to join: {e}") })?;
+            let storage = Arc::clone(self.inner.coordinator.storage());
+            let to_save = tokens.clone();
+            tokio::task::spawn_blocking(move || crate::server::bootstrap::save_tokens(storage.as_ref(), &to_save))
+                .await
+                .map_err(|_| TopologyError::Stopped)??;
+            self.set_state("joining").await?;
+            view.set_local_tokens(tokens);
+        }
+        view.set_local_status(MemberStatus::Joining);
+        tracing::info!(host_id = %local.host_id, resume, "joining the cluster");
+        self.wait_seen(&local.host_id, &MemberStatus::Joining).await;
+        self.stream_until_done("join", Self::current_moves, None).await?;
+        self.set_state("normal").await?;
+        view.set_local_status(MemberStatus::Normal);
+        tracing::info!(host_id = %local.host_id, "joined: NORMAL");
+        Ok(())
+    }
+
+    /// A node forming a new cluster: NORMAL at once with its seeded tokens.
+    pub async fn form(&self, tokens: Vec<crate::ring::Token>) -> Result<(), TopologyError> {
+        let _guard = self.inner.busy.lock().await;
+        self.set_state("normal").await?;
+        let view = self.view();
+        view.set_local_tokens(tokens);
+        view.set_local_status(MemberStatus::Normal);
+        Ok(())
+    }
+
+    /// Stops the node (a lifecycle step that cannot go on).
+    pub fn stop(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Replaces the dead node whose host id and tokens this node took: REPLACING, stream, NORMAL.
+    pub async fn replace(&self) -> Result<(), TopologyError> {
+        let _guard = self.inner.busy.lock().await;
+        let view = self.view();
+        let host = view.local_host_id().to_owned();
+        self.set_state(&format!("replacing:{host}")).await?;
+        let status = MemberStatus::Replacing { old_host_id: host.clone() };
+        view.set_local_status(status.clone());
+        tracing::info!(host_id = %host, "replacing a dead node: streaming its ranges from the surviving replicas");
+        self.wait_seen(&host, &status).await;
+        let rf = self.max_rf();
+        let me = host.clone();
+        self.stream_until_done("replace", move |t: &Self| replace_moves(&t.view().ring(), rf, &me), None).await?;
+        self.set_state("normal").await?;
+        view.set_local_status(MemberStatus::Normal);
+        tracing::info!(host_id = %host, "replacement done: NORMAL");
+        Ok(())
+    }
+
+    /// Streams in every range this node gains in the transition under way
+    /// (called by the node that drives a decommission or removenode).
+    pub async fn stream_pending(&self, prefer: Option<String>) -> Result<(u64, u64), TopologyError> {
+        let moves = self.current_moves();
+        self.inner.streamer.run("pending", &moves, prefer.as_deref()).await
+    }
+
+    /// Checks what decommissioning this node needs, without changing anything.
+    pub fn check_decommission(&self) -> Result<(), TopologyError> {
+        let local = self.view().local();
+        if local.status != MemberStatus::Normal {
+            return Err(TopologyError::Precondition {
+                reason: format!(
+                    "this node is {}, not NORMAL; only a NORMAL node can be decommissioned",
+                    local.status.as_str()
+                ),
+            });
+        }
+        self.check_idle(&[])?;
+        let (remaining, rf) = (self.normal_count().saturating_sub(1), self.max_rf());
+        if remaining < rf {
+            return Err(TopologyError::TooFewNodes { what: "decommission", remaining, rf: rf as u32 });
+        }
+        Ok(())
+    }
+
+    /// Reserves this node for one topology change (decommission, removenode):
+    /// a second one is refused until the guard is dropped.
+    pub fn reserve(&self) -> Result<Reservation, TopologyError> {
+        Arc::clone(&self.inner.busy).try_lock_owned().map(Reservation).map_err(|_| TopologyError::Busy {
+            host_id: self.view().local_host_id().to_owned(),
+            status: "changing the topology",
+        })
+    }
+
+    /// Decommissions this node: LEAVING, new owners stream, hints handed
+    /// over, LEFT; then the process stops.
+    pub async fn decommission(&self, _reserved: Reservation) -> Result<(), TopologyError> {
+        self.check_decommission()?;
+        let view = self.view();
+        let local = view.local_host_id().to_owned();
+        self.set_state("leaving").await?;
+        view.set_local_status(MemberStatus::Leaving);
+        self.wait_seen(&local, &MemberStatus::Leaving).await;
+        if let Err(e) = self.drive_pending(Some(local.clone())).await {
+            tracing::error!(error = %e, "decommission failed; back to NORMAL");
+            view.set_local_status(MemberStatus::Normal);
+            self.set_state("normal").await?;
+            return Err(e);
+        }
+        self.hand_over_hints().await?;
+        self.set_state("left").await?;
+        view.set_local_status(MemberStatus::Left);
+        self.wait_seen(&local, &MemberStatus::Left).await;
+        tracing::info!(host_id = %local, "decommissioned: LEFT; stopping");
+        self.inner.shutdown.cancel();
+        Ok(())
+    }
+
+    /// Asks every gainer of the transition under way to stream its ranges.
+    async fn drive_pending(&self, prefer: Option<String>) -> Result<(), TopologyError> {
+        let moves = self.current_moves();
+        let mut gainers: Vec<String> = moves.iter().map(|m| m.to.as_str().to_owned()).collect();
+        gainers.sort();
+        gainers.dedup();
+        let local = self.view().local_host_id().to_owned();
+        let calls = gainers.into_iter().map(|host| {
+            let prefer = prefer.clone();
+            let this = self.clone();
+            let local = local.clone();
+            async move {
+                if host == local {
+                    return this.stream_pending(prefer).await.map(|_| ());
+                }
+                let member = this.view().member(&host).ok_or(TopologyError::UnknownHost { host_id: host.clone() })?;
+                this.inner.peers.stream_pending(member.grpc_addr, prefer).await.map(|_| ())
+            }
+        });
+        for r in futures::future::join_all(calls).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Sends every hint held here to its target (or, when the target is
+    /// down, to a live NORMAL peer as a hint for it).
+    async fn hand_over_hints(&self) -> Result<(), TopologyError> {
+        let c = &self.inner.coordinator;
+        let hints = c.hints().clone();
+        let pending = tokio::task::spawn_blocking(move || hints.pending_by_target())
+            .await
+            .map_err(|_| TopologyError::Stopped)??;
+        let local = self.view().local_host_id().to_owned();
+        for (target, count) in pending.into_iter().filter(|(_, n)| *n > 0) {
+            tracing::info!(target_host = %target, count, "handing hints over");
+            loop {
+                let (hints, t) = (c.hints().clone(), target.clone());
+                let batch = tokio::task::spawn_blocking(move || hints.batch(&t, 256))
+                    .await
+                    .map_err(|_| TopologyError::Stopped)??;
+                if batch.is_empty() {
+                    break;
+                }
+                let (keys, writes): (Vec<_>, Vec<HintedWrite>) = batch.into_iter().unzip();
+                self.deliver(&local, &target, writes).await?;
+                let (hints, t) = (c.hints().clone(), target.clone());
+                let ticket = tokio::task::spawn_blocking(move || hints.remove(&t, keys))
+                    .await
+                    .map_err(|_| TopologyError::Stopped)??;
+                ticket.wait().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, local: &str, target: &str, writes: Vec<HintedWrite>) -> Result<(), TopologyError> {
+        let c = &self.inner.coordinator;
+        let view = self.view();
+        if let Some(m) = view.member(target).filter(|m| view.is_alive(&m.host_id) && m.status != MemberStatus::Left) {
+            let peer = Peer::from(&m);
+            c.transport()
+                .deliver_hints(&peer, local, writes)
+                .await
+                .map_err(|e| TopologyError::Peer { peer: target.to_owned(), message: e.to_string() })?;
+            return Ok(());
+        }
+        let keeper = self.live_peers().into_iter().find(|m| m.status == MemberStatus::Normal).ok_or_else(|| {
+            TopologyError::Precondition { reason: "no live NORMAL peer to hand hints over to".into() }
+        })?;
+        for w in writes {
+            let write =
+                ReplicaWrite { keyspace: w.keyspace, key: w.key, record: w.record, hint_for: Some(target.into()) };
+            c.transport()
+                .write(&Peer::from(&keeper), write)
+                .await
+                .map_err(|e| TopologyError::Peer { peer: keeper.host_id.clone(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// Checks what removing the dead node `host_id` needs, without changing anything.
+    pub fn check_remove(&self, host_id: &str) -> Result<Arc<Member>, TopologyError> {
+        let view = self.view();
+        let member = view.member(host_id).ok_or_else(|| TopologyError::UnknownHost { host_id: host_id.to_owned() })?;
+        if host_id == view.local_host_id() || view.is_alive(host_id) {
+            return Err(TopologyError::HostAlive { host_id: host_id.to_owned(), what: "removed" });
+        }
+        if member.status == MemberStatus::Left {
+            return Err(TopologyError::AlreadyLeft { host_id: host_id.to_owned() });
+        }
+        self.check_idle(&[host_id])?;
+        let (remaining, rf) = (self.normal_count().saturating_sub(1), self.max_rf());
+        if remaining < rf {
+            return Err(TopologyError::TooFewNodes { what: "remove the node", remaining, rf: rf as u32 });
+        }
+        Ok(member)
+    }
+
+    /// Removes the dead node `host_id`: LEAVING everywhere, new owners stream
+    /// from the surviving replicas, then LEFT everywhere.
+    pub async fn remove_node(&self, host_id: &str, _reserved: Reservation) -> Result<(), TopologyError> {
+        let member = self.check_remove(host_id)?;
+        self.broadcast_status(&member, MemberStatus::Leaving).await?;
+        self.drive_pending(None).await?;
+        self.broadcast_status(&member, MemberStatus::Left).await?;
+        tracing::info!(host_id, "node removed: LEFT");
+        Ok(())
+    }
+
+    /// Sets `member`'s status here and in every live peer's view.
+    async fn broadcast_status(&self, member: &Member, status: MemberStatus) -> Result<(), TopologyError> {
+        self.set_member_status(&member.host_id, status.clone())?;
+        for peer in self.live_peers().into_iter().filter(|p| p.host_id != member.host_id) {
+            self.inner.peers.set_status(peer.grpc_addr, &member.host_id, status.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets another member's status in this node's view (removenode).
+    pub fn set_member_status(&self, host_id: &str, status: MemberStatus) -> Result<(), TopologyError> {
+        let view = self.view();
+        if host_id == view.local_host_id() {
+            return Err(TopologyError::Precondition { reason: "a node's own status is changed by itself only".into() });
+        }
+        let current = view.member(host_id).ok_or_else(|| TopologyError::UnknownHost { host_id: host_id.to_owned() })?;
+        let mut m = Member::clone(&current);
+        m.status = status;
+        view.upsert(m);
+        Ok(())
+    }
+
+    /// Whether this node can serve: NORMAL, and every range it replicates
+    /// has enough live readable replicas for the default keyspace's read level.
+    pub fn ready(&self) -> bool {
+        let view = self.view();
+        let local = view.local();
+        if local.status != MemberStatus::Normal {
+            return false;
+        }
+        let Ok(ks) = self.inner.coordinator.keyspaces().get("") else { return false };
+        let rf = ks.replication_factor as usize;
+        let required = crate::replication::required_replicas(
+            crate::replication::Consistency::default(),
+            crate::replication::Access::Read,
+            ks.read_consistency,
+            ks.replication_factor,
+            view.zone_count(),
+            &ks.name,
+        )
+        .unwrap_or(1) as usize;
+        let ring = view.ring();
+        let Some(me) = ring.index_of(&local.host_id) else { return ring.is_empty() };
+        ring.entries().all(|(t, _)| {
+            let pref = ring.preference_list(t, rf);
+            if !pref.contains(&me) {
+                return true;
+            }
+            let usable = pref
+                .iter()
+                .filter_map(|i| ring.node(*i))
+                .filter_map(|n| view.member(n.host_id.as_str()))
+                .filter(|m| m.serves_reads() && view.is_alive(&m.host_id))
+                .count();
+            usable >= required.min(pref.len())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(host: &str, status: MemberStatus) -> Arc<Member> {
+        Arc::new(Member {
+            host_id: host.into(),
+            node_id: 1,
+            grpc_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            zone: String::new(),
+            rack: String::new(),
+            tokens: vec![1],
+            generation: 1,
+            status,
+        })
+    }
+
+    #[test]
+    fn a_second_change_is_refused_while_one_is_under_way() {
+        let mut members = vec![member("a", MemberStatus::Normal), member("b", MemberStatus::Left)];
+        assert!(check_idle(&members, &[]).is_ok(), "NORMAL and LEFT are at rest");
+        for status in
+            [MemberStatus::Joining, MemberStatus::Leaving, MemberStatus::Replacing { old_host_id: "c".into() }]
+        {
+            members.push(member("c", status.clone()));
+            let err = check_idle(&members, &[]).unwrap_err();
+            assert!(matches!(&err, TopologyError::Busy { host_id, .. } if host_id == "c"), "{err}");
+            assert!(err.to_string().contains(status.as_str()), "{err}");
+            assert!(check_idle(&members, &["c"]).is_ok(), "the member being changed itself is not in the way");
+            members.pop();
+        }
+    }
+}
