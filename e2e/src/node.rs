@@ -301,11 +301,14 @@ pub fn killed_by_sigkill(status: &ExitStatus) -> bool {
     status.signal() == Some(9)
 }
 
+/// The node's `Error:` line (kept even when a backtrace follows it, as with
+/// `RUST_BACKTRACE=1`) and the last `lines` lines of its log, without backtrace frames.
 fn tail_of(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    let error = text.lines().find(|l| l.starts_with("Error: ")).map(|l| format!("{l}\n")).unwrap_or_default();
+    let all: Vec<&str> = text.lines().take_while(|l| !l.starts_with("Stack backtrace:")).collect();
     let start = all.len().saturating_sub(lines);
-    format!("---- last {} lines of {} ----\n{}", all.len() - start, path.display(), all[start..].join("\n"))
+    format!("{error}---- last {} lines of {} ----\n{}", all.len() - start, path.display(), all[start..].join("\n"))
 }
 
 fn command_for(options: &NodeOptions, stderr: File) -> Result<Command> {
