@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/ringkv/v1/kv.proto", "proto/ringkv/v1/admin.proto", "proto/ringkv/cluster/v1/cluster.proto"];
+    let files = [
+        "proto/ringkv/v1/kv.proto",
+        "proto/ringkv/v1/admin.proto",
+        "proto/ringkv/cluster/v1/cluster.proto",
+        "proto/ringkv/cluster/v1/gossip.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");
     }
