@@ -1,16 +1,16 @@
 //! gRPC front end: `ringkv.v1.Admin`.
 //!
 //! Answers cluster status (members, liveness, ownership, hints pending here
-//! for each node; load is known for the answering node only until gossip
-//! carries it), node info, keyspaces and drain. Topology changes (decommission,
-//! replace, remove, repair) need gossip membership and streaming; until then
-//! they answer UNIMPLEMENTED with the reason.
+//! for each node; peers' load as gossip carries it), node info, keyspaces and
+//! drain. Topology changes (decommission, replace, remove, repair) need range
+//! streaming; until then they answer UNIMPLEMENTED with the reason.
 
 use std::time::Instant;
 
 use ringkv_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::membership::{GossipHandle, Liveness};
 use crate::replication::{Coordinator, Keyspace};
 use crate::version::ConflictMode;
 
@@ -23,12 +23,23 @@ pub struct AdminService {
     coordinator: Coordinator,
     identity: NodeIdentity,
     started: Instant,
+    gossip: Option<GossipHandle>,
 }
 
 impl AdminService {
     /// A service answering for the node `identity`.
     pub fn new(coordinator: Coordinator, identity: NodeIdentity) -> Self {
-        Self { coordinator, identity, started: Instant::now() }
+        Self { coordinator, identity, started: Instant::now(), gossip: None }
+    }
+
+    /// Reports peers' load as gossip carries it.
+    pub fn with_gossip(mut self, gossip: GossipHandle) -> Self {
+        self.gossip = Some(gossip);
+        self
+    }
+
+    fn peer_load(&self, host_id: &str) -> u64 {
+        self.gossip.as_ref().and_then(|g| g.load(host_id)).unwrap_or(0)
     }
 
     fn load_bytes(&self) -> u64 {
@@ -78,16 +89,20 @@ impl pb::admin_server::Admin for AdminService {
             .into_iter()
             .map(|m| {
                 let owns = ring.index_of(&m.host_id).and_then(|i| ownership.get(i.get()).copied()).unwrap_or(0.0);
-                let alive = view.is_alive(&m.host_id);
+                let liveness = match view.liveness(&m.host_id) {
+                    Liveness::Alive => pb::Liveness::Alive,
+                    Liveness::Suspect => pb::Liveness::Suspect,
+                    Liveness::Down => pb::Liveness::Down,
+                };
                 pb::NodeStatus {
                     grpc_addr: m.grpc_addr.to_string(),
                     http_addr: m.http_addr.to_string(),
                     zone: m.zone.clone(),
                     rack: m.rack.clone(),
                     state: pb::NodeState::Normal as i32,
-                    liveness: if alive { pb::Liveness::Alive as i32 } else { pb::Liveness::Down as i32 },
+                    liveness: liveness as i32,
                     ownership: owns,
-                    load_bytes: if m.host_id == local { self.load_bytes() } else { 0 },
+                    load_bytes: if m.host_id == local { self.load_bytes() } else { self.peer_load(&m.host_id) },
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
                     vnodes: m.tokens.len() as u32,
                     host_id: m.host_id.clone(),

@@ -18,7 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::hints::HandoffWorker;
-use crate::membership::{ClusterView, Member, StaticMembership};
+use crate::membership::{
+    ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipService, GossipWorker, Gossiper,
+    GrpcGossipTransport, Member,
+};
 use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
 use crate::transport::{GrpcTransport, Transport};
@@ -178,14 +181,7 @@ impl Node {
             Duration::from_secs(config.storage.purge_interval_seconds.max(1)),
             Duration::from_secs(config.storage.gc_grace_seconds),
         )));
-        workers.spawn(Box::new(StaticMembership::new(
-            Arc::clone(&view),
-            Arc::clone(&transport),
-            seeds,
-            Duration::from_millis(config.membership.probe_interval_ms),
-            Duration::from_millis(config.membership.down_after_ms),
-            Arc::new(tokio::time::Instant::now),
-        )));
+        let gossip = start_gossip(&config, &view, seeds, &dyn_storage, &metrics, &mut workers);
         workers.spawn(Box::new(HandoffWorker::new(
             coordinator.hints().clone(),
             Arc::clone(&view),
@@ -194,7 +190,9 @@ impl Node {
             config.hints.replay_rate_per_second,
         )));
 
-        let grpc = spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, shutdown.clone())?;
+        let gossip_service = GossipService::new(gossip.clone());
+        let grpc =
+            spawn_grpc(grpc_listener, &coordinator, &metrics, &identity, &config, gossip_service, shutdown.clone())?;
         let state = HttpState {
             coordinator: coordinator.clone(),
             metrics: metrics.clone(),
@@ -259,12 +257,45 @@ impl Node {
     }
 }
 
+/// Starts gossip: the core seeded with the local member, its metrics, and
+/// the worker that ticks it; returns the handle the gRPC service feeds.
+fn start_gossip(
+    config: &Config,
+    view: &Arc<ClusterView>,
+    seeds: Vec<SocketAddr>,
+    storage: &Arc<dyn Storage>,
+    metrics: &NodeMetrics,
+    workers: &mut WorkerRunner,
+) -> GossipHandle {
+    let membership = &config.membership;
+    if let Some(ms) = membership.down_after_ms {
+        tracing::warn!(
+            down_after_ms = ms,
+            "membership.down_after_ms is obsolete and ignored: the phi-accrual failure detector decides \
+             (membership.phi_convict_threshold); remove it from the config"
+        );
+    }
+    let interval = Duration::from_millis(membership.gossip_interval_ms);
+    let detector = DetectorConfig::for_interval(interval, membership.phi_convict_threshold);
+    let core = Gossiper::new(&view.local(), seeds, detector);
+    let gossip = GossipHandle::new(core, Arc::clone(view), Some(GossipMetrics::registered(metrics.registry())));
+    // A round's calls may take two intervals: rounds run concurrently, so a slow peer delays no tick.
+    let call_timeout = (interval * 2).max(Duration::from_secs(1));
+    let transport = Arc::new(GrpcGossipTransport::new(call_timeout, Duration::from_secs(1)));
+    let schema = serde_json::to_string(&config.keyspaces).unwrap_or_default();
+    let schema = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(schema.as_bytes()));
+    workers.spawn(Box::new(GossipWorker::new(gossip.clone(), transport, Arc::clone(storage), schema, interval)));
+    gossip
+}
+
+#[allow(clippy::too_many_arguments)]
 fn spawn_grpc(
     listener: TcpListener,
     coordinator: &Coordinator,
     metrics: &NodeMetrics,
     identity: &NodeIdentity,
     config: &Config,
+    gossip: GossipService,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
@@ -272,7 +303,7 @@ fn spawn_grpc(
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
-    let admin = AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()));
+    let admin = AdminServer::new(AdminService::new(coordinator.clone(), identity.clone()).with_gossip(gossip.handle()));
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
@@ -288,6 +319,7 @@ fn spawn_grpc(
             .add_service(kv)
             .add_service(admin)
             .add_service(replica)
+            .add_service(gossip.into_server())
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })
