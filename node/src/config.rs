@@ -334,3 +334,32 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod membership_tests {
+    use super::*;
+
+    #[test]
+    fn old_membership_fields_still_load_and_gossip_settings_are_validated() {
+        let text = "[membership]\nseeds = [\"n0:7100\"]\nprobe_interval_ms = 500\ndown_after_ms = 3000\n";
+        let old: Config = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.membership.gossip_interval_ms, 500, "probe_interval_ms is read as the gossip interval");
+        assert_eq!(old.membership.down_after_ms, Some(3000), "accepted, ignored with a warning at start");
+        assert!(old.validate().is_ok());
+        let defaults = MembershipConfig::default();
+        assert_eq!((defaults.gossip_interval_ms, defaults.phi_convict_threshold), (1000, 8.0));
+
+        for phi in [0.5, 65.0, f64::NAN] {
+            let mut c = Config::default();
+            c.membership.phi_convict_threshold = phi;
+            let refused = c.validate();
+            assert!(
+                matches!(refused, Err(ConfigError::Invalid { field: "membership.phi_convict_threshold", .. })),
+                "{phi}: {refused:?}"
+            );
+        }
+        let mut c = Config::default();
+        c.membership.gossip_interval_ms = 0;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "membership.gossip_interval_ms", .. })));
+    }
+}

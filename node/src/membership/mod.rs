@@ -20,8 +20,9 @@ mod gossip_grpc;
 mod gossiper;
 mod metrics;
 pub mod phi;
-mod prober;
 mod shell;
+#[cfg(test)]
+mod shell_tests;
 mod view;
 mod wire;
 
@@ -31,6 +32,5 @@ pub use gossip_grpc::{GossipService, GossipTransport, GrpcGossipTransport};
 pub use gossiper::{GossipEvent, Gossiper, Outgoing, TargetReason};
 pub use metrics::GossipMetrics;
 pub use phi::{ArrivalWindow, DetectorConfig, PhiAccrualDetector};
-pub use prober::{InstantSource, StaticMembership};
 pub use shell::{GossipHandle, GossipWorker};
 pub use view::{ClusterView, Liveness, Member, MemberStatus};
