@@ -89,6 +89,7 @@ pub struct Gossiper {
     detector: PhiAccrualDetector,
     liveness: BTreeMap<String, Liveness>,
     events: Vec<GossipEvent>,
+    base_estimate: Duration,
 }
 
 impl Gossiper {
@@ -104,6 +105,7 @@ impl Gossiper {
             detector: PhiAccrualDetector::new(detector),
             liveness: BTreeMap::new(),
             events: Vec::new(),
+            base_estimate: detector.first_heartbeat_estimate,
         };
         me.endpoints.insert(me.local.clone(), EndpointState::new(local.generation));
         me.update_local(AppValue::of_member(local));
@@ -252,6 +254,7 @@ impl Gossiper {
                 self.events.push(GossipEvent::MemberChanged { member, restarted });
             }
             if heard {
+                self.scale_first_estimate();
                 if restarted || self.liveness.get(host) == Some(&Liveness::Down) {
                     self.detector.reset(host);
                 }
@@ -259,6 +262,17 @@ impl Gossiper {
                 self.evaluate(host, now);
             }
         }
+    }
+
+    /// In a larger cluster a peer's next heartbeat takes an epidemic's
+    /// latency (about log2(n) rounds) to reach everyone, so a peer just heard
+    /// of is judged against `base * max(1, log2(n) / 2)` until its own
+    /// intervals are known (found with `gossip_sim`: a cold start of 30 nodes
+    /// convicted a live peer with the base estimate).
+    fn scale_first_estimate(&mut self) {
+        let n = self.endpoints.len().max(2) as f64;
+        let scale = (n.log2() / 2.0).max(1.0);
+        self.detector.set_first_estimate(self.base_estimate.mul_f64(scale));
     }
 
     /// Re-judges `peer` at `now`, queuing an event when the verdict changes.

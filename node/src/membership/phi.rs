@@ -77,17 +77,17 @@ impl ArrivalWindow {
         Self { last: None, intervals: VecDeque::new(), sum: 0.0, sum_sq: 0.0, max_samples: max_samples.max(1) }
     }
 
-    /// A window that already holds two intervals, 0 and `4 * first` (mean
-    /// and standard deviation `2 * first`), so a peer just learned of is
-    /// judged leniently until real intervals outweigh the estimate. Akka
-    /// uses `first ± first/4`, but gossip delivers heartbeats less evenly
-    /// than Akka's direct ones: right after a cold start every node holds
-    /// the same version of a peer, and the next one takes an epidemic's
-    /// latency (up to ~8 s at 30 nodes in `gossip_sim`) to reach the last node.
+    /// A window that already holds two intervals, `first / 2` and
+    /// `3 * first / 2` (mean `first`, standard deviation `first / 2`), so the
+    /// first real gaps are judged against a sensible mean until real
+    /// intervals outweigh the estimate. Akka uses `first ± first/4`; gossip
+    /// delivers heartbeats less evenly than Akka's direct ones, and the
+    /// [`Gossiper`](super::Gossiper) also scales `first` with the cluster's
+    /// size (see [`PhiAccrualDetector::set_first_estimate`]).
     pub fn with_estimate(max_samples: usize, first: Duration) -> Self {
         let mut w = Self::new(max_samples);
-        w.push(0.0);
-        w.push(4.0 * millis(first));
+        w.push(millis(first) / 2.0);
+        w.push(millis(first) * 1.5);
         w
     }
 
@@ -186,6 +186,12 @@ impl PhiAccrualDetector {
     /// The configuration.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
+    }
+
+    /// Sets the mean assumed for peers heard from now on, before their own
+    /// intervals are measured.
+    pub fn set_first_estimate(&mut self, first: Duration) {
+        self.config.first_heartbeat_estimate = first;
     }
 
     /// Records a heartbeat of `peer` arriving at `now`.
@@ -302,8 +308,8 @@ mod tests {
         d.report("new", ms(0));
         let w = d.window("new").unwrap_or_else(|| panic!("window"));
         assert_eq!(w.len(), 2);
-        assert!(close(w.mean_ms(), 2000.0, 1e-9) && close(w.std_dev_ms(), 2000.0, 1e-9));
-        assert!(d.phi("new", ms(8000)) < config.convict_threshold / 2.0, "lenient at first");
-        assert!(d.phi("new", ms(16_000)) > config.convict_threshold, "but a silent newcomer is convicted");
+        assert!(close(w.mean_ms(), 1000.0, 1e-9) && close(w.std_dev_ms(), 500.0, 1e-9));
+        assert!(d.phi("new", ms(3000)) < config.convict_threshold / 2.0, "a 3 s gap is not suspect");
+        assert!(d.phi("new", ms(8000)) > config.convict_threshold, "a silent newcomer is convicted within 8 s");
     }
 }

@@ -58,6 +58,13 @@ fn rounds_fill_both_views_and_spread_local_status_and_token_changes() {
     assert_eq!(round(&ha, &peers, &mut rng), 0, "a knows no one and is its own only seed");
     assert_eq!(round(&hb, &peers, &mut rng), 1, "b gossips to its seed a");
     round(&hc, &peers, &mut rng);
+    assert_eq!(ha.view().member_count(), 3, "the seed learned b and c from their SYNs");
+    // b learns c from a's or c's next rounds.
+    for _ in 0..5 {
+        for h in [&ha, &hb, &hc] {
+            round(h, &peers, &mut rng);
+        }
+    }
     for h in [&ha, &hb, &hc] {
         let hosts: Vec<String> = h.view().members().iter().map(|m| m.host_id.clone()).collect();
         assert_eq!(hosts, ["a", "b", "c"], "{}: membership spread through the seed", h.view().local_host_id());
