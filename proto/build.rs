@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ringkv/cluster/v1/cluster.proto",
         "proto/ringkv/cluster/v1/antientropy.proto",
         "proto/ringkv/cluster/v1/streaming.proto",
+        "proto/ringkv/cluster/v1/gossip.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");

@@ -2,10 +2,10 @@
 //! to watch and hurt it.
 //!
 //! Every node listens on port 0. Node 0 starts without seeds; the others get
-//! `--seeds <node 0's gRPC address>` and learn the rest from its `Hello`
-//! answers. A restarted node comes back on new ports, so it is seeded with a
-//! node that is running *now*; its peers learn its new address from its own
-//! `Hello`. What the nodes believe is read through the real client
+//! `--seeds <node 0's gRPC address>` and learn the rest by gossip. A
+//! restarted node comes back on new ports (and a new generation), so it is
+//! seeded with a node that is running *now*; its peers learn its new address
+//! by gossip. What the nodes believe is read through the real client
 //! (`kvctl --json status`) and the real `/metrics` endpoint, always with
 //! [`wait_until`] and a deadline.
 //!

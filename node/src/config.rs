@@ -58,21 +58,32 @@ impl Default for RingConfig {
     }
 }
 
-/// `[membership]`: static membership (every node knows the seeds).
+/// `[membership]`: gossip (how nodes find each other) and failure detection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MembershipConfig {
-    /// gRPC addresses of other nodes to contact at start (`--seeds`).
+    /// gRPC addresses (`HOST:PORT`, DNS names allowed) of nodes to gossip
+    /// with at start and now and then (`--seeds`). Every node of a cluster
+    /// should list the same few seeds.
     pub seeds: Vec<String>,
-    /// How often peers are probed, in milliseconds.
-    pub probe_interval_ms: u64,
-    /// A peer that has not answered for this long is DOWN, in milliseconds.
-    pub down_after_ms: u64,
+    /// How often this node starts a gossip round and beats its heartbeat, in
+    /// milliseconds (Cassandra: 1000). The older name `probe_interval_ms` is accepted.
+    #[serde(alias = "probe_interval_ms")]
+    pub gossip_interval_ms: u64,
+    /// phi above which the failure detector convicts a peer (DOWN); above half
+    /// of it the peer is SUSPECT (still used). 8 convicts a dead peer in
+    /// about 6 to 9 s at a 1 s interval; higher is slower and surer.
+    pub phi_convict_threshold: f64,
+    /// Obsolete (static membership's fixed timeout): accepted so that older
+    /// config files still load, ignored with a warning; the phi-accrual
+    /// detector decides instead (`phi_convict_threshold`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_after_ms: Option<u64>,
 }
 
 impl Default for MembershipConfig {
     fn default() -> Self {
-        Self { seeds: Vec::new(), probe_interval_ms: 1000, down_after_ms: 3000 }
+        Self { seeds: Vec::new(), gossip_interval_ms: 1000, phi_convict_threshold: 8.0, down_after_ms: None }
     }
 }
 
@@ -384,11 +395,19 @@ impl Config {
         if self.replication.replica_timeout_ms == 0 {
             return invalid("replication.replica_timeout_ms", "0".into(), "use a positive number of milliseconds");
         }
-        if self.membership.down_after_ms <= self.membership.probe_interval_ms {
+        if self.membership.gossip_interval_ms == 0 || self.membership.gossip_interval_ms > 60_000 {
             return invalid(
-                "membership.down_after_ms",
-                self.membership.down_after_ms.to_string(),
-                "use more than membership.probe_interval_ms (3x is typical)",
+                "membership.gossip_interval_ms",
+                self.membership.gossip_interval_ms.to_string(),
+                "use 1..=60000 milliseconds (1000 is typical)",
+            );
+        }
+        let phi = self.membership.phi_convict_threshold;
+        if !(1.0..=64.0).contains(&phi) {
+            return invalid(
+                "membership.phi_convict_threshold",
+                phi.to_string(),
+                "use 1..=64 (8 is typical; 10-12 on noisy networks such as cloud VMs)",
             );
         }
         if self.hints.replay_rate_per_second == 0 {
@@ -421,5 +440,34 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use super::*;
+
+    #[test]
+    fn old_membership_fields_still_load_and_gossip_settings_are_validated() {
+        let text = "[membership]\nseeds = [\"n0:7100\"]\nprobe_interval_ms = 500\ndown_after_ms = 3000\n";
+        let old: Config = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.membership.gossip_interval_ms, 500, "probe_interval_ms is read as the gossip interval");
+        assert_eq!(old.membership.down_after_ms, Some(3000), "accepted, ignored with a warning at start");
+        assert!(old.validate().is_ok());
+        let defaults = MembershipConfig::default();
+        assert_eq!((defaults.gossip_interval_ms, defaults.phi_convict_threshold), (1000, 8.0));
+
+        for phi in [0.5, 65.0, f64::NAN] {
+            let mut c = Config::default();
+            c.membership.phi_convict_threshold = phi;
+            let refused = c.validate();
+            assert!(
+                matches!(refused, Err(ConfigError::Invalid { field: "membership.phi_convict_threshold", .. })),
+                "{phi}: {refused:?}"
+            );
+        }
+        let mut c = Config::default();
+        c.membership.gossip_interval_ms = 0;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "membership.gossip_interval_ms", .. })));
     }
 }

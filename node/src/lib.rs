@@ -11,7 +11,8 @@
 //!   validation, consistency levels, read-modify-write under per-key locks.
 //! - [`server`]: gRPC and HTTP front ends, error mapping, metrics, and the
 //!   process lifecycle (start, graceful shutdown).
-//! - [`membership`]: the cluster view (members, ring, liveness) and static membership.
+//! - [`membership`]: the cluster view (members, ring, liveness), gossip and
+//!   the phi-accrual failure detector.
 //! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
 //! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.

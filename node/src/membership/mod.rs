@@ -1,18 +1,36 @@
 //! Membership: which nodes form the cluster, their tokens, and which are alive.
 //!
 //! [`ClusterView`] is the interface the coordinator reads: members, the ring
-//! built from their tokens, and liveness. Today it is filled by static
-//! membership ([`StaticMembership`]: seeds from config, a `Hello` exchange
-//! every second that also spreads the members each node knows, and a peer is
-//! DOWN when it has not answered for `down_after`). Gossip with a phi-accrual
-//! detector replaces the shell later; the view stays.
+//! built from their tokens, and liveness. It is filled by gossip:
+//! - [`Gossiper`] (sans-IO): Cassandra-style [`EndpointState`]s exchanged in
+//!   SYN/ACK/ACK2 rounds ([`digest`]), and per-peer phi-accrual failure
+//!   detection ([`phi`]);
+//! - [`GossipWorker`] (async shell): ticks the core every interval, sends its
+//!   SYNs through a [`GossipTransport`] (gRPC: [`GrpcGossipTransport`], the
+//!   service [`GossipService`]), and applies its events to the view.
 //!
 //! Invariants: the local member is always present and alive; the ring is
 //! rebuilt whenever a member's tokens, zone or rack change; every liveness
-//! change bumps the version seen by [`ClusterView::subscribe`].
+//! change bumps the version seen by [`ClusterView::subscribe`]; the failure
+//! detector never removes a member.
 
-mod prober;
+pub mod digest;
+pub mod endpoint;
+mod gossip_grpc;
+mod gossiper;
+mod metrics;
+pub mod phi;
+mod shell;
+#[cfg(test)]
+mod shell_tests;
 mod view;
+mod wire;
 
-pub use prober::{InstantSource, StaticMembership};
+pub use digest::{GossipAck, GossipAck2, GossipDigest, GossipSyn};
+pub use endpoint::{AppStateKey, AppValue, EndpointState, HeartbeatState, VersionedValue};
+pub use gossip_grpc::{GossipService, GossipTransport, GrpcGossipTransport};
+pub use gossiper::{GossipEvent, Gossiper, Outgoing, TargetReason};
+pub use metrics::GossipMetrics;
+pub use phi::{ArrivalWindow, DetectorConfig, PhiAccrualDetector};
+pub use shell::{GossipHandle, GossipWorker};
 pub use view::{ClusterView, Liveness, Member, MemberStatus};

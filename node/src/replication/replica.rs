@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::error::KvError;
-use crate::membership::{Member, StaticMembership};
+use crate::membership::Member;
 use crate::transport::{
     CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, ReplicaHandler, ReplicaWrite,
 };
@@ -77,8 +77,10 @@ impl ReplicaHandler for Coordinator {
         async move { this.local_page(query).await }.boxed()
     }
 
-    fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {
-        StaticMembership::merge_hello(&self.inner.view, from, known)
+    fn handle_hello(&self, _from: Member, _known: Vec<Member>) -> (Member, Vec<Member>) {
+        // Gossip fills the view now; no node sends Hello any more, and an
+        // old caller still gets what this node knows.
+        self.inner.view.snapshot()
     }
 }
 

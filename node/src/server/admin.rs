@@ -1,11 +1,11 @@
 //! gRPC front end: `ringkv.v1.Admin`.
 //!
 //! Answers cluster status (members, lifecycle states, liveness, ownership,
-//! hints pending here for each node, streaming progress asked of each live
-//! node; load is known for the answering node only until gossip carries it),
-//! the ring, node info, keyspaces and drain; runs anti-entropy `Repair`
-//! (streaming progress after every range). Topology changes (decommission,
-//! removenode, replace) go to [`Topology`].
+//! hints pending here for each node, peers' load as gossip carries it,
+//! streaming progress asked of each live node), the ring, node info,
+//! keyspaces and drain; runs anti-entropy `Repair` (streaming progress after
+//! every range). Topology changes (decommission, removenode, replace) go to
+//! [`Topology`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use ringkv_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::antientropy::{AeError, RepairProgress, RepairRequest, Repairer};
-use crate::membership::MemberStatus;
+use crate::membership::{GossipHandle, MemberStatus};
 use crate::replication::{Coordinator, Keyspace};
 use crate::ring::TokenRange;
 use crate::topology::{Topology, TopologyError, topology_status};
@@ -32,12 +32,13 @@ pub struct AdminService {
     started: Instant,
     repairer: Option<Arc<Repairer>>,
     topology: Option<Topology>,
+    gossip: Option<GossipHandle>,
 }
 
 impl AdminService {
     /// A service answering for the node `identity`.
     pub fn new(coordinator: Coordinator, identity: NodeIdentity) -> Self {
-        Self { coordinator, identity, started: Instant::now(), repairer: None, topology: None }
+        Self { coordinator, identity, started: Instant::now(), repairer: None, topology: None, gossip: None }
     }
 
     /// Serves `Repair` with `repairer` (anti-entropy).
@@ -88,6 +89,16 @@ impl AdminService {
             }
         });
         futures::future::join_all(asks).await.into_iter().flatten().collect()
+    }
+
+    /// Reports peers' load as gossip carries it.
+    pub fn with_gossip(mut self, gossip: GossipHandle) -> Self {
+        self.gossip = Some(gossip);
+        self
+    }
+
+    fn peer_load(&self, host_id: &str) -> u64 {
+        self.gossip.as_ref().and_then(|g| g.load(host_id)).unwrap_or(0)
     }
 
     fn load_bytes(&self) -> u64 {
@@ -186,7 +197,7 @@ impl pb::admin_server::Admin for AdminService {
                     },
                     streaming_progress: streaming.get(&m.host_id).copied(),
                     ownership: owns,
-                    load_bytes: if m.host_id == local { self.load_bytes() } else { 0 },
+                    load_bytes: if m.host_id == local { self.load_bytes() } else { self.peer_load(&m.host_id) },
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),
                     vnodes: m.tokens.len() as u32,
                     host_id: m.host_id.clone(),

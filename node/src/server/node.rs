@@ -19,7 +19,10 @@ use crate::antientropy::{AntiEntropyNode, TrackedStorage, TreeStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::hints::HandoffWorker;
-use crate::membership::{ClusterView, Member, StaticMembership};
+use crate::membership::{
+    ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipService, GossipWorker, Gossiper,
+    GrpcGossipTransport, Member,
+};
 use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
 use crate::transport::{GrpcTransport, Transport};
@@ -207,14 +210,7 @@ impl Node {
         if let Some(worker) = ae.worker() {
             workers.spawn(Box::new(worker));
         }
-        workers.spawn(Box::new(StaticMembership::new(
-            Arc::clone(&view),
-            Arc::clone(&transport),
-            seeds.clone(),
-            Duration::from_millis(config.membership.probe_interval_ms),
-            Duration::from_millis(config.membership.down_after_ms),
-            Arc::new(tokio::time::Instant::now),
-        )));
+        let gossip = start_gossip(&config, &view, seeds.clone(), &dyn_storage, &metrics, &mut workers);
         workers.spawn(Box::new(HandoffWorker::new(
             coordinator.hints().clone(),
             Arc::clone(&view),
@@ -230,8 +226,9 @@ impl Node {
             identity: &identity,
             config: &config,
             ae: &ae,
+            gossip: GossipService::new(gossip.clone()),
         };
-        let grpc = spawn_grpc(grpc_listener, &parts, shutdown.clone())?;
+        let grpc = spawn_grpc(grpc_listener, parts, shutdown.clone())?;
         let state = HttpState {
             coordinator: coordinator.clone(),
             metrics: metrics.clone(),
@@ -315,14 +312,46 @@ struct GrpcParts<'a> {
     identity: &'a NodeIdentity,
     config: &'a Config,
     ae: &'a AntiEntropyNode,
+    gossip: GossipService,
+}
+
+/// Starts gossip: the core seeded with the local member, its metrics, and
+/// the worker that ticks it; returns the handle the gRPC service feeds.
+fn start_gossip(
+    config: &Config,
+    view: &Arc<ClusterView>,
+    seeds: Vec<SocketAddr>,
+    storage: &Arc<dyn Storage>,
+    metrics: &NodeMetrics,
+    workers: &mut WorkerRunner,
+) -> GossipHandle {
+    let membership = &config.membership;
+    if let Some(ms) = membership.down_after_ms {
+        tracing::warn!(
+            down_after_ms = ms,
+            "membership.down_after_ms is obsolete and ignored: the phi-accrual failure detector decides \
+             (membership.phi_convict_threshold); remove it from the config"
+        );
+    }
+    let interval = Duration::from_millis(membership.gossip_interval_ms);
+    let detector = DetectorConfig::for_interval(interval, membership.phi_convict_threshold);
+    let core = Gossiper::new(&view.local(), seeds, detector);
+    let gossip = GossipHandle::new(core, Arc::clone(view), Some(GossipMetrics::registered(metrics.registry())));
+    // A round's calls may take two intervals: rounds run concurrently, so a slow peer delays no tick.
+    let call_timeout = (interval * 2).max(Duration::from_secs(1));
+    let transport = Arc::new(GrpcGossipTransport::new(call_timeout, Duration::from_secs(1)));
+    let schema = serde_json::to_string(&config.keyspaces).unwrap_or_default();
+    let schema = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(schema.as_bytes()));
+    workers.spawn(Box::new(GossipWorker::new(gossip.clone(), transport, Arc::clone(storage), schema, interval)));
+    gossip
 }
 
 fn spawn_grpc(
     listener: TcpListener,
-    parts: &GrpcParts<'_>,
+    parts: GrpcParts<'_>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
-    let GrpcParts { coordinator, topology, metrics, identity, config, ae } = *parts;
+    let GrpcParts { coordinator, topology, metrics, identity, config, ae, gossip } = parts;
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
     let max_message = (config.server.max_value_bytes * 2 + 64 * 1024).max(4 * 1024 * 1024);
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
@@ -331,7 +360,8 @@ fn spawn_grpc(
     let admin = AdminServer::new(
         AdminService::new(coordinator.clone(), identity.clone())
             .with_repairer(Arc::clone(&ae.repairer))
-            .with_topology(topology.clone()),
+            .with_topology(topology.clone())
+            .with_gossip(gossip.handle()),
     );
     let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
     let test_hooks =
@@ -355,6 +385,7 @@ fn spawn_grpc(
             .add_service(anti_entropy)
             .add_optional_service(test_hooks)
             .add_service(streaming)
+            .add_service(gossip.into_server())
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })

@@ -1,0 +1,161 @@
+//! The gossip wire: the narrow [`GossipTransport`] trait, its gRPC
+//! implementation [`GrpcGossipTransport`], and the receiving side
+//! [`GossipService`] (`ringkv.cluster.v1.Gossip`).
+//!
+//! Connection pooling as in `transport::grpc`: one lazily connected tonic
+//! channel per peer address, kept for the life of the transport (tonic
+//! reconnects it), separate from the replica channels so that gossip never
+//! queues behind bulk writes. Every call has a deadline, enforced locally and
+//! sent as `grpc-timeout`; errors become [`TransportError`]s, never panics.
+//!
+//! This module may call `membership::{wire, shell}`, the generated protos and
+//! `transport` error types only.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use ringkv_proto::cluster::v1 as pb;
+use ringkv_proto::cluster::v1::gossip_client::GossipClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use crate::transport::TransportError;
+
+use super::digest::{GossipAck, GossipAck2, GossipSyn};
+use super::shell::GossipHandle;
+use super::wire;
+
+/// How gossip messages reach a peer (a narrow trait of our own, not `Transport`).
+pub trait GossipTransport: fmt::Debug + Send + Sync + 'static {
+    /// Sends a SYN to `to`; the answer is its ACK.
+    fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>>;
+    /// Sends the ACK2 that closes a round to `to`.
+    fn ack2(&self, to: SocketAddr, ack2: GossipAck2) -> BoxFuture<'static, Result<(), TransportError>>;
+}
+
+/// [`GossipTransport`] over gRPC with pooled channels and deadlines.
+#[derive(Debug, Clone)]
+pub struct GrpcGossipTransport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    call_timeout: Duration,
+    connect_timeout: Duration,
+    channels: Mutex<HashMap<SocketAddr, Channel>>,
+}
+
+impl GrpcGossipTransport {
+    /// Calls fail with `Timeout` after `call_timeout`; connecting gives up after `connect_timeout`.
+    pub fn new(call_timeout: Duration, connect_timeout: Duration) -> Self {
+        Self { inner: Arc::new(Inner { call_timeout, connect_timeout, channels: Mutex::new(HashMap::new()) }) }
+    }
+
+    fn client(&self, addr: SocketAddr) -> Result<GossipClient<Channel>, TransportError> {
+        let mut channels = self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = channels.get(&addr) {
+            return Ok(GossipClient::new(channel.clone()));
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| TransportError::Unreachable {
+            peer: addr.to_string(),
+            reason: format!("invalid endpoint: {e}"),
+        })?;
+        let channel = endpoint.connect_timeout(self.inner.connect_timeout).tcp_nodelay(true).connect_lazy();
+        channels.insert(addr, channel.clone());
+        Ok(GossipClient::new(channel))
+    }
+
+    fn call<M, R, F, Fut>(&self, to: SocketAddr, msg: M, call: F) -> BoxFuture<'static, Result<R, TransportError>>
+    where
+        M: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(GossipClient<Channel>, Request<M>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<R>, Status>> + Send,
+    {
+        let client = self.client(to);
+        let timeout = self.inner.call_timeout;
+        Box::pin(async move {
+            let peer = to.to_string();
+            let mut request = Request::new(msg);
+            request.set_timeout(timeout);
+            match tokio::time::timeout(timeout, call(client?, request)).await {
+                Ok(Ok(response)) => Ok(response.into_inner()),
+                Ok(Err(status)) => Err(from_status(peer, timeout, &status)),
+                Err(_) => Err(TransportError::Timeout { peer, timeout }),
+            }
+        })
+    }
+}
+
+fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportError {
+    match status.code() {
+        Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
+        Code::DeadlineExceeded | Code::Cancelled => TransportError::Timeout { peer, timeout },
+        code => TransportError::Remote { peer, code: format!("{code:?}"), message: status.message().to_owned() },
+    }
+}
+
+impl GossipTransport for GrpcGossipTransport {
+    fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>> {
+        let call = self.call(to, wire::syn_to_proto(&syn), |mut c, r| async move { c.syn(r).await });
+        Box::pin(async move {
+            let answer = call.await?;
+            wire::ack_from_proto(answer)
+                .map_err(|e| TransportError::Malformed { peer: to.to_string(), reason: e.to_string() })
+        })
+    }
+
+    fn ack2(&self, to: SocketAddr, ack2: GossipAck2) -> BoxFuture<'static, Result<(), TransportError>> {
+        let call = self.call(to, wire::ack2_to_proto(&ack2), |mut c, r| async move { c.ack2(r).await });
+        Box::pin(async move { call.await.map(|_| ()) })
+    }
+}
+
+/// The `ringkv.cluster.v1.Gossip` service: hands SYNs and ACK2s to the core.
+#[derive(Debug, Clone)]
+pub struct GossipService {
+    gossip: GossipHandle,
+}
+
+impl GossipService {
+    /// A service feeding `gossip`.
+    pub fn new(gossip: GossipHandle) -> Self {
+        Self { gossip }
+    }
+
+    /// The core this service feeds.
+    pub fn handle(&self) -> GossipHandle {
+        self.gossip.clone()
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> pb::gossip_server::GossipServer<Self> {
+        pb::gossip_server::GossipServer::new(self)
+    }
+}
+
+fn bad_message(e: &impl fmt::Display) -> Status {
+    Status::invalid_argument(format!(
+        "[RKV-BAD-GOSSIP] malformed gossip message: {e}; are both nodes the same version?"
+    ))
+}
+
+#[tonic::async_trait]
+impl pb::gossip_server::Gossip for GossipService {
+    async fn syn(&self, request: Request<pb::GossipSynRequest>) -> Result<Response<pb::GossipAckResponse>, Status> {
+        let syn = wire::syn_from_proto(request.into_inner());
+        let ack = self.gossip.on_syn(&syn);
+        Ok(Response::new(wire::ack_to_proto(&ack)))
+    }
+
+    async fn ack2(&self, request: Request<pb::GossipAck2Request>) -> Result<Response<pb::GossipAck2Response>, Status> {
+        let ack2 = wire::ack2_from_proto(request.into_inner()).map_err(|e| bad_message(&e))?;
+        self.gossip.on_ack2(&ack2);
+        Ok(Response::new(pb::GossipAck2Response {}))
+    }
+}

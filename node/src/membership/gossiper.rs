@@ -1,0 +1,329 @@
+//! [`Gossiper`]: the sans-IO gossip core (Cassandra's `Gossiper` plus its
+//! `FailureDetector`), driven by [`Gossiper::on_tick`], [`Gossiper::on_syn`],
+//! [`Gossiper::on_ack`] and [`Gossiper::on_ack2`].
+//!
+//! Every tick (the gossip interval, 1 s) the local heartbeat version grows,
+//! a SYN goes to one random live peer, sometimes to an unreachable (DOWN)
+//! one (probability unreachable / (live + 1)) and sometimes to a seed
+//! (always when no peer is live, else with probability seeds / known,
+//! unless the live peer just chosen was a seed and there are at least as
+//! many live peers as seeds), then every peer's phi is re-evaluated.
+//! Whenever a newer heartbeat of a peer is applied, or a SYN or ACK comes
+//! straight from it, its arrival is reported to the [`PhiAccrualDetector`]
+//! and its liveness is re-evaluated at once, so a peer that comes back is
+//! ALIVE as soon as news of it arrives.
+//!
+//! Invariants: the local endpoint is changed only through
+//! [`Gossiper::update_local`] and the tick, never by what peers say about it;
+//! liveness is ALIVE below `threshold / 2`, SUSPECT up to the threshold and
+//! DOWN above it; a DOWN peer's interval history is dropped when it is heard
+//! again (the silence says nothing about its usual interval), as is that of
+//! a peer that restarted; no peer is ever removed. Pure: no I/O, no clock,
+//! randomness only from the `rng` passed in; what changed is queued as
+//! [`GossipEvent`]s for the shell.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::digest::{self, GossipAck, GossipAck2, GossipSyn};
+use super::endpoint::{AppValue, EndpointState, VersionedValue};
+use super::phi::{DetectorConfig, PhiAccrualDetector};
+use super::{Liveness, Member};
+
+/// A SYN to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where (a peer's or seed's gRPC address).
+    pub to: SocketAddr,
+    /// Why: which of Cassandra's rules chose it.
+    pub reason: TargetReason,
+    /// The message.
+    pub syn: GossipSyn,
+}
+
+/// Why a peer was chosen for a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetReason {
+    /// A random live peer.
+    Live,
+    /// A random unreachable (DOWN) peer.
+    Unreachable,
+    /// A random seed.
+    Seed,
+}
+
+/// Something the shell must apply to the cluster view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GossipEvent {
+    /// A member was learned of or its state changed (new generation, status, tokens, ...).
+    MemberChanged {
+        /// The member as now known.
+        member: Member,
+        /// The member restarted (a newer generation replaced the old state).
+        restarted: bool,
+    },
+    /// The failure detector changed its verdict about a peer.
+    LivenessChanged {
+        /// The peer.
+        host_id: String,
+        /// Previous verdict (`None` when first heard of).
+        from: Option<Liveness>,
+        /// New verdict.
+        to: Liveness,
+        /// phi at the change.
+        phi: f64,
+    },
+}
+
+/// The gossip core of one node; see the module docs.
+#[derive(Debug)]
+pub struct Gossiper {
+    local: String,
+    local_addr: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    endpoints: BTreeMap<String, EndpointState>,
+    version: u64,
+    detector: PhiAccrualDetector,
+    liveness: BTreeMap<String, Liveness>,
+    events: Vec<GossipEvent>,
+    base_estimate: Duration,
+}
+
+impl Gossiper {
+    /// The core of the node `local` (its generation and application states
+    /// come from it), contacting `seeds` (addresses; the local one is skipped).
+    pub fn new(local: &Member, seeds: Vec<SocketAddr>, detector: DetectorConfig) -> Self {
+        let mut me = Self {
+            local: local.host_id.clone(),
+            local_addr: local.grpc_addr,
+            seeds: seeds.into_iter().filter(|s| *s != local.grpc_addr).collect(),
+            endpoints: BTreeMap::new(),
+            version: 0,
+            detector: PhiAccrualDetector::new(detector),
+            liveness: BTreeMap::new(),
+            events: Vec::new(),
+            base_estimate: detector.first_heartbeat_estimate,
+        };
+        me.endpoints.insert(me.local.clone(), EndpointState::new(local.generation));
+        me.update_local(AppValue::of_member(local));
+        me
+    }
+
+    /// The local host id.
+    pub fn local_host_id(&self) -> &str {
+        &self.local
+    }
+
+    /// Seeds contacted (without the local address).
+    pub fn seeds(&self) -> &[SocketAddr] {
+        &self.seeds
+    }
+
+    /// Sets local application states; each one that differs gets a new
+    /// version. Returns true when any changed.
+    pub fn update_local(&mut self, values: impl IntoIterator<Item = AppValue>) -> bool {
+        let mut changed = false;
+        for value in values {
+            let Some(me) = self.endpoints.get(&self.local) else { return changed };
+            if me.get(value.key()) == Some(&value) {
+                continue;
+            }
+            self.version += 1;
+            let version = self.version;
+            if let Some(me) = self.endpoints.get_mut(&self.local) {
+                me.app_states.insert(value.key(), VersionedValue { version, value });
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Publishes what the view says about the local member (status, tokens,
+    /// placement, addresses). Returns true when anything changed.
+    pub fn sync_local_member(&mut self, member: &Member) -> bool {
+        self.update_local(AppValue::of_member(member))
+    }
+
+    /// One gossip round at `now`: heartbeat, the SYNs to send, then the
+    /// failure detector's verdicts.
+    pub fn on_tick<R: Rng + ?Sized>(&mut self, now: Duration, rng: &mut R) -> Vec<Outgoing> {
+        self.version += 1;
+        let version = self.version;
+        if let Some(me) = self.endpoints.get_mut(&self.local) {
+            me.heartbeat.version = version;
+        }
+        let syn = GossipSyn { from: self.local.clone(), digests: digest::digests_of(&self.endpoints) };
+        let mut targets: Vec<(SocketAddr, TargetReason)> = Vec::new();
+        let (live, unreachable) = self.peer_addresses();
+        let mut gossiped_to_seed = false;
+        if let Some(to) = pick(&live, rng) {
+            gossiped_to_seed = self.seeds.contains(&to);
+            targets.push((to, TargetReason::Live));
+        }
+        if !unreachable.is_empty() && rng.random::<f64>() < unreachable.len() as f64 / (live.len() as f64 + 1.0) {
+            targets.extend(pick(&unreachable, rng).map(|to| (to, TargetReason::Unreachable)));
+        }
+        if !gossiped_to_seed || live.len() < self.seeds.len() {
+            let known = (live.len() + unreachable.len()) as f64;
+            if live.is_empty() || rng.random::<f64>() < self.seeds.len() as f64 / known {
+                targets.extend(pick(&self.seeds, rng).map(|to| (to, TargetReason::Seed)));
+            }
+        }
+        let mut sent = Vec::with_capacity(targets.len());
+        for (to, reason) in targets {
+            if !sent.iter().any(|o: &Outgoing| o.to == to) {
+                sent.push(Outgoing { to, reason, syn: syn.clone() });
+            }
+        }
+        let peers: Vec<String> = self.liveness.keys().cloned().collect();
+        for peer in peers {
+            self.evaluate(&peer, now);
+        }
+        sent
+    }
+
+    /// Addresses of live (not DOWN) and unreachable (DOWN) peers.
+    fn peer_addresses(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let (mut live, mut unreachable) = (Vec::new(), Vec::new());
+        for (host, state) in self.endpoints.iter().filter(|(h, _)| **h != self.local) {
+            let Some(addr) = state.to_member(host).map(|m| m.grpc_addr) else { continue };
+            if addr == self.local_addr {
+                continue;
+            }
+            match self.liveness(host) {
+                Liveness::Down => unreachable.push(addr),
+                _ => live.push(addr),
+            }
+        }
+        (live, unreachable)
+    }
+
+    /// Receives a SYN: applies nothing, answers with what the sender lacks
+    /// and what this node wants.
+    pub fn on_syn(&mut self, now: Duration, syn: &GossipSyn) -> GossipAck {
+        self.heard_directly(now, &syn.from);
+        let examined = digest::examine(&syn.digests, &self.endpoints);
+        // Never ask a peer about ourselves: only we change our state.
+        let requests = examined.requests.into_iter().filter(|d| d.host_id != self.local).collect();
+        GossipAck { from: self.local.clone(), requests, states: examined.states }
+    }
+
+    /// Receives the ACK to our SYN: applies its states and answers the requests.
+    pub fn on_ack(&mut self, now: Duration, ack: &GossipAck) -> GossipAck2 {
+        self.heard_directly(now, &ack.from);
+        self.apply(now, &ack.states);
+        GossipAck2 { from: self.local.clone(), states: digest::answer_requests(&ack.requests, &self.endpoints) }
+    }
+
+    /// Receives the ACK2 that closes a round: applies its states.
+    pub fn on_ack2(&mut self, now: Duration, ack2: &GossipAck2) {
+        self.apply(now, &ack2.states);
+    }
+
+    /// A message straight from `peer` proves it alive now, as a heartbeat
+    /// would: it counts as an arrival when `peer` is known and not DOWN (a
+    /// DOWN or restarted peer comes back through its gossiped state).
+    fn heard_directly(&mut self, now: Duration, peer: &str) {
+        if peer == self.local || !self.endpoints.contains_key(peer) || self.liveness(peer) == Liveness::Down {
+            return;
+        }
+        self.detector.report(peer, now);
+        self.evaluate(peer, now);
+    }
+
+    /// Merges remote states (never about the local node).
+    fn apply(&mut self, now: Duration, states: &BTreeMap<String, EndpointState>) {
+        for (host, remote) in states {
+            if *host == self.local {
+                continue;
+            }
+            let (heard, restarted, changed) = match self.endpoints.get_mut(host) {
+                None => {
+                    self.endpoints.insert(host.clone(), remote.clone());
+                    (true, false, true)
+                }
+                Some(mine) => {
+                    let outcome = mine.merge(remote);
+                    (outcome.heartbeat_advanced, outcome.new_generation, outcome.app_changed)
+                }
+            };
+            if changed && let Some(member) = self.endpoints.get(host).and_then(|s| s.to_member(host)) {
+                self.events.push(GossipEvent::MemberChanged { member, restarted });
+            }
+            if heard {
+                self.scale_first_estimate();
+                if restarted || self.liveness.get(host) == Some(&Liveness::Down) {
+                    self.detector.reset(host);
+                }
+                self.detector.report(host, now);
+                self.evaluate(host, now);
+            }
+        }
+    }
+
+    /// In a larger cluster a peer's next heartbeat takes an epidemic's
+    /// latency (about log2(n) rounds) to reach everyone, so a peer just heard
+    /// of is judged against `base * max(1, log2(n) / 2)` until its own
+    /// intervals are known (found with `gossip_sim`: a cold start of 30 nodes
+    /// convicted a live peer with the base estimate).
+    fn scale_first_estimate(&mut self) {
+        let n = self.endpoints.len().max(2) as f64;
+        let scale = (n.log2() / 2.0).max(1.0);
+        self.detector.set_first_estimate(self.base_estimate.mul_f64(scale));
+    }
+
+    /// Re-judges `peer` at `now`, queuing an event when the verdict changes.
+    fn evaluate(&mut self, peer: &str, now: Duration) {
+        let phi = self.detector.phi(peer, now);
+        let threshold = self.detector.config().convict_threshold;
+        let to = if phi > threshold {
+            Liveness::Down
+        } else if phi > threshold / 2.0 {
+            Liveness::Suspect
+        } else {
+            Liveness::Alive
+        };
+        let from = self.liveness.insert(peer.to_owned(), to);
+        if from != Some(to) {
+            self.events.push(GossipEvent::LivenessChanged { host_id: peer.to_owned(), from, to, phi });
+        }
+    }
+
+    /// Takes the events queued since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<GossipEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// What is known about `host_id`.
+    pub fn endpoint(&self, host_id: &str) -> Option<&EndpointState> {
+        self.endpoints.get(host_id)
+    }
+
+    /// Every endpoint state, the local one included.
+    pub fn endpoints(&self) -> &BTreeMap<String, EndpointState> {
+        &self.endpoints
+    }
+
+    /// The failure detector's verdict on `host_id` (the local node and
+    /// peers never heard are ALIVE).
+    pub fn liveness(&self, host_id: &str) -> Liveness {
+        self.liveness.get(host_id).copied().unwrap_or(Liveness::Alive)
+    }
+
+    /// phi of `host_id` at `now`.
+    pub fn phi(&self, host_id: &str, now: Duration) -> f64 {
+        self.detector.phi(host_id, now)
+    }
+
+    /// The failure detector (windows per peer).
+    pub fn detector(&self) -> &PhiAccrualDetector {
+        &self.detector
+    }
+}
+
+fn pick<R: Rng + ?Sized>(from: &[SocketAddr], rng: &mut R) -> Option<SocketAddr> {
+    if from.is_empty() { None } else { Some(from[rng.random_range(0..from.len())]) }
+}

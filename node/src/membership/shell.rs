@@ -1,0 +1,256 @@
+//! The async shell around the sans-IO [`Gossiper`]: [`GossipHandle`] (the
+//! core behind a lock, applying its events to the [`ClusterView`]) and
+//! [`GossipWorker`] (the [`Worker`] that ticks it every interval and runs
+//! the rounds over a [`GossipTransport`]).
+//!
+//! Every tick the shell first publishes what the view says about the local
+//! member (so `ClusterView::set_local_status` / `set_local_tokens` spread)
+//! and the storage's disk bytes as load, then ticks the core and starts one
+//! concurrent round per SYN: SYN, apply the ACK, send the ACK2. A slow peer
+//! never delays the next tick.
+//!
+//! Invariants: the core's lock is never held across an `.await`; events are
+//! applied to the view under the core's lock, so the view sees them in the
+//! order the core produced them (lock order: core, then view); the local
+//! member in the view is never replaced by gossip.
+//!
+//! This module may call `membership::{gossiper, gossip_grpc, metrics, view}`,
+//! `storage::Storage` (load) and `worker::Worker`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::storage::Storage;
+use crate::worker::Worker;
+
+use super::digest::{GossipAck, GossipAck2, GossipSyn};
+use super::endpoint::AppValue;
+use super::gossip_grpc::GossipTransport;
+use super::gossiper::{GossipEvent, Gossiper, Outgoing};
+use super::metrics::{GossipMetrics, liveness_name};
+use super::{ClusterView, Liveness};
+
+/// The gossip core shared by the worker and the gRPC service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GossipHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    core: Mutex<Gossiper>,
+    view: Arc<ClusterView>,
+    started: Instant,
+    metrics: Option<GossipMetrics>,
+}
+
+impl GossipHandle {
+    /// Shares `core`, applying what it learns to `view`; `metrics` when the node exports them.
+    pub fn new(core: Gossiper, view: Arc<ClusterView>, metrics: Option<GossipMetrics>) -> Self {
+        Self { inner: Arc::new(Inner { core: Mutex::new(core), view, started: Instant::now(), metrics }) }
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    fn core(&self) -> MutexGuard<'_, Gossiper> {
+        self.inner.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The view gossip fills.
+    pub fn view(&self) -> &Arc<ClusterView> {
+        &self.inner.view
+    }
+
+    /// Receiving side of a SYN.
+    pub fn on_syn(&self, syn: &GossipSyn) -> GossipAck {
+        let now = self.now();
+        let mut core = self.core();
+        let ack = core.on_syn(now, syn);
+        self.apply_events(&mut core);
+        drop(core);
+        self.count("syn", "received", true);
+        ack
+    }
+
+    /// The ACK to one of our SYNs: applies it, returns the ACK2 to send.
+    pub fn on_ack(&self, ack: &GossipAck) -> GossipAck2 {
+        let now = self.now();
+        let mut core = self.core();
+        let ack2 = core.on_ack(now, ack);
+        self.apply_events(&mut core);
+        ack2
+    }
+
+    /// Receiving side of an ACK2.
+    pub fn on_ack2(&self, ack2: &GossipAck2) {
+        let now = self.now();
+        let mut core = self.core();
+        core.on_ack2(now, ack2);
+        self.apply_events(&mut core);
+        drop(core);
+        self.count("ack2", "received", true);
+    }
+
+    /// One tick: publishes the local member and `local_states` (load,
+    /// schema), ticks the core, exports metrics; returns the SYNs to send.
+    pub fn tick(&self, rng: &mut StdRng, local_states: Vec<AppValue>) -> Vec<Outgoing> {
+        let local = self.inner.view.local();
+        let now = self.now();
+        let mut core = self.core();
+        core.sync_local_member(&local);
+        core.update_local(local_states);
+        let out = core.on_tick(now, rng);
+        self.apply_events(&mut core);
+        if let Some(metrics) = &self.inner.metrics {
+            let me = core.local_host_id().to_owned();
+            let heartbeat = core.endpoint(&me).map_or(0, |s| s.heartbeat.version);
+            metrics.round(heartbeat);
+            let peers: Vec<(String, f64, Liveness)> = core
+                .endpoints()
+                .keys()
+                .filter(|h| **h != me)
+                .map(|h| (h.clone(), core.phi(h, now), core.liveness(h)))
+                .collect();
+            metrics.peers(&peers);
+        }
+        out
+    }
+
+    /// phi of `host_id` now.
+    pub fn phi(&self, host_id: &str) -> f64 {
+        let now = self.now();
+        self.core().phi(host_id, now)
+    }
+
+    /// Bytes on disk `host_id` last reported through gossip.
+    pub fn load(&self, host_id: &str) -> Option<u64> {
+        self.core().endpoint(host_id).and_then(|s| s.load())
+    }
+
+    fn count(&self, kind: &str, direction: &str, ok: bool) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.message(kind, direction, ok);
+        }
+    }
+
+    fn apply_events(&self, core: &mut Gossiper) {
+        let view = &self.inner.view;
+        for event in core.take_events() {
+            match event {
+                GossipEvent::MemberChanged { member, restarted } => {
+                    if member.host_id == view.local_host_id() {
+                        continue;
+                    }
+                    let (host_id, addr, generation) = (member.host_id.clone(), member.grpc_addr, member.generation);
+                    let status = member.status.as_str();
+                    if view.upsert(member) {
+                        tracing::info!(%host_id, %addr, generation, status, restarted, "gossip: member added or updated");
+                    }
+                }
+                GossipEvent::LivenessChanged { host_id, from, to, phi } => {
+                    let from_name = from.map_or("unknown", liveness_name);
+                    if to == Liveness::Down {
+                        tracing::warn!(%host_id, from = from_name, to = liveness_name(to), phi, "failure detector: peer convicted");
+                    } else {
+                        tracing::info!(%host_id, from = from_name, to = liveness_name(to), phi, "failure detector: verdict changed");
+                    }
+                    if let Some(metrics) = &self.inner.metrics {
+                        metrics.liveness_changed(to);
+                    }
+                    view.set_liveness(&host_id, to);
+                }
+            }
+        }
+    }
+}
+
+/// The gossip [`Worker`]: ticks the core every `interval` and runs the rounds.
+#[derive(Debug)]
+pub struct GossipWorker {
+    gossip: GossipHandle,
+    transport: Arc<dyn GossipTransport>,
+    storage: Arc<dyn Storage>,
+    schema: String,
+    interval: Duration,
+}
+
+impl GossipWorker {
+    /// A worker gossiping every `interval` through `transport`, reporting
+    /// `storage`'s disk bytes as load and `schema` as the schema version.
+    pub fn new(
+        gossip: GossipHandle,
+        transport: Arc<dyn GossipTransport>,
+        storage: Arc<dyn Storage>,
+        schema: String,
+        interval: Duration,
+    ) -> Self {
+        Self { gossip, transport, storage, schema, interval }
+    }
+
+    async fn load(&self) -> Option<u64> {
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || storage.stats().disk_bytes).await.ok()
+    }
+
+    /// One round with one peer: SYN, apply the ACK, send the ACK2.
+    async fn round(gossip: GossipHandle, transport: Arc<dyn GossipTransport>, out: Outgoing) {
+        let ack = match transport.syn(out.to, out.syn).await {
+            Ok(ack) => ack,
+            Err(e) => {
+                gossip.count("syn", "sent", false);
+                tracing::debug!(to = %out.to, reason = ?out.reason, error = %e, "gossip SYN failed");
+                return;
+            }
+        };
+        gossip.count("syn", "sent", true);
+        let ack2 = gossip.on_ack(&ack);
+        let result = transport.ack2(out.to, ack2).await;
+        gossip.count("ack2", "sent", result.is_ok());
+        if let Err(e) = result {
+            tracing::debug!(to = %out.to, error = %e, "gossip ACK2 failed");
+        }
+    }
+}
+
+impl Worker for GossipWorker {
+    fn name(&self) -> &'static str {
+        "gossip"
+    }
+
+    fn run(self: Box<Self>, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut rng = StdRng::from_os_rng();
+            let mut rounds = JoinSet::new();
+            // `interval` panics on zero; config validation refuses it, this keeps the worker alive regardless.
+            let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tracing::info!(interval = ?self.interval, "gossip started");
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                while let Some(done) = rounds.try_join_next() {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "gossip round task failed");
+                    }
+                }
+                let mut states = vec![AppValue::Schema(self.schema.clone())];
+                states.extend(self.load().await.map(AppValue::Load));
+                for out in self.gossip.tick(&mut rng, states) {
+                    rounds.spawn(Self::round(self.gossip.clone(), Arc::clone(&self.transport), out));
+                }
+            }
+            rounds.shutdown().await;
+        })
+    }
+}
