@@ -32,15 +32,10 @@ use serde::{Deserialize, Serialize};
         status_replicas_path = ".status.nodes",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(name = "Nodes", type_ = "integer", json_path = ".spec.nodes", description = "Desired nodes"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyNodes", description = "Nodes ready"),
-    printcolumn(
-        name = "Phase",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "What the operator is doing"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".spec.nodes","description":"Desired nodes"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyNodes","description":"Nodes ready"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"What the operator is doing"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.nodes >= self.replicationFactor").message("nodes must be at least replicationFactor"))]
 #[x_kube(validation = Rule::new("!has(self.autoscaling) || self.autoscaling.minNodes <= self.autoscaling.maxNodes").message("autoscaling.minNodes must not exceed autoscaling.maxNodes"))]

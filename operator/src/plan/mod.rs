@@ -11,7 +11,8 @@
 //!    starts. In particular a StatefulSet is never shrunk while a node is
 //!    leaving (scylla-operator #3539 lost data that way); a LEFT node's pod
 //!    is removed only once it is LEFT and no other node is leaving.
-//! 3. Scale-up adds one pod at a time and waits for it to be NORMAL and ready.
+//! 3. Scale-up adds one pod at a time and waits for it to be NORMAL and ready;
+//!    it never starts a pod on a PVC retained from a decommissioned node.
 //! 4. Scale-down decommissions the top pod of the fullest rack through the
 //!    Admin API, waits for LEFT, shrinks its StatefulSet, then applies
 //!    `pvcRetention`.
@@ -122,7 +123,8 @@ pub fn rack_targets(total: i32, racks: usize) -> Vec<i32> {
 /// looking at tokens, the worst case is that they all share a range.
 pub fn restart_keeps_quorum(rf: i32, unhealthy_others: usize) -> bool {
     let down = i32::try_from(unhealthy_others).unwrap_or(i32::MAX).saturating_add(1).min(rf);
-    rf - down >= rf / 2 + 1
+    // Quorum is rf / 2 + 1 live replicas.
+    rf - down > rf / 2
 }
 
 /// The next step for `spec` given `obs`.
@@ -295,6 +297,17 @@ fn scale(spec: &KVClusterSpec, obs: &Observed, nodes: &[NodeObserved]) -> Option
     let rack = &spec.racks[i].name;
     let now = obs.racks.get(rack).map_or(0, |r| r.replicas);
     if growing {
+        // A PVC kept (pvcRetention: Retain) from a node that was decommissioned holds a LEFT
+        // identity; a new pod must not start on it.
+        let pvc = crate::resources::pvc_name(&crate::resources::pod_name_in(&obs.cluster, rack, now));
+        if obs.racks.get(rack).is_some_and(|r| r.pvcs.iter().any(|c| c.name == pvc)) {
+            return Some(wait(
+                format!(
+                    "scale-up waits: PVC {pvc} was kept from a removed node; delete it to let a new node use that slot"
+                ),
+                phase,
+            ));
+        }
         return Some(decide(Step::ScaleRack { rack: rack.clone(), replicas: now + 1 }, phase));
     }
     let victim = crate::resources::pod_name_in(obs.cluster.as_str(), rack, now - 1);

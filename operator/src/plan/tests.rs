@@ -270,6 +270,19 @@ fn scale_down_with_retain_keeps_the_pvcs() {
 }
 
 #[test]
+fn scale_up_never_reuses_a_pvc_retained_from_a_removed_node() {
+    let kvc = spec(3, &["a", "b", "c"]);
+    let mut w = World::healthy(&["a", "b", "c"], &[2, 1, 1]);
+    drive(&kvc, &mut w, 20); // 4 -> 3 with Retain: data-kv-a-1 stays
+    assert_eq!(w.obs.racks["a"].pvcs.len(), 2);
+    let up = spec(4, &["a", "b", "c"]);
+    let d = plan(&up.spec, &w.obs);
+    assert!(matches!(&d.step, Step::Wait { reason } if reason.contains("data-kv-a-1")), "{d:?}");
+    w.apply(&Step::DeletePvc { pvc: "data-kv-a-1".into() });
+    assert_eq!(plan(&up.spec, &w.obs).step, Step::ScaleRack { rack: "a".into(), replicas: 2 });
+}
+
+#[test]
 fn scale_down_requested_mid_decommission_waits() {
     // 5 → 4 started (kv-a-1 LEAVING); then the spec says 3.
     let kvc = spec(3, &["a", "b", "c"]);
@@ -450,4 +463,16 @@ fn rack_targets_spread_evenly() {
     assert_eq!(rack_targets(5, 3), [2, 2, 1]);
     assert_eq!(rack_targets(3, 3), [1, 1, 1]);
     assert_eq!(rack_targets(4, 1), [4]);
+}
+
+#[test]
+fn divergence_counts_pods_without_members_and_members_without_pods() {
+    let mut w = World::healthy(&["a"], &[3]);
+    assert_eq!(w.obs.divergence(), 0);
+    w.node("kv-a-2").pod = None; // a member lost its pod, and the pod has no member
+    assert_eq!(w.obs.divergence(), 2);
+    w.nodes().iter_mut().find(|n| n.pod.is_none()).expect("orphan").state = NodeState::Left;
+    assert_eq!(w.obs.divergence(), 1, "a LEFT member without a pod is expected");
+    w.obs.nodes = None;
+    assert_eq!(w.obs.divergence(), 0, "unknown when the nodes do not answer");
 }
