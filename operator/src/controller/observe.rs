@@ -172,3 +172,42 @@ async fn pv_hosts_alive(
     }
     Ok((names, pvs))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pvc(phase: &str, volume: Option<&str>) -> PersistentVolumeClaim {
+        serde_json::from_value(
+            json!({"metadata": {"name": "data-kv-a-0"}, "spec": {"volumeName": volume}, "status": {"phase": phase}}),
+        )
+        .expect("pvc")
+    }
+
+    fn local_pv(host: &str) -> PersistentVolume {
+        serde_json::from_value(
+            json!({"metadata": {"name": "pv-1"}, "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}}}}),
+        )
+        .expect("pv")
+    }
+
+    #[test]
+    fn a_local_volume_is_lost_only_when_it_or_its_machine_is_gone() {
+        let machines: BTreeSet<String> = ["worker-1".to_string()].into();
+        assert!(volume_lost(None, None, &machines), "PVC missing");
+        assert!(volume_lost(Some(&pvc("Lost", Some("pv-1"))), None, &machines), "PVC Lost");
+        assert!(!volume_lost(Some(&pvc("Pending", None)), None, &machines), "waiting for the provisioner");
+        assert!(volume_lost(Some(&pvc("Bound", Some("pv-1"))), None, &machines), "PV deleted");
+        assert!(
+            volume_lost(Some(&pvc("Bound", Some("pv-1"))), Some(&local_pv("worker-9")), &machines),
+            "machine deleted"
+        );
+        assert!(!volume_lost(Some(&pvc("Bound", Some("pv-1"))), Some(&local_pv("worker-1")), &machines));
+        let network: PersistentVolume =
+            serde_json::from_value(json!({"metadata": {"name": "pv-1"}, "spec": {}})).expect("pv");
+        assert!(!volume_lost(Some(&pvc("Bound", Some("pv-1"))), Some(&network), &machines), "not pinned to a machine");
+    }
+}

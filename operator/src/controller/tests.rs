@@ -467,3 +467,30 @@ async fn an_invalid_spec_sets_a_condition_and_touches_nothing() -> Result<(), Bo
     assert!(invalid["message"].as_str().unwrap_or("").contains("spec.nodes"), "{invalid}");
     Ok(())
 }
+
+#[tokio::test]
+async fn replacement_writes_the_replace_map_before_deleting_pvc_and_pod() -> Result<(), Box<dyn std::error::Error>> {
+    let api = Arc::new(FakeApi::default());
+    let kvc = KVCluster::test().nodes(3).finalized().build();
+    store_cluster(&api, &kvc);
+    let mut nodes = store_healthy(&api, 3);
+    nodes[1].liveness = L::Down;
+    // Its local volume is gone: the PVC is Lost.
+    let pvc_path = "/api/v1/namespaces/db/persistentvolumeclaims/data-kv-default-1";
+    let mut pvc = api.objects.lock().expect("lock")[pvc_path].clone();
+    pvc["status"]["phase"] = json!("Lost");
+    api.put(pvc_path, pvc);
+    let admin = Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() });
+    let ctx = context(serve(api.clone()), admin, NodeSample::default());
+    reconcile(Arc::new(kvc), ctx).await?;
+
+    let reqs = api.requests();
+    let at = |method: &str, path: &str| reqs.iter().position(|r| r.method == method && r.path == path);
+    let map = at("PATCH", "/api/v1/namespaces/db/configmaps/kv-replace").ok_or("replace map not written")?;
+    assert_eq!(reqs[map].body["data"]["kv-default-1"], "host-1");
+    let pvc = at("DELETE", pvc_path).ok_or("PVC not deleted")?;
+    let pod = at("DELETE", "/api/v1/namespaces/db/pods/kv-default-1").ok_or("pod not deleted")?;
+    assert!(map < pvc && pvc < pod, "order: replace map, PVC, pod");
+    assert_eq!(status_patch(&api)["phase"], "Replacing");
+    Ok(())
+}
