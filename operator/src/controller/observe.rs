@@ -66,6 +66,48 @@ fn is_ready(pod: &Pod) -> bool {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// What was listed, for [`observe_rack`].
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    pods: &'a [Pod],
+    pvcs: &'a [PersistentVolumeClaim],
+    /// Names of existing machines, and the PV bound to each PVC.
+    volumes: &'a (BTreeSet<String>, BTreeMap<String, PersistentVolume>),
+}
+
+/// One rack: its StatefulSet's replicas and revision, its pods and PVCs.
+fn observe_rack(rack: &str, sts_name: &str, sts: Option<&StatefulSet>, found: Found<'_>) -> RackObserved {
+    let prefix = format!("{sts_name}-");
+    let mut obs = RackObserved {
+        replicas: sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0),
+        update_revision: sts.and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.clone()),
+        ..RackObserved::default()
+    };
+    for pod in found.pods.iter().filter(|p| p.labels().get(RACK_LABEL).map(String::as_str) == Some(rack)) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(ordinal) = ordinal_of(&name, &prefix) else { continue };
+        let claim = resources::pvc_name(&name);
+        let pvc = found.pvcs.iter().find(|c| c.metadata.name.as_deref() == Some(claim.as_str()));
+        let pv = found.volumes.1.get(&claim);
+        obs.pods.push(PodObserved {
+            ready: is_ready(pod),
+            revision: pod.labels().get("controller-revision-hash").cloned(),
+            ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+            volume_lost: pod.metadata.deletion_timestamp.is_none() && volume_lost(pvc, pv, &found.volumes.0),
+            name,
+            ordinal,
+        });
+    }
+    obs.pods.sort_by_key(|p| p.ordinal);
+    for pvc in found.pvcs {
+        let name = pvc.metadata.name.clone().unwrap_or_default();
+        if let Some(ordinal) = name.strip_prefix("data-").and_then(|n| ordinal_of(n, &prefix)) {
+            obs.pvcs.push(PvcObserved { name, ordinal });
+        }
+    }
+    obs
+}
+
 /// Reads everything the planner needs.
 pub async fn observe(kvc: &KVCluster, ctx: &Context, now_ms: i64) -> Result<Observed, Error> {
     let ns = resources::namespace(kvc);
@@ -85,40 +127,14 @@ pub async fn observe(kvc: &KVCluster, ctx: &Context, now_ms: i64) -> Result<Obse
         .ctx("get", resources::replace_map_name(kvc))?
         .and_then(|cm| cm.data)
         .unwrap_or_default();
-    let node_names = pv_hosts_alive(ctx, &pvcs).await?;
+    let volumes = pv_hosts_alive(ctx, &pvcs).await?;
 
     let mut racks = BTreeMap::new();
     for rack in &kvc.spec.racks {
         let sts_name = resources::statefulset_name(kvc, &rack.name);
-        let prefix = format!("{sts_name}-");
         let sts = statefulsets.iter().find(|s| s.metadata.name.as_deref() == Some(sts_name.as_str()));
-        let mut obs = RackObserved {
-            replicas: sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0),
-            update_revision: sts.and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.clone()),
-            ..RackObserved::default()
-        };
-        for pod in pods.iter().filter(|p| p.labels().get(RACK_LABEL) == Some(&rack.name)) {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let Some(ordinal) = ordinal_of(&name, &prefix) else { continue };
-            let pvc = pvcs.iter().find(|c| c.metadata.name.as_deref() == Some(resources::pvc_name(&name).as_str()));
-            let pv = node_names.1.get(&resources::pvc_name(&name));
-            obs.pods.push(PodObserved {
-                ready: is_ready(pod),
-                revision: pod.labels().get("controller-revision-hash").cloned(),
-                ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
-                volume_lost: pod.metadata.deletion_timestamp.is_none() && volume_lost(pvc, pv, &node_names.0),
-                name,
-                ordinal,
-            });
-        }
-        obs.pods.sort_by_key(|p| p.ordinal);
-        for pvc in &pvcs {
-            let name = pvc.metadata.name.clone().unwrap_or_default();
-            if let Some(ordinal) = name.strip_prefix("data-").and_then(|n| ordinal_of(n, &prefix)) {
-                obs.pvcs.push(PvcObserved { name, ordinal });
-            }
-        }
-        racks.insert(rack.name.clone(), obs);
+        let found = Found { pods: &pods, pvcs: &pvcs, volumes: &volumes };
+        racks.insert(rack.name.clone(), observe_rack(&rack.name, &sts_name, sts, found));
     }
 
     let all_pods: Vec<PodObserved> = racks.values().flat_map(|r| r.pods.iter().cloned()).collect();

@@ -54,18 +54,8 @@ pub fn describe(step: &Step) -> String {
     }
 }
 
-/// The new status after `decision` on `obs`.
-pub fn build(
-    kvc: &KVCluster,
-    obs: &Observed,
-    decision: &Decision,
-    autoscaler: Option<AutoscalerStatus>,
-    now: Timestamp,
-) -> KVClusterStatus {
-    let prev = kvc.status.clone().unwrap_or_default();
-    let generation = kvc.metadata.generation;
-    let members: Vec<MemberStatus> = obs
-        .nodes
+fn members(obs: &Observed) -> Vec<MemberStatus> {
+    obs.nodes
         .iter()
         .flatten()
         .map(|n| MemberStatus {
@@ -77,7 +67,11 @@ pub fn build(
             load_bytes: n.load_bytes,
             down_since_ms: n.down_since_ms,
         })
-        .collect();
+        .collect()
+}
+
+/// Nodes that are NORMAL, alive, and whose pod is ready.
+fn ready_nodes(obs: &Observed) -> i32 {
     let ready = obs
         .nodes
         .iter()
@@ -85,59 +79,63 @@ pub fn build(
         .filter(|n| n.state == NodeState::Normal && n.liveness == Liveness::Alive)
         .filter(|n| n.pod.as_deref().and_then(|p| obs.pod(p)).is_some_and(|p| p.ready))
         .count();
-    let ready = i32::try_from(ready).unwrap_or(i32::MAX);
-    let pods = i32::try_from(obs.racks.values().map(|r| r.pods.len()).sum::<usize>()).unwrap_or(i32::MAX);
+    i32::try_from(ready).unwrap_or(i32::MAX)
+}
+
+/// Ready, Progressing, Degraded, and Invalid when the spec is refused.
+fn conditions(kvc: &KVCluster, obs: &Observed, decision: &Decision, ready: i32, now: Timestamp) -> Vec<Condition> {
+    let prev = kvc.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let generation = kvc.metadata.generation;
     let text = describe(&decision.step);
     let invalid = matches!(decision.step, Step::Refuse { .. });
     let idle = decision.step == Step::Idle;
     let degraded = decision.phase == Phase::Degraded
         || obs.nodes.iter().flatten().any(|n| n.liveness == Liveness::Down)
         || obs.racks.values().flat_map(|r| &r.pods).any(|p| p.volume_lost);
-    let c = &prev.conditions;
-    let now_t = now;
-    let mut conditions = vec![
-        condition(
-            c,
+    let all_ready = ready >= kvc.spec.nodes && ready > 0;
+    let cond = |type_, ok, reason, message| condition(prev, type_, ok, reason, message, generation, now);
+    let mut out = vec![
+        cond(
             "Ready",
-            !invalid && ready >= kvc.spec.nodes && ready > 0,
-            if ready >= kvc.spec.nodes { "AllNodesReady" } else { "NodesNotReady" },
+            !invalid && all_ready,
+            if all_ready { "AllNodesReady" } else { "NodesNotReady" },
             format!("{ready}/{} nodes NORMAL, alive and ready", kvc.spec.nodes),
-            generation,
-            now_t,
         ),
-        condition(
-            c,
-            "Progressing",
-            !invalid && !idle,
-            if idle { "Idle" } else { "Step" },
-            text.clone(),
-            generation,
-            now_t,
-        ),
-        condition(
-            c,
+        cond("Progressing", !invalid && !idle, if idle { "Idle" } else { "Step" }, text.clone()),
+        cond(
             "Degraded",
             degraded,
             if degraded { "NodesUnhealthy" } else { "Healthy" },
             if degraded { text.clone() } else { "every node is alive".into() },
-            generation,
-            now_t,
         ),
     ];
     if invalid {
-        conditions.push(condition(c, "Invalid", true, "SpecRefused", text.clone(), generation, now_t));
+        out.push(cond("Invalid", true, "SpecRefused", text));
     }
-    let last_repair = last_repair(obs);
+    out
+}
+
+/// The new status after `decision` on `obs`.
+pub fn build(
+    kvc: &KVCluster,
+    obs: &Observed,
+    decision: &Decision,
+    autoscaler: Option<AutoscalerStatus>,
+    now: Timestamp,
+) -> KVClusterStatus {
+    let prev = kvc.status.clone().unwrap_or_default();
+    let ready = ready_nodes(obs);
+    let pods = i32::try_from(obs.racks.values().map(|r| r.pods.len()).sum::<usize>()).unwrap_or(i32::MAX);
     KVClusterStatus {
         phase: decision.phase,
         nodes: pods,
         ready_nodes: ready,
         selector: resources::selector_string(kvc),
-        observed_generation: generation,
-        conditions,
-        members: if obs.nodes.is_some() { members } else { prev.members },
-        last_repair: last_repair.or(prev.last_repair),
-        last_step: Some(text),
+        observed_generation: kvc.metadata.generation,
+        conditions: conditions(kvc, obs, decision, ready, now),
+        members: if obs.nodes.is_some() { members(obs) } else { prev.members },
+        last_repair: last_repair(obs).or(prev.last_repair),
+        last_step: Some(describe(&decision.step)),
         autoscaler: autoscaler.or(prev.autoscaler),
     }
 }

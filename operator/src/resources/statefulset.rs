@@ -74,39 +74,40 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-fn container(kvc: &KVCluster, rack: &RackSpec) -> Container {
+fn mounts(kvc: &KVCluster) -> Vec<VolumeMount> {
+    let mount = |name: &str, path: &str, read_only| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only,
+        ..VolumeMount::default()
+    };
     let mut mounts = vec![
-        VolumeMount { name: "data".into(), mount_path: DATA_DIR.into(), ..VolumeMount::default() },
-        VolumeMount {
-            name: "config".into(),
-            mount_path: "/etc/ringkv/node.toml".into(),
-            sub_path: Some("node.toml".into()),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
-        VolumeMount {
-            name: "replace".into(),
-            mount_path: REPLACE_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
+        mount("data", DATA_DIR, None),
+        VolumeMount { sub_path: Some("node.toml".into()), ..mount("config", "/etc/ringkv/node.toml", Some(true)) },
+        mount("replace", REPLACE_DIR, Some(true)),
     ];
     if kvc.spec.tls.as_ref().is_some_and(|t| t.enabled) {
-        mounts.push(VolumeMount {
-            name: "tls".into(),
-            mount_path: "/etc/ringkv/tls".into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
+        mounts.push(mount("tls", "/etc/ringkv/tls", Some(true)));
     }
     if kvc.spec.auth.as_ref().is_some_and(|a| a.enabled) {
-        mounts.push(VolumeMount {
-            name: "auth".into(),
-            mount_path: "/etc/ringkv/auth".into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
+        mounts.push(mount("auth", "/etc/ringkv/auth", Some(true)));
     }
+    mounts
+}
+
+fn pre_stop_drain() -> Lifecycle {
+    // Drain (refuse writes, flush, fsync) before SIGTERM; SIGTERM drains too if this fails.
+    let command = format!("kv-operator drain --endpoint \"$POD_IP:{GRPC_PORT}\" || true");
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            exec: Some(ExecAction { command: Some(vec!["/bin/sh".into(), "-c".into(), command]) }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    }
+}
+
+fn container(kvc: &KVCluster, rack: &RackSpec) -> Container {
     Container {
         name: "kvnode".into(),
         image: Some(kvc.spec.image.clone()),
@@ -126,22 +127,9 @@ fn container(kvc: &KVCluster, rack: &RackSpec) -> Container {
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         // Generous: a node streaming ranges is slow but alive.
         liveness_probe: Some(http_probe("/healthz", 10, 6)),
-        lifecycle: Some(Lifecycle {
-            // Drain (refuse writes, flush, fsync) before SIGTERM; SIGTERM drains too if this fails.
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(vec![
-                        "/bin/sh".into(),
-                        "-c".into(),
-                        format!("kv-operator drain --endpoint \"$POD_IP:{GRPC_PORT}\" || true"),
-                    ]),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
+        lifecycle: Some(pre_stop_drain()),
         resources: kvc.spec.resources.clone(),
-        volume_mounts: Some(mounts),
+        volume_mounts: Some(mounts(kvc)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
