@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use kube::runtime::events::{Recorder, Reporter};
-use ringkv_operator::admin::{self, GrpcNodeAdmin};
-use ringkv_operator::autoscale::scrape::HttpScraper;
+use kube::runtime::events::Reporter;
+use ringkv_operator::admin;
 use ringkv_operator::controller::{self, Context};
 use ringkv_operator::telemetry::{self, Metrics};
 
@@ -70,19 +69,7 @@ async fn run(http_addr: SocketAddr, admin_endpoint: Option<String>) -> anyhow::R
     let app = telemetry::router(metrics.clone());
     let http = tokio::spawn(async move { axum::serve(listener, app).await });
     let reporter = Reporter { controller: "kv-operator".into(), instance: std::env::var("POD_NAME").ok() };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        admin: Arc::new(GrpcNodeAdmin),
-        scraper: Arc::new(HttpScraper::new()),
-        clock: Arc::new(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-        }),
-        token: Arc::new(controller::random_token),
-        recorder: Some(Recorder::new(client, reporter)),
-        metrics,
-        admin_endpoint_override: admin_endpoint,
-    });
+    let ctx = Arc::new(Context::production(client, reporter, metrics, admin_endpoint));
     tracing::info!(%http_addr, "kv-operator started");
     controller::run(ctx, shutdown_signal()).await;
     http.abort();

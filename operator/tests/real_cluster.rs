@@ -14,10 +14,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::{Api, Client, CustomResourceExt};
-use ringkv_operator::admin::GrpcNodeAdmin;
-use ringkv_operator::autoscale::scrape::HttpScraper;
 use ringkv_operator::controller::{self, Context};
 use ringkv_operator::crd::KVCluster;
 use ringkv_operator::telemetry::Metrics;
@@ -79,22 +77,9 @@ async fn scenario(client: Client, ns: &str) -> anyhow::Result<()> {
     let api: Api<KVCluster> = Api::namespaced(client.clone(), ns);
     api.create(&PostParams::default(), &kvc).await?;
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        admin: Arc::new(GrpcNodeAdmin),
-        scraper: Arc::new(HttpScraper::new()),
-        clock: Arc::new(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-        }),
-        token: Arc::new(controller::random_token),
-        recorder: Some(Recorder::new(
-            client.clone(),
-            Reporter { controller: "kv-operator-e2e".into(), instance: None },
-        )),
-        metrics: Metrics::new()?,
-        admin_endpoint_override: std::env::var("RINGKV_E2E_ADMIN_ENDPOINT").ok(),
-    });
+    let reporter = Reporter { controller: "kv-operator-e2e".into(), instance: None };
+    let admin_endpoint = std::env::var("RINGKV_E2E_ADMIN_ENDPOINT").ok();
+    let ctx = Arc::new(Context::production(client.clone(), reporter, Metrics::new()?, admin_endpoint));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(controller::run(ctx, async move {
         let _ = stop_rx.await;

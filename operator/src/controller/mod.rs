@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -77,6 +77,29 @@ impl Context {
     pub fn admin_endpoint(&self, kvc: &KVCluster) -> String {
         self.admin_endpoint_override.clone().unwrap_or_else(|| resources::admin_endpoint(kvc))
     }
+}
+
+impl Context {
+    /// The production context: gRPC Admin API, HTTP scraping, the system
+    /// clock, random tokens, events reported as `reporter`.
+    pub fn production(client: Client, reporter: Reporter, metrics: Metrics, admin_endpoint: Option<String>) -> Self {
+        Self {
+            client: client.clone(),
+            admin: Arc::new(crate::admin::GrpcNodeAdmin),
+            scraper: Arc::new(crate::autoscale::scrape::HttpScraper::new()),
+            clock: Arc::new(system_clock_ms),
+            token: Arc::new(random_token),
+            recorder: Some(Recorder::new(client, reporter)),
+            metrics,
+            admin_endpoint_override: admin_endpoint,
+        }
+    }
+}
+
+/// Now, unix ms, from the system clock.
+pub fn system_clock_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A random 32-byte token, hex.
