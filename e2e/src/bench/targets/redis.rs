@@ -17,6 +17,9 @@ use redis::aio::MultiplexedConnection;
 
 use crate::bench::target::{Target, TargetError, TargetInfo};
 
+/// How long one command may wait for its answer.
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The sorted set that orders keys for scans.
 pub const INDEX_KEY: &str = "kvbench:index";
 
@@ -40,8 +43,11 @@ impl Redis {
         let url = if endpoint.contains("://") { endpoint.to_owned() } else { format!("redis://{endpoint}/") };
         let client = redis::Client::open(url).map_err(connect_error)?;
         let mut conns = Vec::with_capacity(connections.max(1));
+        // The client's default 500 ms response timeout would turn a stall into errors;
+        // a benchmark measures stalls (in the latency tail) instead of failing on them.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
         for _ in 0..connections.max(1) {
-            conns.push(client.get_multiplexed_async_connection().await.map_err(connect_error)?);
+            conns.push(client.get_multiplexed_async_connection_with_config(&config).await.map_err(connect_error)?);
         }
         Ok(Self {
             connections: conns,
