@@ -78,6 +78,23 @@ fn item_result(peer: &str, timeout: Duration, status: Option<&pb::ItemStatus>) -
 }
 
 impl Inner {
+    /// One call to `addr` under the deadline (sent as `grpc-timeout` too).
+    async fn call<M, R, F, Fut>(&self, addr: SocketAddr, peer: &str, msg: M, call: F) -> Result<R, TransportError>
+    where
+        F: FnOnce(ReplicaClient<Channel>, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let timeout = self.call_timeout;
+        let client = self.client(addr, peer)?;
+        let mut request = Request::new(msg);
+        request.set_timeout(timeout);
+        match tokio::time::timeout(timeout, call(client, request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(from_status(peer.to_owned(), timeout, &status)),
+            Err(_) => Err(TransportError::Timeout { peer: peer.to_owned(), timeout }),
+        }
+    }
+
     /// The write batcher for `addr`, started on first use (inside the runtime).
     fn write_batcher(self: &Arc<Self>, addr: SocketAddr, peer: &str) -> Arc<WriteBatcher> {
         let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -88,15 +105,9 @@ impl Inner {
                 let (inner, peer) = (inner.clone(), peer.clone());
                 async move {
                     let inner = inner.upgrade().ok_or_else(|| gone(&peer))?;
+                    let msg = pb::ReplicaWriteBatchRequest { writes };
+                    let answer = inner.call(addr, &peer, msg, |mut c, r| async move { c.write_batch(r).await }).await?;
                     let timeout = inner.call_timeout;
-                    let mut client = inner.client(addr, &peer)?;
-                    let mut request = Request::new(pb::ReplicaWriteBatchRequest { writes });
-                    request.set_timeout(timeout);
-                    let answer = match tokio::time::timeout(timeout, client.write_batch(request)).await {
-                        Ok(Ok(response)) => response.into_inner(),
-                        Ok(Err(status)) => return Err(from_status(peer, timeout, &status)),
-                        Err(_) => return Err(TransportError::Timeout { peer, timeout }),
-                    };
                     Ok(answer.statuses.iter().map(|s| item_result(&peer, timeout, Some(s))).collect())
                 }
             }))
@@ -113,15 +124,9 @@ impl Inner {
                 let (inner, peer) = (inner.clone(), peer.clone());
                 async move {
                     let inner = inner.upgrade().ok_or_else(|| gone(&peer))?;
+                    let msg = pb::ReplicaReadBatchRequest { reads };
+                    let answer = inner.call(addr, &peer, msg, |mut c, r| async move { c.read_batch(r).await }).await?;
                     let timeout = inner.call_timeout;
-                    let mut client = inner.client(addr, &peer)?;
-                    let mut request = Request::new(pb::ReplicaReadBatchRequest { reads });
-                    request.set_timeout(timeout);
-                    let answer = match tokio::time::timeout(timeout, client.read_batch(request)).await {
-                        Ok(Ok(response)) => response.into_inner(),
-                        Ok(Err(status)) => return Err(from_status(peer, timeout, &status)),
-                        Err(_) => return Err(TransportError::Timeout { peer, timeout }),
-                    };
                     Ok(answer
                         .reads
                         .iter()
@@ -204,15 +209,7 @@ impl GrpcTransport {
     {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
-            let timeout = inner.call_timeout;
-            let client = inner.client(addr, &peer)?;
-            let mut request = Request::new(msg);
-            request.set_timeout(timeout);
-            let answer = match tokio::time::timeout(timeout, call(client, request)).await {
-                Ok(Ok(response)) => response.into_inner(),
-                Ok(Err(status)) => return Err(from_status(peer, timeout, &status)),
-                Err(_) => return Err(TransportError::Timeout { peer, timeout }),
-            };
+            let answer = inner.call(addr, &peer, msg, call).await?;
             decode(answer).map_err(|e| TransportError::Malformed { peer, reason: e.to_string() })
         })
     }
