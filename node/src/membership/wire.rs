@@ -8,11 +8,11 @@
 //! This module may call the generated protos and `transport::convert` errors only.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use ringkv_proto::cluster::v1 as pb;
 
 use crate::transport::ConvertError;
+use crate::transport::convert::{parse_addr, status_from_proto, status_to_proto};
 
 use super::MemberStatus;
 use super::digest::{GossipAck, GossipAck2, GossipDigest, GossipSyn};
@@ -126,7 +126,7 @@ fn app_from_proto(value: Option<pb::gossip_app_state::Value>) -> Result<Option<A
     use pb::gossip_app_state::Value;
     Ok(Some(match value {
         None => return Ok(None),
-        Some(Value::Status(s)) => AppValue::Status(status_from_proto(s.status, s.replacing_host_id)?),
+        Some(Value::Status(s)) => AppValue::Status(status_from_proto("GossipStatus", s.status, s.replacing_host_id)?),
         Some(Value::Tokens(t)) => AppValue::Tokens(t.tokens),
         Some(Value::Placement(p)) => AppValue::Placement { zone: p.zone, rack: p.rack },
         Some(Value::Addresses(a)) => AppValue::Addresses {
@@ -137,40 +137,6 @@ fn app_from_proto(value: Option<pb::gossip_app_state::Value>) -> Result<Option<A
         Some(Value::LoadBytes(bytes)) => AppValue::Load(bytes),
         Some(Value::SchemaVersion(v)) => AppValue::Schema(v),
     }))
-}
-
-fn parse_addr(field: &'static str, value: &str) -> Result<SocketAddr, ConvertError> {
-    value.parse().map_err(|e: std::net::AddrParseError| ConvertError::BadAddress {
-        field,
-        value: value.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn status_to_proto(status: &MemberStatus) -> pb::MemberStatus {
-    match status {
-        MemberStatus::Joining => pb::MemberStatus::Joining,
-        MemberStatus::Normal => pb::MemberStatus::Normal,
-        MemberStatus::Leaving => pb::MemberStatus::Leaving,
-        MemberStatus::Left => pb::MemberStatus::Left,
-        MemberStatus::Replacing { .. } => pb::MemberStatus::Replacing,
-    }
-}
-
-fn status_from_proto(status: i32, replacing_host_id: String) -> Result<MemberStatus, ConvertError> {
-    Ok(match pb::MemberStatus::try_from(status) {
-        Ok(pb::MemberStatus::Normal) => MemberStatus::Normal,
-        Ok(pb::MemberStatus::Joining) => MemberStatus::Joining,
-        Ok(pb::MemberStatus::Leaving) => MemberStatus::Leaving,
-        Ok(pb::MemberStatus::Left) => MemberStatus::Left,
-        Ok(pb::MemberStatus::Replacing) if !replacing_host_id.is_empty() => {
-            MemberStatus::Replacing { old_host_id: replacing_host_id }
-        }
-        Ok(pb::MemberStatus::Replacing) => {
-            return Err(ConvertError::MissingField { message: "GossipStatus", field: "replacing_host_id" });
-        }
-        Err(_) => return Err(ConvertError::UnknownEnum { field: "GossipStatus.status", value: status }),
-    })
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub enum ConvertError {
         source: CodecError,
     },
     /// An enum field holds a value this version does not know.
-    #[error("{field} = {value} is not a known value; is the peer a newer version?")]
+    #[error("{field}: enum value {value} is not known here; is the peer a newer version?")]
     UnknownEnum {
         /// The field.
         field: &'static str,
@@ -109,7 +109,8 @@ pub fn member_to_proto(member: &Member) -> pb::EndpointInfo {
     }
 }
 
-fn status_to_proto(status: &MemberStatus) -> pb::MemberStatus {
+/// A lifecycle status on the wire (shared by endpoint information and gossip).
+pub(crate) fn status_to_proto(status: &MemberStatus) -> pb::MemberStatus {
     match status {
         MemberStatus::Joining => pb::MemberStatus::Joining,
         MemberStatus::Normal => pb::MemberStatus::Normal,
@@ -119,7 +120,12 @@ fn status_to_proto(status: &MemberStatus) -> pb::MemberStatus {
     }
 }
 
-fn status_from_proto(status: i32, replacing_host_id: String) -> Result<MemberStatus, ConvertError> {
+/// A lifecycle status from the wire; `message` names the carrying message in errors.
+pub(crate) fn status_from_proto(
+    message: &'static str,
+    status: i32,
+    replacing_host_id: String,
+) -> Result<MemberStatus, ConvertError> {
     Ok(match pb::MemberStatus::try_from(status) {
         Ok(pb::MemberStatus::Normal) => MemberStatus::Normal,
         Ok(pb::MemberStatus::Joining) => MemberStatus::Joining,
@@ -129,13 +135,14 @@ fn status_from_proto(status: i32, replacing_host_id: String) -> Result<MemberSta
             MemberStatus::Replacing { old_host_id: replacing_host_id }
         }
         Ok(pb::MemberStatus::Replacing) => {
-            return Err(ConvertError::MissingField { message: "EndpointInfo", field: "replacing_host_id" });
+            return Err(ConvertError::MissingField { message, field: "replacing_host_id" });
         }
-        Err(_) => return Err(ConvertError::UnknownEnum { field: "EndpointInfo.status", value: status }),
+        Err(_) => return Err(ConvertError::UnknownEnum { field: message, value: status }),
     })
 }
 
-fn parse_addr(field: &'static str, value: &str) -> Result<SocketAddr, ConvertError> {
+/// A `host:port` socket address; `field` names it in errors.
+pub(crate) fn parse_addr(field: &'static str, value: &str) -> Result<SocketAddr, ConvertError> {
     value.parse().map_err(|e: std::net::AddrParseError| ConvertError::BadAddress {
         field,
         value: value.to_owned(),
@@ -157,7 +164,7 @@ pub fn member_from_proto(info: pb::EndpointInfo) -> Result<Member, ConvertError>
         rack: info.rack,
         tokens: info.tokens,
         generation: info.generation,
-        status: status_from_proto(info.status, info.replacing_host_id)?,
+        status: status_from_proto("EndpointInfo", info.status, info.replacing_host_id)?,
     })
 }
 
