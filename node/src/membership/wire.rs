@@ -141,6 +141,8 @@ fn app_from_proto(value: Option<pb::gossip_app_state::Value>) -> Result<Option<A
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     fn full_state() -> EndpointState {
