@@ -53,6 +53,11 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                         Err(_) => break,
                     }
                 }
+                // Callers that gave up (their deadline passed while queued) need no call.
+                batch.retain(|(_, slot)| !slot.is_closed());
+                if batch.is_empty() {
+                    continue;
+                }
                 let call = Arc::clone(&call);
                 let who = who.clone();
                 tokio::spawn(async move {
