@@ -1,7 +1,7 @@
 //! Locates the `kvnode` and `kvctl` binaries of this workspace.
 //!
 //! `cargo test -p ringkv-e2e` does not build other packages' binaries, so the
-//! first test of each test process runs `cargo build` for both (a no-op
+//! first test of each test process runs `cargo build --workspace --bins` (a no-op
 //! when they are fresh, and the reason a fresh clone just works). Set
 //! `RINGKV_E2E_NO_BUILD=1` to skip that and use whatever is in the target
 //! dir. The target dir is `$CARGO_TARGET_DIR` when set, else
@@ -64,15 +64,21 @@ fn locate_or_build() -> Result<Binaries> {
     Ok(bins)
 }
 
+/// The same build `.ci/run` does before the tests: building every binary of
+/// the workspace at once unifies dependency features the same way each time,
+/// so the harness reuses those artifacts instead of compiling a second
+/// variant of the dependency graph (which doubled CI's disk use).
+const BUILD_ARGS: [&str; 3] = ["build", "--workspace", "--bins"];
+
 fn build() -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(workspace_root())
-        .args(["build", "-p", "ringkv-node", "--bin", "kvnode", "-p", "ringkv-client", "--bin", "kvctl"])
+        .args(BUILD_ARGS)
         .status()
         .with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
     if !status.success() {
-        bail!("`cargo build -p ringkv-node --bin kvnode -p ringkv-client --bin kvctl` failed: {status}");
+        bail!("`cargo {}` failed: {status}", BUILD_ARGS.join(" "));
     }
     Ok(())
 }
