@@ -72,18 +72,18 @@ fn a_status_and_token_change_spreads_in_logarithmic_rounds() {
     }
 }
 
-/// At the defaults a SIGKILLed node is DOWN at every peer within 10 s in
-/// clusters of 3 and 5 nodes (200 ms jitter). In larger clusters the last
-/// heartbeat takes an epidemic's latency to reach every node and the
-/// detector adapts to the less even arrivals, so the bound is 15 s at 10
-/// nodes and 20 s at 50 (with `RINGKV_GOSSIP_HEAVY`).
+/// At the defaults a SIGKILLed node is DOWN at every peer within 10 s, in
+/// clusters of 3, 5, 10 and 50 nodes (100 with `RINGKV_GOSSIP_HEAVY`), with
+/// 200 ms of jitter: detection uses direct probes, so it does not slow down
+/// as the cluster grows.
 #[test]
 fn a_killed_node_is_down_everywhere_within_10s() {
-    let mut sizes = vec![(3usize, 10_000u64), (5, 10_000), (10, 15_000)];
+    let limit = 10_000u64;
+    let mut sizes = vec![3usize, 5, 10, 50];
     if heavy() {
-        sizes.push((50, 20_000));
+        sizes.push(100);
     }
-    for (n, limit) in sizes {
+    for n in sizes {
         let mut worst = 0;
         for seed in 0..seeds() {
             let net = NetConfig { delay_ms: 1, jitter_ms: 200, loss: 0.0 };
@@ -111,7 +111,8 @@ fn a_killed_node_is_down_everywhere_within_10s() {
 
 /// With 200 ms of delay jitter, and with 5 % message loss on top, no live
 /// node is convicted in an hour of virtual time (3 and 10 nodes; 30 with
-/// `RINGKV_GOSSIP_HEAVY`).
+/// `RINGKV_GOSSIP_HEAVY`). Not even SUSPECT once they know each other: the
+/// SUSPECT verdicts counted are those of the cold start.
 #[test]
 fn jitter_and_loss_never_convict_a_live_node_in_an_hour() {
     let mut cases = vec![(3usize, 0.0), (3, 0.05), (10, 0.05)];

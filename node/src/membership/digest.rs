@@ -1,5 +1,5 @@
 //! The gossip messages ([`GossipDigest`], [`GossipSyn`], [`GossipAck`],
-//! [`GossipAck2`]) and the digest comparison of Cassandra's
+//! [`GossipAck2`], and the failure detector's [`GossipPing`]) and the digest comparison of Cassandra's
 //! `GossipDigestSynVerbHandler` ([`examine`]).
 //!
 //! A round is a three-way exchange: the initiator sends a SYN with one digest
@@ -53,6 +53,14 @@ pub struct GossipAck2 {
     pub from: String,
     /// The states (deltas) requested, by host id.
     pub states: BTreeMap<String, EndpointState>,
+}
+
+/// A direct liveness probe, and its answer (the same message from the other
+/// side): proof that `from` was running when it sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GossipPing {
+    /// Host id of the sender.
+    pub from: String,
 }
 
 /// What the receiver of digests should request and send.

@@ -25,7 +25,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::transport::TransportError;
 
-use super::digest::{GossipAck, GossipAck2, GossipSyn};
+use super::digest::{GossipAck, GossipAck2, GossipPing, GossipSyn};
 use super::shell::GossipHandle;
 use super::wire;
 
@@ -35,6 +35,14 @@ pub trait GossipTransport: fmt::Debug + Send + Sync + 'static {
     fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>>;
     /// Sends the ACK2 that closes a round to `to`.
     fn ack2(&self, to: SocketAddr, ack2: GossipAck2) -> BoxFuture<'static, Result<(), TransportError>>;
+    /// Probes `to`; the answer is its own probe. Fails after `timeout`
+    /// (the gossip interval, so that probes never pile up).
+    fn ping(
+        &self,
+        to: SocketAddr,
+        ping: GossipPing,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<GossipPing, TransportError>>;
 }
 
 /// [`GossipTransport`] over gRPC with pooled channels and deadlines.
@@ -77,8 +85,23 @@ impl GrpcGossipTransport {
         F: FnOnce(GossipClient<Channel>, Request<M>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<R>, Status>> + Send,
     {
+        self.call_within(to, msg, self.inner.call_timeout, call)
+    }
+
+    fn call_within<M, R, F, Fut>(
+        &self,
+        to: SocketAddr,
+        msg: M,
+        timeout: Duration,
+        call: F,
+    ) -> BoxFuture<'static, Result<R, TransportError>>
+    where
+        M: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(GossipClient<Channel>, Request<M>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<R>, Status>> + Send,
+    {
         let client = self.client(to);
-        let timeout = self.inner.call_timeout;
         Box::pin(async move {
             let peer = to.to_string();
             let mut request = Request::new(msg);
@@ -113,6 +136,16 @@ impl GossipTransport for GrpcGossipTransport {
     fn ack2(&self, to: SocketAddr, ack2: GossipAck2) -> BoxFuture<'static, Result<(), TransportError>> {
         let call = self.call(to, wire::ack2_to_proto(&ack2), |mut c, r| async move { c.ack2(r).await });
         Box::pin(async move { call.await.map(|_| ()) })
+    }
+
+    fn ping(
+        &self,
+        to: SocketAddr,
+        ping: GossipPing,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<GossipPing, TransportError>> {
+        let call = self.call_within(to, wire::ping_to_proto(&ping), timeout, |mut c, r| async move { c.ping(r).await });
+        Box::pin(async move { call.await.map(wire::ping_from_proto) })
     }
 }
 
@@ -157,5 +190,10 @@ impl pb::gossip_server::Gossip for GossipService {
         let ack2 = wire::ack2_from_proto(request.into_inner()).map_err(|e| bad_message(&e))?;
         self.gossip.on_ack2(&ack2);
         Ok(Response::new(pb::GossipAck2Response {}))
+    }
+
+    async fn ping(&self, request: Request<pb::GossipPing>) -> Result<Response<pb::GossipPing>, Status> {
+        let pong = self.gossip.on_ping(&wire::ping_from_proto(request.into_inner()));
+        Ok(Response::new(wire::ping_to_proto(&pong)))
     }
 }

@@ -4,7 +4,7 @@
 //! built from their tokens, and liveness. It is filled by gossip:
 //! - [`Gossiper`] (sans-IO): Cassandra-style [`EndpointState`]s exchanged in
 //!   SYN/ACK/ACK2 rounds ([`digest`]), and per-peer phi-accrual failure
-//!   detection ([`phi`]);
+//!   detection ([`phi`]) fed by direct pings to every peer;
 //! - [`GossipWorker`] (async shell): ticks the core every interval, sends its
 //!   SYNs through a [`GossipTransport`] (gRPC: [`GrpcGossipTransport`], the
 //!   service [`GossipService`]), and applies its events to the view.
@@ -26,10 +26,10 @@ mod shell_tests;
 mod view;
 mod wire;
 
-pub use digest::{GossipAck, GossipAck2, GossipDigest, GossipSyn};
+pub use digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};
 pub use endpoint::{AppStateKey, AppValue, EndpointState, HeartbeatState, VersionedValue};
 pub use gossip_grpc::{GossipService, GossipTransport, GrpcGossipTransport};
-pub use gossiper::{GossipEvent, Gossiper, Outgoing, TargetReason};
+pub use gossiper::{GossipEvent, Gossiper, Outgoing, Probe, TargetReason};
 pub use metrics::GossipMetrics;
 pub use phi::{ArrivalWindow, DetectorConfig, PhiAccrualDetector};
 pub use shell::{GossipHandle, GossipWorker};

@@ -32,9 +32,10 @@ pub struct DetectorConfig {
 }
 
 impl Default for DetectorConfig {
-    /// Tuned with `node/tests/gossip_sim.rs` for a 1 s gossip interval: a
-    /// dead peer is convicted in 6 to 9 s, and 200 ms of jitter with 5 %
-    /// message loss convicts no live peer in an hour.
+    /// Tuned with `node/tests/gossip_sim.rs` for a 1 s gossip interval and
+    /// direct probes (two arrivals per interval per peer): a dead peer is
+    /// convicted in 5 to 7 s at any cluster size, and 200 ms of jitter with
+    /// 5 % message loss convicts no live peer in an hour.
     fn default() -> Self {
         Self {
             convict_threshold: 8.0,
@@ -80,10 +81,8 @@ impl ArrivalWindow {
     /// A window that already holds two intervals, `first / 2` and
     /// `3 * first / 2` (mean `first`, standard deviation `first / 2`), so the
     /// first real gaps are judged against a sensible mean until real
-    /// intervals outweigh the estimate. Akka uses `first ± first/4`; gossip
-    /// delivers heartbeats less evenly than Akka's direct ones, and the
-    /// [`Gossiper`](super::Gossiper) also scales `first` with the cluster's
-    /// size (see [`PhiAccrualDetector::set_first_estimate`]).
+    /// intervals outweigh the estimate. Akka uses `first ± first/4`; a wider
+    /// spread tolerates a newcomer's uneven first arrivals.
     pub fn with_estimate(max_samples: usize, first: Duration) -> Self {
         let mut w = Self::new(max_samples);
         w.push(millis(first) / 2.0);
@@ -186,12 +185,6 @@ impl PhiAccrualDetector {
     /// The configuration.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
-    }
-
-    /// Sets the mean assumed for peers heard from now on, before their own
-    /// intervals are measured.
-    pub fn set_first_estimate(&mut self, first: Duration) {
-        self.config.first_heartbeat_estimate = first;
     }
 
     /// Records a heartbeat of `peer` arriving at `now`.

@@ -5,9 +5,10 @@
 //!
 //! Every tick the shell first publishes what the view says about the local
 //! member (so `ClusterView::set_local_status` / `set_local_tokens` spread)
-//! and the storage's disk bytes as load, then ticks the core and starts one
-//! concurrent round per SYN: SYN, apply the ACK, send the ACK2. A slow peer
-//! never delays the next tick.
+//! and the storage's disk bytes as load, then ticks the core, starts one
+//! concurrent round per SYN (SYN, apply the ACK, send the ACK2) and one
+//! probe per known peer (ping, report the answer), each probe bounded by the
+//! interval. A slow peer never delays the next tick.
 //!
 //! Invariants: the core's lock is never held across an `.await`; events are
 //! applied to the view under the core's lock, so the view sees them in the
@@ -30,10 +31,10 @@ use tokio_util::sync::CancellationToken;
 use crate::storage::Storage;
 use crate::worker::Worker;
 
-use super::digest::{GossipAck, GossipAck2, GossipSyn};
+use super::digest::{GossipAck, GossipAck2, GossipPing, GossipSyn};
 use super::endpoint::AppValue;
 use super::gossip_grpc::GossipTransport;
-use super::gossiper::{GossipEvent, Gossiper, Outgoing};
+use super::gossiper::{GossipEvent, Gossiper, Outgoing, Probe};
 use super::metrics::{GossipMetrics, liveness_name};
 use super::{ClusterView, Liveness};
 
@@ -100,15 +101,35 @@ impl GossipHandle {
         self.count("ack2", "received", true);
     }
 
+    /// Receiving side of a probe: returns our own.
+    pub fn on_ping(&self, ping: &GossipPing) -> GossipPing {
+        let now = self.now();
+        let mut core = self.core();
+        let pong = core.on_ping(now, ping);
+        self.apply_events(&mut core);
+        drop(core);
+        self.count("ping", "received", true);
+        pong
+    }
+
+    /// The answer to one of our probes.
+    pub fn on_pong(&self, pong: &GossipPing) {
+        let now = self.now();
+        let mut core = self.core();
+        core.on_pong(now, pong);
+        self.apply_events(&mut core);
+    }
+
     /// One tick: publishes the local member and `local_states` (load,
-    /// schema), ticks the core, exports metrics; returns the SYNs to send.
-    pub fn tick(&self, rng: &mut StdRng, local_states: Vec<AppValue>) -> Vec<Outgoing> {
+    /// schema), ticks the core, exports metrics; returns the SYNs and the
+    /// probes to send.
+    pub fn tick(&self, rng: &mut StdRng, local_states: Vec<AppValue>) -> (Vec<Outgoing>, Vec<Probe>) {
         let local = self.inner.view.local();
         let now = self.now();
         let mut core = self.core();
         core.sync_local_member(&local);
         core.update_local(local_states);
-        let out = core.on_tick(now, rng);
+        let out = (core.on_tick(now, rng), core.probes());
         self.apply_events(&mut core);
         if let Some(metrics) = &self.inner.metrics {
             let me = core.local_host_id().to_owned();
@@ -219,6 +240,20 @@ impl GossipWorker {
             tracing::debug!(to = %out.to, error = %e, "gossip ACK2 failed");
         }
     }
+
+    /// One probe: ping, report the answer (a failure is just silence).
+    async fn probe(gossip: GossipHandle, transport: Arc<dyn GossipTransport>, probe: Probe, timeout: Duration) {
+        match transport.ping(probe.to, probe.ping, timeout).await {
+            Ok(pong) => {
+                gossip.count("ping", "sent", true);
+                gossip.on_pong(&pong);
+            }
+            Err(e) => {
+                gossip.count("ping", "sent", false);
+                tracing::trace!(to = %probe.to, error = %e, "gossip probe failed");
+            }
+        }
+    }
 }
 
 impl Worker for GossipWorker {
@@ -246,8 +281,12 @@ impl Worker for GossipWorker {
                 }
                 let mut states = vec![AppValue::Schema(self.schema.clone())];
                 states.extend(self.load().await.map(AppValue::Load));
-                for out in self.gossip.tick(&mut rng, states) {
+                let (syns, probes) = self.gossip.tick(&mut rng, states);
+                for out in syns {
                     rounds.spawn(Self::round(self.gossip.clone(), Arc::clone(&self.transport), out));
+                }
+                for probe in probes {
+                    rounds.spawn(Self::probe(self.gossip.clone(), Arc::clone(&self.transport), probe, self.interval));
                 }
             }
             rounds.shutdown().await;

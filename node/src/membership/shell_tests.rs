@@ -38,7 +38,7 @@ fn handle(m: &Member, seeds: Vec<SocketAddr>) -> GossipHandle {
 
 /// Runs the rounds `from` starts this tick against the handles registered by address.
 fn round(from: &GossipHandle, peers: &HashMap<SocketAddr, GossipHandle>, rng: &mut StdRng) -> usize {
-    let out = from.tick(rng, vec![AppValue::Load(10)]);
+    let (out, _probes) = from.tick(rng, vec![AppValue::Load(10)]);
     for o in &out {
         let to = peers.get(&o.to).unwrap_or_else(|| panic!("no peer at {}", o.to));
         let ack = to.on_syn(&o.syn);
@@ -109,6 +109,19 @@ impl GossipTransport for MemNet {
         }
         Box::pin(async { Ok(()) })
     }
+
+    fn ping(
+        &self,
+        to: SocketAddr,
+        ping: GossipPing,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<GossipPing, TransportError>> {
+        let peer = self.peers.lock().unwrap_or_else(|e| e.into_inner()).get(&to).cloned();
+        let answer = peer
+            .map(|p| p.on_ping(&ping))
+            .ok_or_else(|| TransportError::Unreachable { peer: to.to_string(), reason: "no such node".into() });
+        Box::pin(async move { answer })
+    }
 }
 
 #[tokio::test]
@@ -156,18 +169,30 @@ async fn a_round_over_grpc_exchanges_states_and_an_unreachable_peer_is_an_error(
     let client_member = member("client", 22, 2);
     let client = handle(&client_member, vec![addr]);
     let transport = GrpcGossipTransport::new(Duration::from_secs(5), Duration::from_secs(2));
-    let out = client.tick(&mut StdRng::seed_from_u64(1), vec![]);
+    let (out, probes) = client.tick(&mut StdRng::seed_from_u64(1), vec![]);
     assert_eq!(out.iter().map(|o| o.to).collect::<Vec<_>>(), [addr], "the only seed");
+    assert!(probes.is_empty(), "no peer is known yet, so none is probed");
     let ack = transport.syn(addr, out[0].syn.clone()).await.unwrap_or_else(|e| panic!("syn: {e}"));
     let ack2 = client.on_ack(&ack);
     transport.ack2(addr, ack2).await.unwrap_or_else(|e| panic!("ack2: {e}"));
     assert_eq!(client.view().member("server").as_deref(), Some(&server_member));
     assert_eq!(server.view().member("client").as_deref(), Some(&client_member));
 
+    // Now each knows the other, the client probes the server; the answer is the server's own probe.
+    let (_, probes) = client.tick(&mut StdRng::seed_from_u64(2), vec![]);
+    assert_eq!(probes.iter().map(|p| p.to).collect::<Vec<_>>(), [addr], "every known peer is probed");
+    let pong = transport.ping(addr, probes[0].ping.clone(), Duration::from_secs(1)).await;
+    let pong = pong.unwrap_or_else(|e| panic!("ping: {e}"));
+    assert_eq!(pong.from, "server");
+    client.on_pong(&pong);
+    assert!(client.phi("server") < 1.0, "a fresh answer: the server is alive");
+
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
     let dead = closed.local_addr().unwrap_or_else(|e| panic!("{e}"));
     drop(closed);
     let failed = transport.syn(dead, out[0].syn.clone()).await;
+    assert!(matches!(failed, Err(TransportError::Unreachable { .. } | TransportError::Timeout { .. })), "{failed:?}");
+    let failed = transport.ping(dead, probes[0].ping.clone(), Duration::from_millis(500)).await;
     assert!(matches!(failed, Err(TransportError::Unreachable { .. } | TransportError::Timeout { .. })), "{failed:?}");
     stop.cancel();
     let _ = serving.await;

@@ -15,7 +15,7 @@ use crate::transport::ConvertError;
 use crate::transport::convert::{parse_addr, status_from_proto, status_to_proto};
 
 use super::MemberStatus;
-use super::digest::{GossipAck, GossipAck2, GossipDigest, GossipSyn};
+use super::digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};
 use super::endpoint::{AppValue, EndpointState, HeartbeatState, VersionedValue};
 
 fn digest_to_proto(d: &GossipDigest) -> pb::GossipDigest {
@@ -24,6 +24,16 @@ fn digest_to_proto(d: &GossipDigest) -> pb::GossipDigest {
 
 fn digest_from_proto(d: pb::GossipDigest) -> GossipDigest {
     GossipDigest { host_id: d.host_id, generation: d.generation, max_version: d.max_version }
+}
+
+/// A probe for the wire.
+pub fn ping_to_proto(ping: &GossipPing) -> pb::GossipPing {
+    pb::GossipPing { from_host_id: ping.from.clone() }
+}
+
+/// A probe from the wire.
+pub fn ping_from_proto(ping: pb::GossipPing) -> GossipPing {
+    GossipPing { from: ping.from_host_id }
 }
 
 /// A SYN as its request.

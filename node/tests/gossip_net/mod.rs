@@ -1,8 +1,9 @@
 //! A simulated network for the sans-IO gossip core ([`Gossiper`]): many
 //! nodes in one process, virtual time in milliseconds, seeded randomness.
 //!
-//! Each node ticks every `interval` at its own random phase. A SYN, its ACK
-//! and the ACK2 each travel with `delay + uniform(0..=jitter)` and are lost
+//! Each node ticks every `interval` at its own random phase, starting its
+//! gossip round and probing every peer it knows. A SYN, its ACK, the ACK2,
+//! a probe and its answer each travel with `delay + uniform(0..=jitter)` and are lost
 //! with probability `loss`, or when sender and receiver are in different
 //! partition groups, or when the receiver is down at delivery. Every drop is
 //! counted by cause, so a test can assert that its faults really fired.
@@ -16,7 +17,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringkv_node::membership::{
-    DetectorConfig, GossipAck, GossipAck2, GossipEvent, GossipSyn, Gossiper, Liveness, Member, MemberStatus,
+    DetectorConfig, GossipAck, GossipAck2, GossipEvent, GossipPing, GossipSyn, Gossiper, Liveness, Member, MemberStatus,
 };
 
 /// Network behaviour.
@@ -41,6 +42,8 @@ enum Msg {
     Syn { from: usize, syn: GossipSyn },
     Ack { from: usize, ack: GossipAck },
     Ack2 { ack2: GossipAck2 },
+    Ping { from: usize, ping: GossipPing },
+    Pong { pong: GossipPing },
     Tick,
 }
 
@@ -201,6 +204,8 @@ impl GossipSim {
     pub fn restart(&mut self, i: usize, tokens: Vec<u64>) {
         let generation = self.nodes[i].member.generation + 1;
         let m = Member { tokens, ..member(i, generation) };
+        // Nothing listens on the old address any more.
+        self.addrs.retain(|_, node| *node != i);
         self.addrs.insert(m.grpc_addr, i);
         self.nodes[i] = SimNode { core: Gossiper::new(&m, self.seeds.clone(), self.detector), member: m, up: true };
         let phase = self.rng.random_range(0..self.interval);
@@ -248,6 +253,11 @@ impl GossipSim {
                         self.send(to, dest, Msg::Syn { from: to, syn: o.syn });
                     }
                 }
+                for p in self.nodes[to].core.probes() {
+                    if let Some(&dest) = self.addrs.get(&p.to) {
+                        self.send(to, dest, Msg::Ping { from: to, ping: p.ping });
+                    }
+                }
                 self.schedule(self.interval, to, Msg::Tick);
             }
             Msg::Syn { from, syn } => {
@@ -263,6 +273,15 @@ impl GossipSim {
             Msg::Ack2 { ack2 } => {
                 self.drops.delivered += 1;
                 self.nodes[to].core.on_ack2(now, &ack2);
+            }
+            Msg::Ping { from, ping } => {
+                self.drops.delivered += 1;
+                let pong = self.nodes[to].core.on_ping(now, &ping);
+                self.send(to, from, Msg::Pong { pong });
+            }
+            Msg::Pong { pong } => {
+                self.drops.delivered += 1;
+                self.nodes[to].core.on_pong(now, &pong);
             }
         }
         self.record_events(to);
