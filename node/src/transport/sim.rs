@@ -274,7 +274,7 @@ impl SimNetwork {
         self.lock().nodes.iter().find(|(_, n)| n.addr == addr).map(|(h, _)| h.clone())
     }
 
-    /// One call from `from` to `to` through the fault pipeline.
+    /// One replica-service call from `from` to `to` through the fault pipeline.
     fn call<T, F>(self: &Arc<Self>, from: &str, to: String, op: F) -> BoxFuture<'static, Result<T, TransportError>>
     where
         T: Send + 'static,
@@ -283,40 +283,75 @@ impl SimNetwork {
         let net = Arc::clone(self);
         let from = from.to_owned();
         async move {
-            bump(&net.counters.sent);
             let timeout = net.replica_timeout();
-            let deadline = Instant::now() + timeout;
-            tokio::time::sleep(net.draw_delay()).await;
-            match net.fate(&from, &to) {
-                Fate::Arrives => {}
-                Fate::Dropped => return lost(deadline, to, timeout).await,
-                Fate::Refused(e) => return Err(e),
-            }
-            let Some(handler) = net.handler(&to) else {
-                return Err(TransportError::Unreachable { peer: to, reason: "unknown host".into() });
-            };
-            bump(&net.counters.delivered);
-            // The handler runs as its own task, as on a server: it finishes even if the caller gives up.
-            let served = tokio::spawn(op(handler));
-            let answer = match tokio::time::timeout_at(deadline, served).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(join)) => {
-                    let reason = format!("handler task failed: {join}");
-                    return Err(TransportError::Remote { peer: to, code: "Internal".into(), message: reason });
-                }
-                Err(_) => {
-                    bump(&net.counters.timed_out);
-                    return Err(TransportError::Timeout { peer: to, timeout });
-                }
-            };
-            tokio::time::sleep(net.draw_delay()).await;
-            match net.fate(&to, &from) {
-                Fate::Arrives => answer.map_err(|e| remote_error(&to, timeout, &e)),
-                // The request was served but the caller never hears back.
-                Fate::Dropped | Fate::Refused(_) => lost(deadline, to, timeout).await,
-            }
+            let answer = net.deliver(&from, &to, timeout, |net| net.handler(&to).map(op)).await?;
+            answer.map_err(|e| remote_error(&to, timeout, &e))
         }
         .boxed()
+    }
+
+    /// Carries one call of another service from `from` to `to` through the
+    /// same fault pipeline, counters included, with its own deadline: `serve`
+    /// runs when the request arrives, as its own task. A node serves such
+    /// services (anti-entropy) on the same gRPC port as the replica service,
+    /// so in a simulation they must cross the same partitions and losses.
+    pub fn carry<T, F>(
+        self: &Arc<Self>,
+        from: &str,
+        to: &str,
+        timeout: Duration,
+        serve: F,
+    ) -> BoxFuture<'static, Result<T, TransportError>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> BoxFuture<'static, T> + Send + 'static,
+    {
+        let net = Arc::clone(self);
+        let (from, to) = (from.to_owned(), to.to_owned());
+        async move { net.deliver(&from, &to, timeout, |_| Some(serve())).await }.boxed()
+    }
+
+    /// The fault pipeline: request delay and fate, `serve` on arrival (`None`:
+    /// nothing serves there) with the deadline `timeout`, reply delay and fate.
+    async fn deliver<T: Send + 'static>(
+        &self,
+        from: &str,
+        to: &str,
+        timeout: Duration,
+        serve: impl FnOnce(&Self) -> Option<BoxFuture<'static, T>>,
+    ) -> Result<T, TransportError> {
+        bump(&self.counters.sent);
+        let deadline = Instant::now() + timeout;
+        let peer = || to.to_owned();
+        tokio::time::sleep(self.draw_delay()).await;
+        match self.fate(from, to) {
+            Fate::Arrives => {}
+            Fate::Dropped => return lost(deadline, peer(), timeout).await,
+            Fate::Refused(e) => return Err(e),
+        }
+        let Some(served) = serve(self) else {
+            return Err(TransportError::Unreachable { peer: peer(), reason: "unknown host".into() });
+        };
+        bump(&self.counters.delivered);
+        // The handler runs as its own task, as on a server: it finishes even if the caller gives up.
+        let served = tokio::spawn(served);
+        let answer = match tokio::time::timeout_at(deadline, served).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(join)) => {
+                let reason = format!("handler task failed: {join}");
+                return Err(TransportError::Remote { peer: peer(), code: "Internal".into(), message: reason });
+            }
+            Err(_) => {
+                bump(&self.counters.timed_out);
+                return Err(TransportError::Timeout { peer: peer(), timeout });
+            }
+        };
+        tokio::time::sleep(self.draw_delay()).await;
+        match self.fate(to, from) {
+            Fate::Arrives => Ok(answer),
+            // The request was served but the caller never hears back.
+            Fate::Dropped | Fate::Refused(_) => lost(deadline, peer(), timeout).await,
+        }
     }
 }
 
@@ -485,6 +520,22 @@ mod tests {
         let s = net.stats();
         assert_eq!((s.sent, s.delivered, s.dropped), (4, 1, 1));
         assert_eq!((s.refused_by_crash, s.refused_by_partition), (1, 1));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn other_services_ride_the_same_faults() {
+        let (net, _, _) = network(3);
+        let timeout = Duration::from_millis(20);
+        let answer = net.carry("a", "b", timeout, || std::future::ready(7u32).boxed()).await;
+        assert_eq!(answer, Ok(7));
+        net.cut("a", "b");
+        let refused = net.carry("a", "b", timeout, || std::future::ready(7u32).boxed()).await;
+        assert!(matches!(refused, Err(TransportError::Unreachable { .. })), "{refused:?}");
+        net.heal();
+        let unknown = net.carry("a", "nobody", timeout, || std::future::ready(7u32).boxed()).await;
+        assert!(matches!(unknown, Err(TransportError::Unreachable { .. })), "{unknown:?}");
+        let s = net.stats();
+        assert_eq!((s.sent, s.delivered, s.refused_by_partition, s.refused_by_crash), (3, 1, 1, 1));
     }
 
     #[tokio::test(flavor = "current_thread")]

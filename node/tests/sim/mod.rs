@@ -8,6 +8,19 @@
 //! it down in every other view, [`SimCluster::restart`] undoes both. Storage
 //! calls run inline and time is tokio's paused clock, so a seed replays the
 //! same run.
+//!
+//! Storage is wired as a node wires it: the anti-entropy [`TrackedStorage`]
+//! keeps each node's Merkle trees, and each node has a real [`Repairer`]
+//! whose exchange crosses the simulated network ([`antientropy`]). Under it,
+//! a [`LoggedStorage`] records every coordinated write in one [`WriteLog`]
+//! (ground truth for checkers). Hints are stored but only replayed when a
+//! test calls [`SimCluster::replay_hints`]; nothing runs in the background.
+
+// Shared by several test crates, each of which uses a part of it.
+#![allow(dead_code)]
+
+pub mod antientropy;
+pub mod writes;
 
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
@@ -16,6 +29,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use ringkv_node::antientropy::plan::replica_sets;
+use ringkv_node::antientropy::{
+    AeError, LocalReplica, RepairProgress, RepairRequest, Repairer, RepairerParts, SyncHistory, Throttle,
+    TrackedStorage, TreeStore,
+};
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::hints::HandoffWorker;
@@ -24,10 +42,13 @@ use ringkv_node::replication::{
     ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits,
     ReplicationMetrics,
 };
-use ringkv_node::ring::{NodeInfo, Ring, token_of};
-use ringkv_node::storage::MemoryStorage;
+use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
+use ringkv_node::storage::{MemoryStorage, Storage};
 use ringkv_node::transport::{SimNetwork, SimTransport};
 use ringkv_node::version::Record;
+
+use antientropy::{AeDirectory, SimConnector};
+use writes::{LoggedStorage, WriteLog};
 
 /// The keyspace every simulation uses.
 pub const KS: &str = "default";
@@ -114,11 +135,30 @@ impl SimClusterBuilder {
         net.set_drop_probability(self.drop);
         net.set_delay(*self.delay.start(), *self.delay.end());
         net.set_replica_timeout(self.replica_timeout);
+        let members = self.members();
+        let mut config = Config::default();
+        config.replication.replication_factor = self.rf;
+        let shared = Shared {
+            net: Arc::clone(&net),
+            config,
+            clock: Arc::new(VirtualClock { start: tokio::time::Instant::now() }),
+            log: Arc::new(WriteLog::default()),
+            directory: Arc::new(AeDirectory::default()),
+        };
+        let nodes = members.iter().map(|local| self.node(&shared, &members, local)).collect();
+        let rng = Mutex::new(StdRng::seed_from_u64(self.seed ^ 0x5EED));
+        // A call lives at most its deadline plus its reply's delay.
+        let quiet = 2 * (self.replica_timeout + *self.delay.end());
+        SimCluster { net, nodes, rng, clock: shared.clock, log: shared.log, quiet }
+    }
+
+    /// Every member, in node order, with the tokens of one initial ring.
+    fn members(&self) -> Vec<Member> {
         let hosts: Vec<String> = (0..self.nodes).map(|i| format!("node-{i}")).collect();
         let zone_of = |i: usize| if self.zones == 0 { String::new() } else { format!("z{}", i % self.zones) };
         let infos = hosts.iter().enumerate().map(|(i, h)| NodeInfo::new(h.as_str(), zone_of(i), ""));
         let ring = Ring::initial(infos, 16).expect("initial ring");
-        let members: Vec<Member> = ring
+        let mut members: Vec<Member> = ring
             .node_tokens()
             .into_iter()
             .map(|(info, tokens)| {
@@ -139,44 +179,80 @@ impl SimClusterBuilder {
                 }
             })
             .collect();
-        let mut config = Config::default();
-        config.replication.replication_factor = self.rf;
-        let server = ServerConfig { request_timeout_ms: self.request_timeout.as_millis() as u64, ..Default::default() };
-        let clock: Arc<dyn Clock> = Arc::new(VirtualClock { start: tokio::time::Instant::now() });
-        let nodes = hosts
-            .iter()
-            .map(|host| {
-                let local = members.iter().find(|m| &m.host_id == host).expect("member").clone();
-                let view = Arc::new(ClusterView::new(local.clone()));
-                members.iter().for_each(|m| _ = view.upsert(m.clone()));
-                let transport = Arc::new(SimTransport::new(Arc::clone(&net), host.clone()));
-                let metrics = ReplicationMetrics::unregistered();
-                let coordinator = Coordinator::clustered(CoordinatorParts {
-                    node_id: local.node_id,
-                    storage: Arc::new(MemoryStorage::new()),
-                    keyspaces: Keyspaces::from_config(&config),
-                    clock: Arc::clone(&clock),
-                    limits: Limits::from(&server),
-                    view: Arc::clone(&view),
-                    transport: transport.clone(),
-                    settings: ClusterSettings {
-                        replica_timeout: self.replica_timeout,
-                        sloppy: self.sloppy,
-                        inline_storage: true,
-                        inline_point_ops: true,
-                    },
-                    metrics: metrics.clone(),
-                    max_hint_window: Duration::from_secs(3 * 3600),
-                });
-                net.register(&local, ringkv_node::replication::handler(&coordinator));
-                let interval = Duration::from_secs(1);
-                let handoff = HandoffWorker::new(coordinator.hints().clone(), view, transport, interval, 100_000);
-                SimNode { host: host.clone(), coordinator, metrics, handoff }
-            })
-            .collect();
-        let rng = Mutex::new(StdRng::seed_from_u64(self.seed ^ 0x5EED));
-        SimCluster { net, nodes, rng, clock }
+        members.sort_by_key(|m| m.node_id);
+        members
     }
+
+    /// One node: storage, coordinator (registered on the network), handoff and anti-entropy.
+    fn node(&self, shared: &Shared, members: &[Member], local: &Member) -> SimNode {
+        let host = local.host_id.clone();
+        let view = Arc::new(ClusterView::new(local.clone()));
+        members.iter().for_each(|m| _ = view.upsert(m.clone()));
+        let transport = Arc::new(SimTransport::new(Arc::clone(&shared.net), host.clone()));
+        let metrics = ReplicationMetrics::unregistered();
+        let trees = Arc::new(TreeStore::new(shared.config.antientropy.depth));
+        let logged =
+            Arc::new(LoggedStorage::new(Arc::new(MemoryStorage::new()), local.node_id, Arc::clone(&shared.log)));
+        let storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(logged, Arc::clone(&trees)));
+        let server = ServerConfig { request_timeout_ms: self.request_timeout.as_millis() as u64, ..Default::default() };
+        let hint_window = Duration::from_secs(shared.config.hints.max_hint_window_seconds);
+        let coordinator = Coordinator::clustered(CoordinatorParts {
+            node_id: local.node_id,
+            storage: Arc::clone(&storage),
+            keyspaces: Keyspaces::from_config(&shared.config),
+            clock: Arc::clone(&shared.clock),
+            limits: Limits::from(&server),
+            view: Arc::clone(&view),
+            transport: transport.clone(),
+            settings: ClusterSettings {
+                replica_timeout: self.replica_timeout,
+                sloppy: self.sloppy,
+                inline_storage: true,
+                inline_point_ops: true,
+            },
+            metrics: metrics.clone(),
+            max_hint_window: hint_window,
+        });
+        shared.net.register(local, ringkv_node::replication::handler(&coordinator));
+        let handoff = HandoffWorker::new(coordinator.hints().clone(), view, transport, Duration::from_secs(1), 100_000);
+        let repairer = anti_entropy(shared, &host, Arc::clone(&trees), storage, &coordinator, hint_window);
+        SimNode { host, coordinator, metrics, handoff, trees, repairer }
+    }
+}
+
+/// A node's repairer, assembled as `AntiEntropyNode` does, with the simulated
+/// network instead of gRPC; its replica side joins the directory.
+fn anti_entropy(
+    shared: &Shared,
+    host: &str,
+    trees: Arc<TreeStore>,
+    storage: Arc<dyn Storage>,
+    coordinator: &Coordinator,
+    hint_window: Duration,
+) -> Arc<Repairer> {
+    let ae = &shared.config.antientropy;
+    let throttle = Throttle::mb_per_s(ae.throughput_mb_per_s);
+    let merger = Arc::new(coordinator.clone());
+    let replica = Arc::new(LocalReplica::new(trees, Arc::clone(&storage), merger, Arc::clone(&shared.clock), throttle));
+    shared.directory.register(host, Arc::clone(&replica));
+    Arc::new(Repairer::new(RepairerParts {
+        local: replica,
+        coordinator: coordinator.clone(),
+        connector: Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory))),
+        history: Arc::new(SyncHistory::new(storage, coordinator.clone(), hint_window)),
+        tree_max_age: Duration::from_secs(ae.tree_max_age_secs),
+        exchange_throttle: throttle,
+    }))
+}
+
+/// What every node of a cluster being built shares.
+#[derive(Debug)]
+struct Shared {
+    net: Arc<SimNetwork>,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    log: Arc<WriteLog>,
+    directory: Arc<AeDirectory>,
 }
 
 /// One simulated node.
@@ -189,6 +265,10 @@ pub struct SimNode {
     /// Its replication metrics.
     pub metrics: ReplicationMetrics,
     handoff: HandoffWorker,
+    /// Its Merkle trees (kept by its tracked storage).
+    pub trees: Arc<TreeStore>,
+    /// Its anti-entropy repairer (what `RepairWorker` and `kvctl repair` run).
+    pub repairer: Arc<Repairer>,
 }
 
 /// A simulated cluster.
@@ -200,6 +280,9 @@ pub struct SimCluster {
     pub nodes: Vec<SimNode>,
     rng: Mutex<StdRng>,
     clock: Arc<dyn Clock>,
+    log: Arc<WriteLog>,
+    /// How long the network must stay silent before [`SimCluster::settle`] trusts that no call is in flight.
+    quiet: Duration,
 }
 
 impl SimCluster {
@@ -343,6 +426,69 @@ impl SimCluster {
             .unwrap_or_default();
         values.sort();
         values
+    }
+
+    /// Every write any node coordinated so far.
+    pub fn write_log(&self) -> &WriteLog {
+        &self.log
+    }
+
+    /// Whether the replicas of `key` hold different records (no network).
+    pub fn replicas_disagree(&self, key: &[u8]) -> bool {
+        let mut copies = self.replicas_of(key).into_iter().map(|r| self.local(r, key));
+        let first = copies.next().flatten();
+        copies.any(|c| c != first)
+    }
+
+    /// Waits (virtual time, with a deadline) until no replica call is in
+    /// flight: the network's counters have not moved for longer than such a
+    /// call can live, and whatever a finished call triggers (a hint) is itself
+    /// a counted call. Not for use during a repair, whose calls live longer.
+    pub async fn settle(&self, deadline: Duration) -> bool {
+        let mut last = (self.net.stats(), tokio::time::Instant::now());
+        self.eventually(deadline, |c| {
+            let now = (c.net.stats(), tokio::time::Instant::now());
+            if now.0 != last.0 {
+                last = now;
+            }
+            now.1 - last.1 > c.quiet
+        })
+        .await
+    }
+
+    /// One anti-entropy repair of every range node `i` replicates, through its real repairer.
+    pub async fn repair(&self, i: usize) -> Result<RepairProgress, AeError> {
+        self.repair_reporting(i, |_| {}).await
+    }
+
+    /// As [`SimCluster::repair`], calling `report` after every range.
+    pub async fn repair_reporting(
+        &self,
+        i: usize,
+        report: impl FnMut(&RepairProgress) + Send,
+    ) -> Result<RepairProgress, AeError> {
+        self.nodes[i].repairer.run(RepairRequest::default(), report).await
+    }
+
+    /// Every range of the ring with its replicas (node indexes).
+    pub fn ranges(&self) -> Vec<(TokenRange, Vec<usize>)> {
+        let ring = self.node(0).view().ring();
+        let rf = self.node(0).keyspaces().get(KS).expect("keyspace").replication_factor as usize;
+        let sets = replica_sets(&ring, rf).into_iter();
+        sets.map(|(range, hosts)| (range, hosts.iter().map(|h| self.index_of(h)).collect())).collect()
+    }
+
+    /// Whether the Merkle trees of `range` differ between `replicas` (or are not all built).
+    pub fn trees_disagree(&self, range: TokenRange, replicas: &[usize]) -> bool {
+        let root = |i: usize| self.nodes[i].trees.with_tree(KS, range, |built| built.tree.root());
+        let roots: Vec<_> = replicas.iter().map(|i| root(*i)).collect();
+        roots.iter().any(|r| r.is_none() || *r != roots[0])
+    }
+
+    /// Ranges whose replicas' Merkle trees disagree, and the number of ranges.
+    pub fn ranges_disagreeing(&self) -> (usize, usize) {
+        let ranges = self.ranges();
+        (ranges.iter().filter(|(range, replicas)| self.trees_disagree(*range, replicas)).count(), ranges.len())
     }
 
     /// Waits (virtual time, with a deadline) until `cond` holds; false on timeout.
