@@ -14,6 +14,7 @@
 //!   same records after one repair that moved only the differing buckets;
 //!   a second repair finds nothing.
 //! - `tombstones_purge_only_after_gc_grace_and_a_later_repair`.
+//! - `a_failing_peer_neither_skips_the_local_rebuild_nor_hides_what_moved`.
 
 mod ae_support;
 
@@ -23,10 +24,14 @@ use std::time::Duration;
 
 use ae_support::*;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use proptest::prelude::*;
 use ringkv_node::antientropy::merkle::{bucket_of, diff, record_hash};
 use ringkv_node::antientropy::trees::Contribution;
-use ringkv_node::antientropy::{MaxAge, MerkleTree, RepairRequest, TreeRef, sync_pair};
+use ringkv_node::antientropy::{
+    AeError, AntiEntropyPeer, Hash, KeyedRecord, MaxAge, MerkleTree, RepairRequest, TreeRef, TreeSummary, repair_range,
+    sync_pair,
+};
 use ringkv_node::clock::ManualClock;
 use ringkv_node::replication::{Consistency, PutOptions, RepairHistory};
 use ringkv_node::ring::{TokenRange, token_of};
@@ -345,4 +350,93 @@ async fn tombstones_purge_only_after_gc_grace_and_a_later_repair() {
 fn clock_ms(clock: &ManualClock) -> i64 {
     use ringkv_node::clock::Clock as _;
     clock.now_ms()
+}
+
+/// A peer whose every call fails, as one that went away mid-repair.
+#[derive(Debug)]
+struct Gone;
+
+impl Gone {
+    fn err<T: Send + 'static>() -> BoxFuture<'static, Result<T, AeError>> {
+        Box::pin(async { Err(AeError::ShuttingDown) })
+    }
+}
+
+impl AntiEntropyPeer for Gone {
+    fn prepare_tree(&self, _: &TreeRef, _: Duration) -> BoxFuture<'static, Result<TreeSummary, AeError>> {
+        Self::err()
+    }
+    fn tree_level(&self, _: &TreeRef, _: u32, _: Vec<u32>) -> BoxFuture<'static, Result<Vec<Hash>, AeError>> {
+        Self::err()
+    }
+    fn bucket_records(&self, _: &TreeRef, _: Vec<u32>) -> BoxFuture<'static, Result<Vec<KeyedRecord>, AeError>> {
+        Self::err()
+    }
+    fn merge_records(&self, _: &str, _: Vec<KeyedRecord>) -> BoxFuture<'static, Result<u32, AeError>> {
+        Self::err()
+    }
+}
+
+/// A full repair of a range whose first peer fails still rebuilds the local
+/// tree (once) and syncs with the next peer; what that peer exchanged counts.
+#[tokio::test]
+async fn a_failing_peer_neither_skips_the_local_rebuild_nor_hides_what_moved() {
+    let clock = clock();
+    let nodes = replicas(3, 3, 8, &clock);
+    for k in 0..200 {
+        let r = write(1, 1, Some("v"), T0_MS);
+        for n in &nodes {
+            put_raw(n.storage.as_ref(), &format!("k{k}"), Some(r.clone()));
+        }
+    }
+    let planned = repairer(&nodes, 0, 0).plan(&RepairRequest::default()).expect("plan");
+    // A range where node 1 holds keys node 0 lacks.
+    let range = planned[0].range;
+    let tree = TreeRef { keyspace: KS.to_owned(), range, depth: nodes[0].trees.depth() };
+    let in_range: Vec<String> =
+        (0..200).map(|k| format!("k{k}")).filter(|k| range.contains(token_of(KS, k.as_bytes()))).collect();
+    assert!(!in_range.is_empty(), "the first range holds some of the keys");
+    for key in &in_range {
+        put_raw(nodes[0].storage.as_ref(), key, None);
+    }
+    let local: Arc<dyn AntiEntropyPeer> = Arc::new(Arc::clone(&nodes[0].local));
+    local.prepare_tree(&tree, Duration::MAX).await.expect("local tree");
+    let built_before = nodes[0].trees.get(KS, range).expect("tree").built_at_ms;
+    clock.advance_ms(5_000);
+
+    let peers: Vec<(String, Arc<dyn AntiEntropyPeer>)> =
+        vec![("gone".to_owned(), Arc::new(Gone)), ("node-1".to_owned(), Arc::new(Arc::clone(&nodes[1].local)))];
+    let outcome = repair_range(local.as_ref(), &peers, &tree, Duration::ZERO).await;
+    assert_eq!(outcome.failed.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(), ["gone"]);
+    let built_after = nodes[0].trees.get(KS, range).expect("tree").built_at_ms;
+    assert_eq!(built_after, built_before + 5_000, "the local tree was rebuilt although the first peer failed");
+    assert_eq!(outcome.stats.records_repaired_here, in_range.len() as u64, "{:?}", outcome.stats);
+    for key in &in_range {
+        assert!(contents(nodes[0].storage.as_ref()).contains_key(key.as_bytes()), "{key} came back from node 1");
+    }
+}
+
+/// An abandoned rebuild (its repair was cancelled) stops collecting writes
+/// and leaves the current tree as it was.
+#[test]
+fn an_abandoned_rebuild_is_dropped_and_the_current_tree_stays() {
+    let clock = clock();
+    let nodes = replicas(1, 1, 6, &clock);
+    let trees = &nodes[0].trees;
+    let range = TokenRange { start: 0, end: u64::MAX / 2 };
+    trees.begin_rebuild(KS, range);
+    assert_eq!(trees.rebuild_page(nodes[0].storage.as_ref(), KS, range, 1).expect("page"), (0, true));
+    let current = trees.get(KS, range).expect("built").built_at_ms;
+    trees.begin_rebuild(KS, range);
+    trees.abandon_rebuild(KS, range);
+    assert_eq!(
+        trees.rebuild_page(nodes[0].storage.as_ref(), KS, range, 2).expect("page"),
+        (0, true),
+        "nothing is being built any more"
+    );
+    assert_eq!(trees.get(KS, range).expect("kept").built_at_ms, current, "the current tree stays");
+    let other = TokenRange { start: u64::MAX / 2, end: u64::MAX };
+    trees.begin_rebuild(KS, other);
+    trees.abandon_rebuild(KS, other);
+    assert!(trees.get(KS, other).is_none(), "a range with no tree yet has no slot left");
 }

@@ -124,6 +124,8 @@ impl LocalReplica {
     /// Returns the bytes scanned.
     pub async fn rebuild(&self, tree: &TreeRef) -> Result<u64, AeError> {
         self.trees.begin_rebuild(&tree.keyspace, tree.range);
+        // Dropped (cancelled) or failed before the end: abandon the half-built tree.
+        let mut unfinished = AbandonOnDrop { trees: &self.trees, tree: Some(tree) };
         let mut scanned = 0;
         loop {
             let (trees, storage, clock, t) =
@@ -134,10 +136,11 @@ impl LocalReplica {
             .await
             .map_err(|_| AeError::ShuttingDown)??;
             scanned += bytes;
-            self.throttle.pace(bytes).await;
             if done {
+                unfinished.tree = None;
                 return Ok(scanned);
             }
+            self.throttle.pace(bytes).await;
         }
     }
 
@@ -245,5 +248,19 @@ impl AntiEntropyPeer for Arc<LocalReplica> {
     fn merge_records(&self, keyspace: &str, records: Vec<KeyedRecord>) -> BoxFuture<'static, Result<u32, AeError>> {
         let (this, keyspace) = (Arc::clone(self), keyspace.to_owned());
         async move { this.merge(keyspace, records).await }.boxed()
+    }
+}
+
+/// Abandons the rebuild of `tree` when dropped, unless `tree` was cleared.
+struct AbandonOnDrop<'a> {
+    trees: &'a TreeStore,
+    tree: Option<&'a TreeRef>,
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(tree) = self.tree {
+            self.trees.abandon_rebuild(&tree.keyspace, tree.range);
+        }
     }
 }

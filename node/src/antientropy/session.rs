@@ -71,6 +71,19 @@ pub async fn sync_pair(
     max_age: MaxAge,
 ) -> Result<RepairStats, AeError> {
     let mut stats = RepairStats::default();
+    sync_pair_into(local, peer, tree, max_age, &mut stats).await?;
+    Ok(stats)
+}
+
+/// [`sync_pair`], counting into `stats` as it goes, so that a pair that
+/// fails half way still reports what it compared and exchanged.
+async fn sync_pair_into(
+    local: &dyn AntiEntropyPeer,
+    peer: &dyn AntiEntropyPeer,
+    tree: &TreeRef,
+    max_age: MaxAge,
+    stats: &mut RepairStats,
+) -> Result<(), AeError> {
     let (ours, theirs) =
         futures::try_join!(local.prepare_tree(tree, max_age.local), peer.prepare_tree(tree, max_age.peer))?;
     stats.bytes_compared = ours.bytes + theirs.bytes;
@@ -83,7 +96,7 @@ pub async fn sync_pair(
     }
     let buckets = descent.buckets().to_vec();
     if buckets.is_empty() {
-        return Ok(stats);
+        return Ok(());
     }
     stats.buckets_differing = buckets.len() as u64;
     let (mine, remote) =
@@ -97,7 +110,7 @@ pub async fn sync_pair(
     stats.records_repaired_here = to_merge.len() as u64;
     stats.bytes_transferred = size(&remote) + size(&to_send);
     futures::try_join!(local.merge_records(&tree.keyspace, to_merge), peer.merge_records(&tree.keyspace, to_send))?;
-    Ok(stats)
+    Ok(())
 }
 
 /// The result of repairing one range with all its peers.
@@ -117,15 +130,23 @@ pub async fn repair_range(
     max_age: Duration,
 ) -> RangeOutcome {
     let mut outcome = RangeOutcome::default();
+    // The local tree is checked (or rebuilt) once, before any peer, so that
+    // a peer failing cannot leave it unchecked for the others.
+    if let Err(e) = local.prepare_tree(tree, max_age).await {
+        let reason = format!("the local tree could not be prepared: {e}");
+        outcome.failed.extend(peers.iter().map(|(host, _)| (host.clone(), reason.clone())));
+        return outcome;
+    }
     let mut synced = Vec::new();
     let mut changed_after_first = false;
     for (i, (host, peer)) in peers.iter().enumerate() {
-        // The local tree is checked (or rebuilt) once, with the first peer.
-        let ages = MaxAge { local: if i == 0 { max_age } else { Duration::MAX }, peer: max_age };
-        match sync_pair(local, peer.as_ref(), tree, ages).await {
-            Ok(stats) => {
+        let ages = MaxAge { local: Duration::MAX, peer: max_age };
+        let mut stats = RepairStats::default();
+        let result = sync_pair_into(local, peer.as_ref(), tree, ages, &mut stats).await;
+        outcome.stats.add(&stats);
+        match result {
+            Ok(()) => {
                 changed_after_first |= i > 0 && stats.records_repaired_here > 0;
-                outcome.stats.add(&stats);
                 synced.push(i);
             }
             Err(e) => outcome.failed.push((host.clone(), e.to_string())),
@@ -135,9 +156,11 @@ pub async fn repair_range(
         // The trees were just built or checked: do not rebuild them again.
         for &i in synced.iter().filter(|&&i| i + 1 < peers.len()) {
             let (host, peer) = &peers[i];
-            match sync_pair(local, peer.as_ref(), tree, MaxAge::both(Duration::MAX)).await {
-                Ok(stats) => outcome.stats.add(&stats),
-                Err(e) => outcome.failed.push((host.clone(), e.to_string())),
+            let mut stats = RepairStats::default();
+            let result = sync_pair_into(local, peer.as_ref(), tree, MaxAge::both(Duration::MAX), &mut stats).await;
+            outcome.stats.add(&stats);
+            if let Err(e) = result {
+                outcome.failed.push((host.clone(), e.to_string()));
             }
         }
     }

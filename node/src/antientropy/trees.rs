@@ -170,6 +170,17 @@ impl TreeStore {
         }
     }
 
+    /// Drops an unfinished rebuild of (keyspace, range) (its caller gave
+    /// up), so writes stop feeding it; the current tree, if any, stays.
+    pub fn abandon_rebuild(&self, keyspace: &str, range: TokenRange) {
+        let mut slots = self.slots();
+        let Some(list) = slots.get_mut(keyspace) else { return };
+        if let Some(slot) = list.iter_mut().find(|s| s.range == range) {
+            slot.building = None;
+        }
+        list.retain(|s| s.current.is_some() || s.building.is_some());
+    }
+
     /// Scans the next page of (keyspace, range) into the tree being built.
     /// Returns the bytes scanned and whether the scan is complete (then the
     /// new tree replaces the old one, stamped `now_ms`).
