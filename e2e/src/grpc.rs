@@ -6,7 +6,8 @@ use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use ringkv_proto::v1::kv_client::KvClient;
 use ringkv_proto::v1::{
-    Consistency, ConsistencyLevel, Entry, GetRequest, GetResponse, ListRequest, PutRequest, ScanRequest,
+    BatchGetRequest, BatchWriteRequest, Consistency, ConsistencyLevel, Entry, GetRequest, GetResponse, ListRequest,
+    PutRequest, ScanRequest, WriteOp, write_op,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -73,6 +74,77 @@ pub async fn put_at(client: &mut KvClient<Channel>, key: &str, value: &str, leve
         .await
         .with_context(|| format!("put {key:?} at {}", level.as_str_name()))?;
     Ok(())
+}
+
+/// Blind puts of `(key, value)` pairs in one `BatchWrite` (not atomic) at
+/// consistency `level`; fails naming the first op the node refused.
+pub async fn put_many_at(
+    client: &mut KvClient<Channel>,
+    pairs: &[(String, String)],
+    level: ConsistencyLevel,
+) -> Result<()> {
+    let ops = pairs
+        .iter()
+        .map(|(k, v)| WriteOp {
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            op: Some(write_op::Op::Put(Bytes::copy_from_slice(v.as_bytes()))),
+            ..Default::default()
+        })
+        .collect();
+    let request = BatchWriteRequest {
+        ops,
+        consistency: Some(Consistency { level: level.into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let response = client
+        .batch_write(request)
+        .await
+        .with_context(|| format!("batch of {} puts at {}", pairs.len(), level.as_str_name()))?
+        .into_inner();
+    if let Some(failed) = response.results.iter().find(|r| !r.ok) {
+        bail!("put {:?} in a batch at {}: {}", String::from_utf8_lossy(&failed.key), level.as_str_name(), failed.error);
+    }
+    if response.success_count as usize != pairs.len() {
+        bail!("a batch of {} puts reported {} successes", pairs.len(), response.success_count);
+    }
+    Ok(())
+}
+
+/// The single live value of each of `keys` (in order) read in one
+/// `BatchGet` at consistency `level`; as [`get_value`] for each.
+pub async fn get_many_at(
+    client: &mut KvClient<Channel>,
+    keys: &[String],
+    level: ConsistencyLevel,
+) -> Result<Vec<Option<Bytes>>> {
+    let request = BatchGetRequest {
+        keys: keys.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect(),
+        consistency: Some(Consistency { level: level.into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let response = client
+        .batch_get(request)
+        .await
+        .with_context(|| format!("batch of {} gets at {}", keys.len(), level.as_str_name()))?
+        .into_inner();
+    if response.results.len() != keys.len() {
+        bail!("a batch of {} gets returned {} results", keys.len(), response.results.len());
+    }
+    let mut values = Vec::with_capacity(keys.len());
+    for (key, result) in keys.iter().zip(response.results) {
+        if result.key.as_ref() != key.as_bytes() {
+            bail!("batch get results out of order: expected {key:?}, got {:?}", String::from_utf8_lossy(&result.key));
+        }
+        if !result.found {
+            values.push(None);
+            continue;
+        }
+        match result.siblings.as_slice() {
+            [one] if !one.tombstone => values.push(Some(one.value.clone())),
+            other => bail!("get {key:?}: expected one live sibling, got {other:?}"),
+        }
+    }
+    Ok(values)
 }
 
 /// Like [`get_value`], read at consistency `level`.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::error::KvError;
 use crate::ring::token_of;
-use crate::storage::{DurableTicket, WriteBatch};
+use crate::storage::{DurableTicket, WriteBatch, WriteOp};
 use crate::transport::CoordinateReply;
 use crate::version::{NewWrite, Record, Sibling, VersionVector};
 
@@ -162,6 +162,32 @@ impl Inner {
         // Written even when unchanged: the current copy may still be waiting for its
         // group commit, and this acknowledgement must not overtake that fsync.
         Ok(self.storage.write(WriteBatch::put(&ks.name, key, merged))?)
+    }
+
+    /// [`merge_local`](Self::merge_local) of many records in one storage
+    /// batch (one durable ticket), for streaming and hint replay. A key given
+    /// twice gets both merged.
+    pub(super) fn merge_local_many(
+        &self,
+        ks: &Keyspace,
+        items: Vec<(Bytes, Record)>,
+    ) -> Result<DurableTicket, KvError> {
+        let tokens: Vec<u64> = items.iter().map(|(key, _)| token_of(&ks.name, key)).collect();
+        let _guards = self.locks.lock_many(&tokens);
+        let mut merged: std::collections::HashMap<Bytes, Record> = std::collections::HashMap::new();
+        for (key, incoming) in items {
+            let record = match merged.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let current = self.storage.get(&ks.name, e.key())?.unwrap_or_default();
+                    e.insert(current)
+                }
+            };
+            record.merge(&incoming, ks.conflict_mode);
+        }
+        let ops =
+            merged.into_iter().map(|(key, record)| WriteOp::Put { keyspace: ks.name.clone(), key, record }).collect();
+        Ok(self.storage.write(WriteBatch { ops })?)
     }
 }
 

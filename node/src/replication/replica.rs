@@ -36,6 +36,17 @@ impl Coordinator {
         };
         self.durable(ticket).await
     }
+
+    /// Merges many records of `keyspace` into the local copies in one
+    /// storage batch and waits until it is durable (streaming, hint replay).
+    pub async fn apply_replica_writes(&self, keyspace: &str, items: Vec<(Bytes, Record)>) -> Result<(), KvError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let ks = self.inner.keyspaces.get(keyspace)?;
+        let ticket = self.blocking(move |inner| inner.merge_local_many(&ks, items)).await?;
+        self.durable(ticket).await
+    }
 }
 
 impl ReplicaHandler for Coordinator {
@@ -56,11 +67,13 @@ impl ReplicaHandler for Coordinator {
     fn handle_hints(&self, hints: Vec<HintedWrite>) -> BoxFuture<'static, Result<u32, KvError>> {
         let this = self.clone();
         async move {
-            let mut applied = 0;
+            let applied = hints.len() as u32;
+            let mut by_keyspace: std::collections::BTreeMap<String, Vec<(Bytes, Record)>> = Default::default();
             for h in hints {
-                let write = ReplicaWrite { keyspace: h.keyspace, key: h.key, record: h.record, hint_for: None };
-                this.apply_replica_write(write).await?;
-                applied += 1;
+                by_keyspace.entry(h.keyspace).or_default().push((h.key, h.record));
+            }
+            for (keyspace, items) in by_keyspace {
+                this.apply_replica_writes(&keyspace, items).await?;
             }
             Ok(applied)
         }

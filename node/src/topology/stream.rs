@@ -12,13 +12,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::replication::Coordinator;
 use crate::ring::Token;
 use crate::storage::ScanPosition;
-use crate::transport::ReplicaWrite;
 
 use super::peers::{FetchPage, Segment, StreamPeers};
 use super::progress::{StreamProgress, Throttle};
@@ -235,27 +233,22 @@ impl Streamer {
         }
     }
 
-    /// Merges records into local storage; returns once all are durable.
+    /// Merges records into local storage, one storage batch per keyspace;
+    /// returns once all are durable.
     async fn merge(&self, records: Vec<crate::storage::StoredRecord>) -> Result<(), TopologyError> {
         let keyspaces = self.coordinator.keyspaces();
-        let writes: Vec<ReplicaWrite> = records
-            .into_iter()
-            .filter(|r| {
-                let known = keyspaces.get(&r.keyspace).is_ok();
-                if !known {
-                    tracing::warn!(keyspace = %r.keyspace, "streamed record of a keyspace this node does not define; skipped");
-                }
-                known
-            })
-            .map(|r| ReplicaWrite { keyspace: r.keyspace, key: r.key, record: r.record, hint_for: None })
-            .collect();
-        stream::iter(writes.into_iter().map(|w| {
-            let c = self.coordinator.clone();
-            async move { c.apply_replica_write(w).await }
-        }))
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await?;
+        let mut by_keyspace: std::collections::BTreeMap<String, Vec<(bytes::Bytes, crate::version::Record)>> =
+            Default::default();
+        for r in records {
+            if keyspaces.get(&r.keyspace).is_err() {
+                tracing::warn!(keyspace = %r.keyspace, "streamed record of a keyspace this node does not define; skipped");
+                continue;
+            }
+            by_keyspace.entry(r.keyspace).or_default().push((r.key, r.record));
+        }
+        for (keyspace, items) in by_keyspace {
+            self.coordinator.apply_replica_writes(&keyspace, items).await?;
+        }
         Ok(())
     }
 }
