@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 
 use crate::ring::{Token, token_of};
-use crate::storage::{
-    DurableTicket, ScanPosition, Storage, StorageError, StorageStats, StoredRecord, SyncPolicy, WriteBatch, WriteOp,
-};
+use crate::storage::{DurableTicket, Storage, StorageError, WriteBatch, WriteInterceptor, WriteOp};
 use crate::version::Record;
 
 use super::trees::{Contribution, Delta, TreeStore};
@@ -43,11 +41,6 @@ impl TrackedStorage {
     pub fn trees(&self) -> &Arc<TreeStore> {
         &self.trees
     }
-
-    /// The wrapped engine.
-    pub fn inner(&self) -> &Arc<dyn Storage> {
-        &self.inner
-    }
 }
 
 fn record_op(op: &WriteOp) -> Option<(&str, &Bytes, Option<&Record>)> {
@@ -58,12 +51,12 @@ fn record_op(op: &WriteOp) -> Option<(&str, &Bytes, Option<&Record>)> {
     }
 }
 
-impl Storage for TrackedStorage {
-    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Record>, StorageError> {
-        self.inner.get(keyspace, key)
+impl WriteInterceptor for TrackedStorage {
+    fn inner(&self) -> &dyn Storage {
+        self.inner.as_ref()
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError> {
+    fn intercept_write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError> {
         if !batch.ops.iter().any(|op| record_op(op).is_some()) {
             return self.inner.write(batch);
         }
@@ -107,55 +100,6 @@ impl Storage for TrackedStorage {
         let ticket = self.inner.write(batch)?;
         self.trees.apply(&deltas);
         Ok(ticket)
-    }
-
-    fn list_keys(
-        &self,
-        keyspace: &str,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Bytes>, StorageError> {
-        self.inner.list_keys(keyspace, prefix, start_after, limit)
-    }
-
-    fn scan(
-        &self,
-        after: Option<&ScanPosition>,
-        end: Option<Token>,
-        keyspace: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
-        self.inner.scan(after, end, keyspace, limit)
-    }
-
-    fn scan_hints(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        self.inner.scan_hints(prefix, after, limit)
-    }
-
-    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_meta(name)
-    }
-
-    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.inner.put_meta(name, value)
-    }
-
-    fn sync(&self) -> Result<(), StorageError> {
-        self.inner.sync()
-    }
-
-    fn stats(&self) -> StorageStats {
-        self.inner.stats()
-    }
-
-    fn sync_policy(&self) -> SyncPolicy {
-        self.inner.sync_policy()
     }
 }
 

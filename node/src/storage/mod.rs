@@ -278,3 +278,74 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The durability policy of this engine.
     fn sync_policy(&self) -> SyncPolicy;
 }
+
+/// A storage wrapping another that only needs to see writes (anti-entropy's
+/// tree keeping, a test's write log): every other call is forwarded to
+/// [`inner`](Self::inner) by the blanket [`Storage`] impl.
+pub trait WriteInterceptor: Send + Sync + std::fmt::Debug + 'static {
+    /// The wrapped storage.
+    fn inner(&self) -> &dyn Storage;
+
+    /// Writes `batch` through [`inner`](Self::inner), with whatever the
+    /// wrapper does around it.
+    fn intercept_write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError>;
+}
+
+impl<T: WriteInterceptor> Storage for T {
+    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Record>, StorageError> {
+        self.inner().get(keyspace, key)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError> {
+        self.intercept_write(batch)
+    }
+
+    fn list_keys(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Bytes>, StorageError> {
+        self.inner().list_keys(keyspace, prefix, start_after, limit)
+    }
+
+    fn scan(
+        &self,
+        after: Option<&ScanPosition>,
+        end: Option<Token>,
+        keyspace: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        self.inner().scan(after, end, keyspace, limit)
+    }
+
+    fn scan_hints(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        self.inner().scan_hints(prefix, after, limit)
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        self.inner().get_meta(name)
+    }
+
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.inner().put_meta(name, value)
+    }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        self.inner().sync()
+    }
+
+    fn stats(&self) -> StorageStats {
+        self.inner().stats()
+    }
+
+    fn sync_policy(&self) -> SyncPolicy {
+        self.inner().sync_policy()
+    }
+}

@@ -12,10 +12,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use ringkv_node::ring::Token;
-use ringkv_node::storage::{
-    DurableTicket, ScanPosition, Storage, StorageError, StorageStats, StoredRecord, SyncPolicy, WriteBatch, WriteOp,
-};
+use ringkv_node::storage::{DurableTicket, Storage, StorageError, WriteBatch, WriteInterceptor, WriteOp};
 use ringkv_node::version::{Dot, NodeId, Record, VersionVector};
 
 /// One write as its coordinator applied it.
@@ -97,12 +94,12 @@ impl LoggedStorage {
     }
 }
 
-impl Storage for LoggedStorage {
-    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Record>, StorageError> {
-        self.inner.get(keyspace, key)
+impl WriteInterceptor for LoggedStorage {
+    fn inner(&self) -> &dyn Storage {
+        self.inner.as_ref()
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError> {
+    fn intercept_write(&self, batch: WriteBatch) -> Result<DurableTicket, StorageError> {
         let mut minted = Vec::new();
         for op in &batch.ops {
             if let WriteOp::Put { keyspace, key, record } = op {
@@ -112,54 +109,5 @@ impl Storage for LoggedStorage {
         let ticket = self.inner.write(batch)?;
         minted.into_iter().for_each(|m| self.log.push(m));
         Ok(ticket)
-    }
-
-    fn list_keys(
-        &self,
-        keyspace: &str,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Bytes>, StorageError> {
-        self.inner.list_keys(keyspace, prefix, start_after, limit)
-    }
-
-    fn scan(
-        &self,
-        after: Option<&ScanPosition>,
-        end: Option<Token>,
-        keyspace: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
-        self.inner.scan(after, end, keyspace, limit)
-    }
-
-    fn scan_hints(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        self.inner.scan_hints(prefix, after, limit)
-    }
-
-    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_meta(name)
-    }
-
-    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.inner.put_meta(name, value)
-    }
-
-    fn sync(&self) -> Result<(), StorageError> {
-        self.inner.sync()
-    }
-
-    fn stats(&self) -> StorageStats {
-        self.inner.stats()
-    }
-
-    fn sync_policy(&self) -> SyncPolicy {
-        self.inner.sync_policy()
     }
 }
