@@ -276,6 +276,9 @@ pub struct ReplicationConfig {
     pub sloppy: bool,
     /// Deadline of one call to a replica, in milliseconds.
     pub replica_timeout_ms: u64,
+    /// How the `default` keyspace resolves concurrent writes: `siblings`
+    /// (default) or `lww`. Other keyspaces set their own.
+    pub default_keyspace_conflict_mode: ConflictMode,
 }
 
 impl Default for ReplicationConfig {
@@ -286,6 +289,7 @@ impl Default for ReplicationConfig {
             write_consistency: ConsistencyLevel::Quorum,
             sloppy: false,
             replica_timeout_ms: 2000,
+            default_keyspace_conflict_mode: ConflictMode::Siblings,
         }
     }
 }

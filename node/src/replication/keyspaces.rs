@@ -47,7 +47,7 @@ impl Keyspaces {
         let default = KeyspaceConfig {
             name: crate::DEFAULT_KEYSPACE.to_owned(),
             replication_factor: None,
-            conflict_mode: ConflictMode::Siblings,
+            conflict_mode: r.default_keyspace_conflict_mode,
             read_consistency: None,
             write_consistency: None,
             default_ttl_seconds: None,
@@ -70,5 +70,32 @@ impl Keyspaces {
     pub fn list(&self) -> Vec<Arc<Keyspace>> {
         let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
         map.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_keyspace_takes_its_conflict_mode_from_the_replication_section() {
+        let mut config: Config = toml::from_str("[replication]\ndefault_keyspace_conflict_mode = \"lww\"\n")
+            .unwrap_or_else(|e| panic!("config: {e}"));
+        config.keyspaces.push(KeyspaceConfig {
+            name: "carts".into(),
+            replication_factor: None,
+            conflict_mode: ConflictMode::Siblings,
+            read_consistency: None,
+            write_consistency: None,
+            default_ttl_seconds: None,
+        });
+        let keyspaces = Keyspaces::from_config(&config);
+        let mode = |name: &str| keyspaces.get(name).map(|k| k.conflict_mode).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(crate::DEFAULT_KEYSPACE), ConflictMode::Lww);
+        assert_eq!(mode("carts"), ConflictMode::Siblings, "other keyspaces keep their own");
+        assert_eq!(
+            Keyspaces::from_config(&Config::default()).get(crate::DEFAULT_KEYSPACE).map(|k| k.conflict_mode).ok(),
+            Some(ConflictMode::Siblings)
+        );
     }
 }

@@ -77,10 +77,12 @@ pub struct KVClusterSpec {
     /// Operator-driven autoscaling; absent means the node count only follows `nodes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
-    /// TLS for clients and between nodes.
+    /// TLS for clients and between nodes. Not served by kvnode yet: the
+    /// operator refuses `enabled: true` (condition Invalid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
-    /// Bearer-token authentication.
+    /// Bearer-token authentication. Not checked by kvnode yet: the operator
+    /// refuses `enabled: true` (condition Invalid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
     /// What happens to a node's PVC when the node is removed by scale-down or the cluster is deleted.
@@ -442,6 +444,14 @@ impl KVClusterSpec {
         }
         if self.tls.as_ref().is_some_and(|t| t.enabled && t.secret_name.is_none()) {
             bad("tls.secretName", "is needed when tls.enabled is true".into());
+        }
+        // Refused rather than ignored: a cluster without the TLS or auth it
+        // was asked for must not look healthy.
+        if self.tls.as_ref().is_some_and(|t| t.enabled) {
+            bad("tls.enabled", "kvnode does not serve TLS yet; set it to false".into());
+        }
+        if self.auth.as_ref().is_some_and(|a| a.enabled) {
+            bad("auth.enabled", "kvnode does not check tokens yet; set it to false".into());
         }
         out
     }

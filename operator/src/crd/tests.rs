@@ -62,7 +62,17 @@ fn each_rule_names_its_field() {
     assert_eq!(fields(&s), ["storage.size"]);
     let mut s = valid();
     s.tls = Some(TlsSpec { enabled: true, secret_name: None });
-    assert_eq!(fields(&s), ["tls.secretName"]);
+    assert_eq!(fields(&s), ["tls.secretName", "tls.enabled"]);
+    let mut s = valid();
+    s.tls = Some(TlsSpec { enabled: true, secret_name: Some("kv-tls".into()) });
+    assert_eq!(fields(&s), ["tls.enabled"], "kvnode has no TLS yet: refused, not ignored");
+    let mut s = valid();
+    s.auth = Some(AuthSpec { enabled: true, secret_name: None });
+    assert_eq!(fields(&s), ["auth.enabled"], "kvnode checks no tokens yet: refused, not ignored");
+    let mut s = valid();
+    s.tls = Some(TlsSpec { enabled: false, secret_name: None });
+    s.auth = Some(AuthSpec { enabled: false, secret_name: None });
+    assert!(fields(&s).is_empty(), "disabled TLS and auth are fine");
     let mut s = valid();
     s.vnodes = 0;
     assert_eq!(fields(&s), ["vnodes"]);

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use ringkv_node::config::Config;
 use ringkv_node::replication::ConsistencyLevel;
+use ringkv_node::version::ConflictMode;
 
 use super::*;
-use crate::crd::ConsistencyLevelSpec;
+use crate::crd::{ConflictModeSpec, ConsistencyLevelSpec};
 
 /// Key of the rendered configuration in the ConfigMap.
 pub const CONFIG_KEY: &str = "node.toml";
@@ -57,6 +58,10 @@ pub fn node_config(kvc: &KVCluster) -> Config {
     c.replication.replication_factor = u32::try_from(spec.replication_factor).unwrap_or(1);
     c.replication.read_consistency = consistency(spec.consistency.read);
     c.replication.write_consistency = consistency(spec.consistency.write);
+    c.replication.default_keyspace_conflict_mode = match spec.conflict_mode {
+        ConflictModeSpec::Siblings => ConflictMode::Siblings,
+        ConflictModeSpec::Lww => ConflictMode::Lww,
+    };
     c.ring.vnodes = u32::try_from(spec.vnodes).unwrap_or(64);
     // One seed: the first pod of the first rack, always the first pod created.
     // Every node says hello to it and learns the others from it.

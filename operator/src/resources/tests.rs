@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, Toleration};
 use ringkv_node::config::Config;
 
 use super::*;
-use crate::crd::{ConsistencyLevelSpec, KVCluster, RackSpec, TlsSpec};
+use crate::crd::{ConflictModeSpec, ConsistencyLevelSpec, KVCluster, RackSpec, TlsSpec};
 
 fn pod_spec(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> &PodSpec {
     sts.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod spec")
@@ -193,6 +193,7 @@ fn configmap_is_the_nodes_own_config_and_passes_its_validation() -> Result<(), B
     kvc.spec.vnodes = 128;
     kvc.spec.consistency.read = ConsistencyLevelSpec::One;
     kvc.spec.consistency.write = ConsistencyLevelSpec::All;
+    kvc.spec.conflict_mode = ConflictModeSpec::Lww;
     let cm = configmap::build(&kvc)?;
     let text = cm.data.as_ref().and_then(|d| d.get(configmap::CONFIG_KEY)).ok_or("no node.toml")?;
     let config: Config = toml::from_str(text)?;
@@ -201,6 +202,7 @@ fn configmap_is_the_nodes_own_config_and_passes_its_validation() -> Result<(), B
     assert_eq!(config.ring.vnodes, 128);
     assert_eq!(config.replication.read_consistency.name(), "ONE");
     assert_eq!(config.replication.write_consistency.name(), "ALL");
+    assert_eq!(config.replication.default_keyspace_conflict_mode, ringkv_node::version::ConflictMode::Lww);
     assert_eq!(config.storage.data_dir, std::path::PathBuf::from(DATA_DIR));
     assert_eq!(config.membership.seeds, ["kv-a-0.kv-peers.db.svc.cluster.local:7100"]);
     Ok(())

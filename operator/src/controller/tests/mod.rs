@@ -94,7 +94,7 @@ fn condition(status: &Value, type_: &str) -> Value {
 #[tokio::test]
 async fn creation_applies_owned_objects_and_the_first_statefulset() -> Result<(), Box<dyn std::error::Error>> {
     let api = Arc::new(FakeApi::default());
-    let kvc = KVCluster::test().nodes(3).auth().finalized().build();
+    let kvc = KVCluster::test().nodes(3).finalized().build();
     store_cluster(&api, &kvc);
     let admin = Arc::new(FakeAdmin::default());
     let ctx = context(serve(api.clone()), admin.clone(), NodeSample::default());
@@ -109,9 +109,7 @@ async fn creation_applies_owned_objects_and_the_first_statefulset() -> Result<()
     assert!(applied(&reqs, "/api/v1/namespaces/db/services/kv-client").is_some());
     let pdb = applied(&reqs, "/apis/policy/v1/namespaces/db/poddisruptionbudgets/kv").ok_or("pdb")?;
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
-    let secrets = api.find("POST", "/api/v1/namespaces/db/secrets");
-    assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0].body["stringData"]["token"], "fixed-token");
+    assert!(api.find("POST", "/api/v1/namespaces/db/secrets").is_empty(), "no auth, no token Secret");
     let sts = applied(&reqs, "/apis/apps/v1/namespaces/db/statefulsets/kv-default").ok_or("statefulset")?;
     assert_eq!(sts["spec"]["replicas"], 1, "a fresh cluster starts with one pod");
     assert_eq!(sts["metadata"]["ownerReferences"][0]["kind"], "KVCluster");
@@ -127,7 +125,6 @@ async fn creation_applies_owned_objects_and_the_first_statefulset() -> Result<()
 
     // Level-triggered and idempotent: the same reconcile again changes nothing new.
     reconcile(Arc::new(kvc), ctx).await?;
-    assert_eq!(api.find("POST", "/api/v1/namespaces/db/secrets").len(), 1, "the token is never regenerated");
     let reqs = api.requests();
     let sts = applied(&reqs, "/apis/apps/v1/namespaces/db/statefulsets/kv-default").ok_or("statefulset")?;
     assert_eq!(sts["spec"]["replicas"], 1, "no second pod before the first is NORMAL");
@@ -272,6 +269,24 @@ async fn an_invalid_spec_sets_a_condition_and_touches_nothing() -> Result<(), Bo
     let invalid = condition(&status, "Invalid");
     assert_eq!(invalid["status"], "True");
     assert!(invalid["message"].as_str().unwrap_or("").contains("spec.nodes"), "{invalid}");
+    Ok(())
+}
+
+/// kvnode has no TLS or auth yet: a cluster asking for them is refused, not
+/// created without them.
+#[tokio::test]
+async fn enabling_auth_is_refused_until_kvnode_implements_it() -> Result<(), Box<dyn std::error::Error>> {
+    let api = Arc::new(FakeApi::default());
+    let kvc = KVCluster::test().nodes(3).auth().finalized().build();
+    store_cluster(&api, &kvc);
+    let ctx = context(serve(api.clone()), Arc::new(FakeAdmin::default()), NodeSample::default());
+    assert_eq!(reconcile(Arc::new(kvc), ctx).await?, Action::await_change());
+    assert!(api.find("POST", "/api/v1/namespaces/db/secrets").is_empty(), "no token Secret");
+    assert!(applied(&api.requests(), "/apis/apps/v1/namespaces/db/statefulsets/kv-default").is_none());
+    let status = status_patch(&api);
+    assert_eq!(status["phase"], "Invalid");
+    let message = condition(&status, "Invalid")["message"].as_str().unwrap_or("").to_owned();
+    assert!(message.contains("auth.enabled") && message.contains("set it to false"), "{message}");
     Ok(())
 }
 
