@@ -9,7 +9,9 @@ use crate::config::AntiEntropyConfig;
 use crate::replication::Coordinator;
 use crate::storage::Storage;
 
-use super::{GrpcConnector, LocalReplica, RepairWorker, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore};
+use super::{
+    GrpcConnector, LocalReplica, PeerConnector, RepairWorker, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore,
+};
 
 /// The anti-entropy parts of a node.
 #[derive(Debug, Clone)]
@@ -25,8 +27,9 @@ pub struct AntiEntropyNode {
 }
 
 impl AntiEntropyNode {
-    /// Assembles the parts. `storage` must be the [`TrackedStorage`](super::TrackedStorage)
-    /// feeding `trees`, and the coordinator must write through it.
+    /// Assembles the parts, reaching peers over gRPC. `storage` must be the
+    /// [`TrackedStorage`](super::TrackedStorage) feeding `trees`, and the
+    /// coordinator must write through it.
     pub fn new(
         config: &AntiEntropyConfig,
         trees: Arc<TreeStore>,
@@ -35,6 +38,21 @@ impl AntiEntropyNode {
         clock: Arc<dyn Clock>,
         hint_window: Duration,
     ) -> Self {
+        let connector = Arc::new(GrpcConnector::new());
+        Self::with_connector(config, trees, storage, coordinator, clock, hint_window, connector)
+    }
+
+    /// [`new`](Self::new), reaching peers through `connector` (the
+    /// deterministic simulation's network).
+    pub fn with_connector(
+        config: &AntiEntropyConfig,
+        trees: Arc<TreeStore>,
+        storage: Arc<dyn Storage>,
+        coordinator: &Coordinator,
+        clock: Arc<dyn Clock>,
+        hint_window: Duration,
+        connector: Arc<dyn PeerConnector>,
+    ) -> Self {
         let throttle = Throttle::mb_per_s(config.throughput_mb_per_s);
         let local =
             Arc::new(LocalReplica::new(trees, Arc::clone(&storage), Arc::new(coordinator.clone()), clock, throttle));
@@ -42,7 +60,7 @@ impl AntiEntropyNode {
         let repairer = Arc::new(Repairer::new(RepairerParts {
             local: Arc::clone(&local),
             coordinator: coordinator.clone(),
-            connector: Arc::new(GrpcConnector::new()),
+            connector,
             history: Arc::clone(&history),
             tree_max_age: Duration::from_secs(config.tree_max_age_secs),
             exchange_throttle: throttle,

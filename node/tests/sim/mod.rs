@@ -31,8 +31,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringkv_node::antientropy::plan::replica_sets;
 use ringkv_node::antientropy::{
-    AeError, LocalReplica, RepairProgress, RepairRequest, Repairer, RepairerParts, SyncHistory, Throttle,
-    TrackedStorage, TreeStore,
+    AeError, AntiEntropyNode, RepairProgress, RepairRequest, Repairer, TrackedStorage, TreeStore,
 };
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
@@ -220,7 +219,7 @@ impl SimClusterBuilder {
     }
 }
 
-/// A node's repairer, assembled as `AntiEntropyNode` does, with the simulated
+/// A node's repairer, assembled by `AntiEntropyNode` with the simulated
 /// network instead of gRPC; its replica side joins the directory.
 fn anti_entropy(
     shared: &Shared,
@@ -230,19 +229,19 @@ fn anti_entropy(
     coordinator: &Coordinator,
     hint_window: Duration,
 ) -> Arc<Repairer> {
-    let ae = &shared.config.antientropy;
-    let throttle = Throttle::mb_per_s(ae.throughput_mb_per_s);
-    let merger = Arc::new(coordinator.clone());
-    let replica = Arc::new(LocalReplica::new(trees, Arc::clone(&storage), merger, Arc::clone(&shared.clock), throttle));
-    shared.directory.register(host, Arc::clone(&replica));
-    Arc::new(Repairer::new(RepairerParts {
-        local: replica,
-        coordinator: coordinator.clone(),
-        connector: Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory))),
-        history: Arc::new(SyncHistory::new(storage, coordinator.clone(), hint_window)),
-        tree_max_age: Duration::from_secs(ae.tree_max_age_secs),
-        exchange_throttle: throttle,
-    }))
+    let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory)));
+    let clock: Arc<dyn Clock> = shared.clock.clone();
+    let ae = AntiEntropyNode::with_connector(
+        &shared.config.antientropy,
+        trees,
+        storage,
+        coordinator,
+        clock,
+        hint_window,
+        connector,
+    );
+    shared.directory.register(host, Arc::clone(&ae.local));
+    ae.repairer
 }
 
 /// What every node of a cluster being built shares.
