@@ -263,13 +263,6 @@ impl ClusterView {
         self.read().members.values().cloned().collect()
     }
 
-    /// Owned copies of the local member and of every member, for the wire (Hello).
-    pub fn snapshot(&self) -> (Member, Vec<Member>) {
-        let s = self.read();
-        let local = s.members.get(&self.local).cloned().unwrap_or_else(unreachable_local);
-        (Member::clone(&local), s.members.values().map(|m| Member::clone(m)).collect())
-    }
-
     /// Number of members.
     pub fn member_count(&self) -> usize {
         self.read().members.len()

@@ -7,7 +7,6 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::error::KvError;
-use crate::membership::Member;
 use crate::transport::{
     CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, ReplicaHandler, ReplicaWrite,
 };
@@ -88,12 +87,6 @@ impl ReplicaHandler for Coordinator {
     fn handle_page(&self, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, KvError>> {
         let this = self.clone();
         async move { this.local_page(query).await }.boxed()
-    }
-
-    fn handle_hello(&self, _from: Member, _known: Vec<Member>) -> (Member, Vec<Member>) {
-        // Gossip fills the view now; no node sends Hello any more, and an
-        // old caller still gets what this node knows.
-        self.inner.view.snapshot()
     }
 }
 

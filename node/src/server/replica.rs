@@ -142,15 +142,4 @@ impl Replica for ReplicaService {
         let reply = self.handler.handle_coordinate(call).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(convert::coordinate_reply_to_proto(&reply)))
     }
-
-    async fn hello(&self, request: Request<pb::HelloRequest>) -> Result<Response<pb::HelloResponse>, Status> {
-        let req = request.into_inner();
-        let from = convert::required_member(req.from, "HelloRequest", "from").map_err(|e| bad_request(&e))?;
-        let known = convert::members_from_proto(req.known).map_err(|e| bad_request(&e))?;
-        let (me, known) = self.handler.handle_hello(from, known);
-        Ok(Response::new(pb::HelloResponse {
-            me: Some(convert::member_to_proto(&me)),
-            known: known.iter().map(convert::member_to_proto).collect(),
-        }))
-    }
 }

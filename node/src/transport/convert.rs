@@ -168,20 +168,6 @@ pub fn member_from_proto(info: pb::EndpointInfo) -> Result<Member, ConvertError>
     })
 }
 
-/// Members from a list of endpoint information; the first malformed one fails the whole list.
-pub fn members_from_proto(infos: Vec<pb::EndpointInfo>) -> Result<Vec<Member>, ConvertError> {
-    infos.into_iter().map(member_from_proto).collect()
-}
-
-/// A member that must be present in `message`.
-pub fn required_member(
-    info: Option<pb::EndpointInfo>,
-    message: &'static str,
-    field: &'static str,
-) -> Result<Member, ConvertError> {
-    member_from_proto(info.ok_or(ConvertError::MissingField { message, field })?)
-}
-
 /// A mutation as its proto message.
 pub fn mutation_to_proto(mutation: &Mutation) -> pb::Mutation {
     let kind = match mutation.clone() {
@@ -460,7 +446,6 @@ pub(crate) mod tests {
     fn members_round_trip_and_bad_addresses_are_errors() {
         let m = sample_member("aabbccddeeff", 7000);
         assert_eq!(member_from_proto(member_to_proto(&m)), Ok(m.clone()));
-        assert_eq!(members_from_proto(vec![member_to_proto(&m)]), Ok(vec![m.clone()]));
         let bad = pb::EndpointInfo { grpc_addr: "node-1:7000".into(), ..member_to_proto(&m) };
         let err = member_from_proto(bad).unwrap_err();
         assert!(matches!(err, ConvertError::BadAddress { field: "EndpointInfo.grpc_addr", .. }), "{err}");
@@ -469,7 +454,6 @@ pub(crate) mod tests {
         assert!(member_from_proto(bad_http).is_err());
         let anonymous = pb::EndpointInfo { host_id: String::new(), ..member_to_proto(&m) };
         assert!(matches!(member_from_proto(anonymous), Err(ConvertError::MissingField { field: "host_id", .. })));
-        assert!(required_member(None, "HelloRequest", "from").is_err());
     }
 
     #[test]

@@ -31,7 +31,6 @@ use ringkv_proto::cluster::v1::replica_client::ReplicaClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status, TimeoutExpired};
 
-use crate::membership::Member;
 use crate::version::Record;
 
 use super::batch::Batcher;
@@ -292,30 +291,6 @@ impl Transport for GrpcTransport {
             convert::coordinate_reply_from_proto,
         )
     }
-
-    fn hello(
-        &self,
-        addr: SocketAddr,
-        me: Member,
-        known: Vec<Member>,
-    ) -> BoxFuture<'static, Result<(Member, Vec<Member>), TransportError>> {
-        let msg = pb::HelloRequest {
-            from: Some(convert::member_to_proto(&me)),
-            known: known.iter().map(convert::member_to_proto).collect(),
-        };
-        self.unary(
-            addr.to_string(),
-            addr,
-            msg,
-            |mut c, r| async move { c.hello(r).await },
-            |resp| {
-                Ok((
-                    convert::required_member(resp.me, "HelloResponse", "me")?,
-                    convert::members_from_proto(resp.known)?,
-                ))
-            },
-        )
-    }
 }
 
 #[cfg(test)]
@@ -327,7 +302,7 @@ mod tests {
     use crate::replication::{Consistency, ConsistencyLevel, Mutation, WriteResult};
     use crate::server::replica::replica_server;
     use crate::transport::ReplicaHandler;
-    use crate::transport::convert::tests::{sample_member, sample_record};
+    use crate::transport::convert::tests::sample_record;
 
     /// Answers every call from fixed data and records what it was asked.
     #[derive(Debug, Default)]
@@ -387,12 +362,6 @@ mod tests {
             let result = WriteResult { applied: true, version: 7, ..WriteResult::default() };
             Box::pin(async move { Ok(CoordinateReply { result, counter: 3, current: Some(sample_record()) }) })
         }
-
-        fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {
-            self.log(format!("hello {} knows {}", from.host_id, known.len()));
-            let me = sample_member("server", 1);
-            (me.clone(), vec![me, from])
-        }
     }
 
     /// Serves `handler` on 127.0.0.1:0; the server stops when the test's runtime does.
@@ -434,9 +403,6 @@ mod tests {
         };
         let reply = t.coordinate(&to, call).await.unwrap();
         assert_eq!((reply.result.version, reply.counter, reply.current), (7, 3, Some(sample_record())));
-        let (me, known) = t.hello(to.addr, sample_member("client", 2), vec![]).await.unwrap();
-        assert_eq!(me, sample_member("server", 1));
-        assert_eq!(known, vec![sample_member("server", 1), sample_member("client", 2)]);
         let query = PageQuery {
             keyspace: "ks".into(),
             order: crate::transport::PageOrder::ByToken { after: Some((5, Bytes::from_static(b"a"))) },
@@ -453,7 +419,6 @@ mod tests {
                 "write ks/k hint_for=None",
                 "hints 2",
                 "coordinate incr Some(Quorum)",
-                "hello client knows 0",
                 "page ks limit=10",
             ]
         );
@@ -483,9 +448,6 @@ mod tests {
         let status = client.coordinate(pb::CoordinateRequest::default()).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("RKV-BAD-PEER-REQUEST"), "{}", status.message());
-        let bad_from = pb::EndpointInfo { host_id: "x".into(), grpc_addr: "nowhere".into(), ..Default::default() };
-        let status = client.hello(pb::HelloRequest { from: Some(bad_from), known: vec![] }).await.unwrap_err();
-        assert_eq!(status.code(), Code::InvalidArgument);
         assert!(handler.calls().is_empty(), "{:?}", handler.calls());
     }
 
@@ -504,7 +466,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let result = transport(Duration::from_secs(5)).hello(addr, sample_member("client", 2), vec![]).await;
+        let result = transport(Duration::from_secs(5)).read(&peer(addr), "ks", &Bytes::from_static(b"k")).await;
         assert!(matches!(result, Err(TransportError::Unreachable { .. })), "{result:?}");
     }
 }

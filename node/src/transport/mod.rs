@@ -215,14 +215,6 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Reads one page of the peer's own records.
     fn page(&self, to: &Peer, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>>;
-
-    /// Exchanges endpoint information with the node at `addr`.
-    fn hello(
-        &self,
-        addr: SocketAddr,
-        me: Member,
-        known: Vec<Member>,
-    ) -> BoxFuture<'static, Result<(Member, Vec<Member>), TransportError>>;
 }
 
 /// The receiving side of [`Transport`] calls (implemented by the coordinator).
@@ -248,9 +240,6 @@ pub trait ReplicaHandler: Send + Sync + fmt::Debug + 'static {
 
     /// Answers one page of this node's own records.
     fn handle_page(&self, query: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, crate::error::KvError>>;
-
-    /// Records a peer's endpoint information and answers with ours.
-    fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>);
 }
 
 /// The transport of a node without peers: every call fails as unreachable.
@@ -287,14 +276,5 @@ impl Transport for UnconnectedTransport {
 
     fn page(&self, to: &Peer, _: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, TransportError>> {
         unconnected(to.to_string())
-    }
-
-    fn hello(
-        &self,
-        addr: SocketAddr,
-        _: Member,
-        _: Vec<Member>,
-    ) -> BoxFuture<'static, Result<(Member, Vec<Member>), TransportError>> {
-        unconnected(addr.to_string())
     }
 }

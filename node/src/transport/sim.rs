@@ -26,8 +26,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -94,7 +92,6 @@ fn bump(counter: &AtomicU64) {
 }
 
 struct Node {
-    addr: SocketAddr,
     handler: Arc<dyn ReplicaHandler>,
 }
 
@@ -161,9 +158,9 @@ impl SimNetwork {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes `member` reachable at its host id (and at its gRPC address, for `hello`).
+    /// Makes `member` reachable at its host id.
     pub fn register(&self, member: &Member, handler: Arc<dyn ReplicaHandler>) {
-        self.lock().nodes.insert(member.host_id.clone(), Node { addr: member.grpc_addr, handler });
+        self.lock().nodes.insert(member.host_id.clone(), Node { handler });
     }
 
     /// Loses each request and each reply with probability `p` (clamped to 0..=1).
@@ -268,10 +265,6 @@ impl SimNetwork {
 
     fn handler(&self, host: &str) -> Option<Arc<dyn ReplicaHandler>> {
         self.lock().nodes.get(host).map(|n| Arc::clone(&n.handler))
-    }
-
-    fn host_at(&self, addr: SocketAddr) -> Option<String> {
-        self.lock().nodes.iter().find(|(_, n)| n.addr == addr).map(|(h, _)| h.clone())
     }
 
     /// One replica-service call from `from` to `to` through the fault pipeline.
@@ -392,14 +385,6 @@ impl SimTransport {
     }
 }
 
-fn ready<T, E>(result: Result<T, E>) -> impl Future<Output = Result<T, E>> + Send + 'static
-where
-    T: Send + 'static,
-    E: Send + 'static,
-{
-    std::future::ready(result)
-}
-
 impl Transport for SimTransport {
     fn read(
         &self,
@@ -435,23 +420,13 @@ impl Transport for SimTransport {
     ) -> BoxFuture<'static, Result<CoordinateReply, TransportError>> {
         self.network.call(&self.from, to.host_id.clone(), move |h| h.handle_coordinate(call))
     }
-
-    fn hello(
-        &self,
-        addr: SocketAddr,
-        me: Member,
-        known: Vec<Member>,
-    ) -> BoxFuture<'static, Result<(Member, Vec<Member>), TransportError>> {
-        let Some(to) = self.network.host_at(addr) else {
-            let err = TransportError::Unreachable { peer: addr.to_string(), reason: "no simulated node there".into() };
-            return ready(Err(err)).boxed();
-        };
-        self.network.call(&self.from, to, move |h| ready(Ok(h.handle_hello(me, known))).boxed())
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::future::ready;
+    use std::net::SocketAddr;
+
     use super::*;
 
     #[derive(Debug)]
@@ -472,9 +447,6 @@ mod tests {
         }
         fn handle_page(&self, _: PageQuery) -> BoxFuture<'static, Result<Vec<PageItem>, KvError>> {
             ready(Ok(Vec::new())).boxed()
-        }
-        fn handle_hello(&self, from: Member, known: Vec<Member>) -> (Member, Vec<Member>) {
-            (from, known)
         }
     }
 
@@ -556,8 +528,6 @@ mod tests {
             matches!(t.write(&b, w).await, Err(TransportError::Unreachable { .. })),
             "shutting down is UNAVAILABLE"
         );
-        let (me, _) = t.hello(b.addr, member("a", 1), Vec::new()).await.expect("hello");
-        assert_eq!(me.host_id, "a");
-        assert_eq!(net.stats().delivered, 3);
+        assert_eq!(net.stats().delivered, 2);
     }
 }
