@@ -9,9 +9,7 @@ use crate::config::AntiEntropyConfig;
 use crate::replication::Coordinator;
 use crate::storage::Storage;
 
-use super::{
-    GrpcConnector, LocalReplica, PeerConnector, RepairWorker, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore,
-};
+use super::{LocalReplica, PeerConnector, RepairWorker, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore};
 
 /// The anti-entropy parts of a node.
 #[derive(Debug, Clone)]
@@ -27,24 +25,12 @@ pub struct AntiEntropyNode {
 }
 
 impl AntiEntropyNode {
-    /// Assembles the parts, reaching peers over gRPC. `storage` must be the
+    /// Assembles the parts, reaching peers through `connector`
+    /// ([`GrpcConnector`](super::GrpcConnector) in a node, the simulated
+    /// network in tests). `storage` must be the
     /// [`TrackedStorage`](super::TrackedStorage) feeding `trees`, and the
     /// coordinator must write through it.
     pub fn new(
-        config: &AntiEntropyConfig,
-        trees: Arc<TreeStore>,
-        storage: Arc<dyn Storage>,
-        coordinator: &Coordinator,
-        clock: Arc<dyn Clock>,
-        hint_window: Duration,
-    ) -> Self {
-        let connector = Arc::new(GrpcConnector::new());
-        Self::with_connector(config, trees, storage, coordinator, clock, hint_window, connector)
-    }
-
-    /// [`new`](Self::new), reaching peers through `connector` (the
-    /// deterministic simulation's network).
-    pub fn with_connector(
         config: &AntiEntropyConfig,
         trees: Arc<TreeStore>,
         storage: Arc<dyn Storage>,

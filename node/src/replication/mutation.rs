@@ -4,6 +4,9 @@
 //! (conditions, counters), apply the write with this node's dot, store it.
 //! Returns once the new record is visible, with a ticket for durability.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use bytes::Bytes;
 
 use crate::error::KvError;
@@ -174,11 +177,11 @@ impl Inner {
     ) -> Result<DurableTicket, KvError> {
         let tokens: Vec<u64> = items.iter().map(|(key, _)| token_of(&ks.name, key)).collect();
         let _guards = self.locks.lock_many(&tokens);
-        let mut merged: std::collections::HashMap<Bytes, Record> = std::collections::HashMap::new();
+        let mut merged: HashMap<Bytes, Record> = HashMap::new();
         for (key, incoming) in items {
             let record = match merged.entry(key) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
                     let current = self.storage.get(&ks.name, e.key())?.unwrap_or_default();
                     e.insert(current)
                 }

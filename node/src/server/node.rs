@@ -191,6 +191,7 @@ impl Node {
             &coordinator,
             clock,
             hint_window,
+            Arc::new(crate::antientropy::GrpcConnector::new()),
         );
         let topology = super::lifecycle::topology(&config, &coordinator, metrics.registry(), shutdown.clone());
         let gate = topology.clone();

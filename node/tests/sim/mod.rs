@@ -231,15 +231,8 @@ fn anti_entropy(
 ) -> Arc<Repairer> {
     let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory)));
     let clock: Arc<dyn Clock> = shared.clock.clone();
-    let ae = AntiEntropyNode::with_connector(
-        &shared.config.antientropy,
-        trees,
-        storage,
-        coordinator,
-        clock,
-        hint_window,
-        connector,
-    );
+    let ae =
+        AntiEntropyNode::new(&shared.config.antientropy, trees, storage, coordinator, clock, hint_window, connector);
     shared.directory.register(host, Arc::clone(&ae.local));
     ae.repairer
 }
