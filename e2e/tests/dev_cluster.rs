@@ -227,3 +227,69 @@ async fn dev_cluster_serves_and_stops_on_sigint() -> Result<()> {
     println!("dev cluster stopped after {:?}", started.elapsed());
     Ok(())
 }
+
+/// Pids of live `kvnode` processes whose command line names `data_dir`
+/// (found through `/proc`, so orphans reparented to init count too).
+fn kvnodes_using(data_dir: &Path) -> Vec<u32> {
+    let needle = data_dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            is_kvnode(pid) && String::from_utf8_lossy(&cmdline).contains(&needle)
+        })
+        .collect()
+}
+
+/// SIGTERM while the nodes are still starting (right after the first node
+/// is announced, long before the cluster can form) stops the nodes already
+/// running instead of orphaning them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_startup_leaves_no_node_behind() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("dev");
+    let stderr_path = dir.path().join("dev.stderr.log");
+    let base = free_port_range()?;
+    let mut cmd = Command::new(&binaries()?.kvnode);
+    cmd.arg("dev")
+        .args(["--nodes", &NODES.to_string(), "--data-dir"])
+        .arg(&data_dir)
+        .args(["--grpc-base-port", &base.to_string(), "--http-base-port", &(base + NODES).to_string()])
+        // No RESP listeners: the other test's dev cluster holds the default RESP ports.
+        .args(["--resp-base-port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&stderr_path)?);
+    let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
+    let stdout = child.stdout.take().context("dev stdout not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let Some(first) = lines.next() else {
+        bail!("kvnode dev printed nothing:\n{}", std::fs::read_to_string(&stderr_path).unwrap_or_default());
+    };
+    let first = first?;
+    ensure!(first.starts_with("node 0: "), "first line {first:?}");
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    ensure!(sent.success(), "kill -TERM failed: {sent}");
+    let mut status = None;
+    wait_until(STOP_TIMEOUT, "kvnode dev exits after SIGTERM", async || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    })
+    .await?;
+    let stderr = std::fs::read_to_string(&stderr_path)?;
+    ensure!(stderr.contains("stopped while the cluster was starting"), "the signal landed after startup:\n{stderr}");
+    ensure!(status.is_some_and(|s| s.success()), "kvnode dev exited with {status:?}:\n{stderr}");
+    let mut left = Vec::new();
+    let gone = wait_until(STOP_TIMEOUT, "no kvnode of this dev cluster is left", async || {
+        left = kvnodes_using(&data_dir);
+        left.is_empty()
+    })
+    .await;
+    if gone.is_err() {
+        for pid in &left {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+    gone.with_context(|| format!("orphaned nodes: {left:?}"))
+}

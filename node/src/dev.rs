@@ -67,6 +67,8 @@ fn spawn_node(args: &DevArgs, i: u16, rf: u32) -> anyhow::Result<Child> {
 }
 
 /// Starts the nodes, prints their endpoints, and stops them all on Ctrl-C.
+/// The signal handlers come first: a Ctrl-C or SIGTERM while the nodes are
+/// still starting stops the ones already running instead of orphaning them.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -77,10 +79,41 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let mut stop = StopSignal::install()?;
     let mut children = Vec::new();
+    let started = tokio::select! {
+        started = start_cluster(&args, rf, &mut children) => Some(started),
+        () = stop.recv() => None,
+    };
+    let result = match started {
+        Some(Ok(())) => {
+            println!(
+                "RingKV dev cluster: {} nodes, replication factor {rf}, data in {}. \
+                 Try: kvctl --endpoint 127.0.0.1:{} status. Ctrl-C stops every node.",
+                args.nodes,
+                args.data_dir.display(),
+                args.grpc_base_port
+            );
+            stop.recv().await;
+            Ok(())
+        }
+        Some(Err(e)) => Err(e),
+        None => {
+            eprintln!("stopped while the cluster was starting");
+            Ok(())
+        }
+    };
+    stop_all(children).await;
+    result
+}
+
+/// Spawns every node (pushing each into `children` as soon as it runs),
+/// prints its endpoints, then waits until the cluster has formed.
+async fn start_cluster(args: &DevArgs, rf: u32, children: &mut Vec<Child>) -> anyhow::Result<()> {
     for i in 0..args.nodes {
-        let mut child = spawn_node(&args, i, rf)?;
+        let mut child = spawn_node(args, i, rf)?;
         let stdout = child.stdout.take().context("node stdout is not captured")?;
+        children.push(child);
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
@@ -101,20 +134,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 println!("node {i}: {line}");
             }
         });
-        children.push(child);
     }
-    wait_until_formed(&args).await?;
-    println!(
-        "RingKV dev cluster: {} nodes, replication factor {rf}, data in {}. \
-         Try: kvctl --endpoint 127.0.0.1:{} status. Ctrl-C stops every node.",
-        args.nodes,
-        args.data_dir.display(),
-        args.grpc_base_port
-    );
-    wait_for_stop_signal().await?;
+    wait_until_formed(args).await
+}
+
+/// SIGTERMs every node (each drains and fsyncs) and waits for it, killing
+/// one that takes longer than 30 s.
+async fn stop_all(children: Vec<Child>) {
     for child in &children {
         if let Some(pid) = child.id() {
-            // SIGTERM: each node drains and fsyncs.
             let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
         }
     }
@@ -127,7 +155,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// Waits until every node lists every node as alive and NORMAL, so the first request
@@ -161,13 +188,25 @@ async fn wait_until_formed(args: &DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Ctrl-C or SIGTERM, listened for from the moment it is installed.
+struct StopSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
