@@ -324,7 +324,7 @@ fn print_phases(history: &History, read_failures: &[u64]) {
             history::Outcome::Failed(e) | history::Outcome::Unknown(e) => Some((a.via, e)),
         });
         if let Some((via, error)) = refused {
-            println!("  {:>14}  e.g. via {via}: {}", "", error.chars().take(200).collect::<String>());
+            println!("  {:>14}  e.g. via {via}: {}", "", error.chars().take(400).collect::<String>());
         }
     }
 }
@@ -359,7 +359,18 @@ async fn repair_and_check(cluster: &mut Cluster, history: &History) -> Result<()
         attempts.len(),
         violations.len()
     );
-    let shown: Vec<String> = violations.iter().take(20).map(ToString::to_string).collect();
+    // Up to 5 of each kind, so one kind cannot hide the others.
+    let mut shown: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in &violations {
+        let text = v.to_string();
+        let kind = text.split(':').next().unwrap_or_default().to_owned();
+        let of_kind = shown.entry(kind).or_default();
+        if of_kind.len() < 5 {
+            of_kind.push(text);
+        }
+    }
+    let shown: Vec<String> =
+        shown.into_iter().map(|(kind, v)| format!("{kind} (e.g.):\n  {}", v.join("\n  "))).collect();
     ensure!(violations.is_empty(), "the history checker found {} violations:\n{}", violations.len(), shown.join("\n"));
     Ok(())
 }
