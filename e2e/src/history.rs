@@ -21,8 +21,9 @@
 //!
 //! Attempts that failed or timed out may or may not have been applied, so
 //! they may survive or vanish; only what they observed counts against
-//! others. The first write of a key has an empty context (a blind write);
-//! that is sound because nothing else ever wrote the key before it.
+//! others. A blind write (empty context) replaces whatever its coordinator
+//! holds, observed or not, so only the first write of a key may be blind:
+//! the workload seeds each key once and then always writes with a context.
 //!
 //! Pure: no I/O, no clock; the recorder is a `Mutex` shared by the writers.
 
@@ -56,6 +57,8 @@ pub struct Attempt {
     pub phase: String,
     /// Which node it was sent through.
     pub via: usize,
+    /// The consistency level it asked for (`QUORUM`, `ONE`, …).
+    pub level: String,
 }
 
 /// Every write attempt of a run; cheap to clone and share between writers.
@@ -82,11 +85,13 @@ impl History {
 
     /// Counts of (ok, failed, unknown) attempts, optionally only through `via` and in `phase`.
     pub fn counts(&self, via: Option<usize>, phase: Option<&str>) -> OutcomeCounts {
+        self.count(|a| via.is_none_or(|v| v == a.via) && phase.is_none_or(|p| p == a.phase))
+    }
+
+    /// Counts of (ok, failed, unknown) attempts that pass `filter`.
+    pub fn count(&self, filter: impl Fn(&Attempt) -> bool) -> OutcomeCounts {
         let mut counts = OutcomeCounts::default();
-        for a in self.attempts() {
-            if via.is_some_and(|v| v != a.via) || phase.is_some_and(|p| p != a.phase) {
-                continue;
-            }
+        for a in self.attempts().iter().filter(|a| filter(a)) {
             match a.outcome {
                 Outcome::Ok => counts.ok += 1,
                 Outcome::Failed(_) => counts.failed += 1,

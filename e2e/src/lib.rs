@@ -9,7 +9,7 @@
 //! - [`binaries`]: finds `kvnode` / `kvctl` in the workspace target dir and
 //!   builds them once per test process.
 //! - [`node`]: [`NodeProcess`], one running `kvnode` (start, kill -9, SIGTERM,
-//!   restart on the same data dir) and its [`NodeOptions`].
+//!   SIGSTOP/SIGCONT, restart on the same data dir) and its [`NodeOptions`].
 //! - [`wait`]: [`wait_until`], the only way tests wait.
 //! - [`kvctl`]: runs the `kvctl` binary against a node.
 //! - [`grpc`]: gRPC client helpers (connect, put, get, scan).

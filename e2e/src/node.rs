@@ -1,6 +1,7 @@
 //! [`NodeProcess`]: one real `kvnode` process, and how to hurt it.
 //!
-//! The node is started with ports 0 and reports its bound addresses on
+//! The node is started with ports 0 (or on fixed addresses, e.g. inside a
+//! network namespace under `ip netns exec`) and reports its bound addresses on
 //! stdout (`RINGKV_READY grpc=… http=… host_id=…`); its stderr (the logs)
 //! goes to a file in the data dir, printed when a test panics or a start
 //! fails. Dropping a `NodeProcess` SIGKILLs the process, so a failing test
@@ -456,6 +457,13 @@ fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<ReadyLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_process_state() {
+        let state = process_state(std::process::id());
+        assert!(matches!(state, Some('R' | 'S')), "this test process is in state {state:?}");
+        assert_eq!(process_state(u32::MAX), None);
+    }
 
     #[test]
     fn parses_the_ready_line() {

@@ -1,10 +1,14 @@
 //! Real network partitions: three `kvnode` processes, each in a Linux
 //! network namespace of its own ([`NetLab`]), replication factor 3,
-//! `--sync always`, under read-modify-write load at QUORUM from a client
-//! namespace, while a nemesis
-//! 1. isolates node 2 from both peers for longer than the failure detector
-//!    needs (> 6 s), then heals and measures how long until a write through
-//!    node 2 succeeds again and until every node sees every other ALIVE;
+//! `--sync always`, under read-modify-write load from a client namespace
+//! (a QUORUM writer per node on keys of its own, plus shared keys written at
+//! QUORUM through node 0 and at ONE through node 2, which goes on
+//! acknowledging writes while node 2 is cut off, so concurrent siblings
+//! arise and must be resolved, never lost), while a nemesis
+//! 1. isolates node 2 from both peers, then cuts every link, each for longer
+//!    than the failure detector needs (> 6 s), then heals and measures how
+//!    long until a QUORUM write through node 2 succeeds again and until every
+//!    node sees every other ALIVE;
 //! 2. cuts the one link between nodes 0 and 1 (node 2 still sees both: a "bridge");
 //! 3. drops 10 % of the packets every node receives;
 //! 4. pauses node 1 (SIGSTOP) and resumes it;
@@ -34,15 +38,16 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use bytes::Bytes;
+use ringkv_client::proto::ConsistencyLevel;
 use ringkv_client::{Client, PutOptions};
 use ringkv_e2e::cluster::{Cluster, Placement};
-use ringkv_e2e::history::{self, Attempt, History, LocalCopy};
+use ringkv_e2e::history::{self, Attempt, History, LocalCopy, OutcomeCounts};
 use ringkv_e2e::netns::{self, NetLab};
 use ringkv_e2e::{SyncMode, kvctl, wait_until};
 use ringkv_proto::cluster::v1::GetLocalRequest;
 use ringkv_proto::cluster::v1::anti_entropy_test_hooks_client::AntiEntropyTestHooksClient;
 use tokio::time::Instant;
-use workload::{Workload, outcome};
+use workload::{Workload, WriterSpec, outcome};
 
 const NODES: usize = 3;
 /// How long the long cuts hold by default: longer than a peer takes to be
@@ -52,6 +57,8 @@ const LONG_CUT_DEFAULT: Duration = Duration::from_secs(7);
 const FAULT_HOLD: Duration = Duration::from_secs(4);
 /// Generous bound on each recovery time measured after the long cut.
 const RECOVERY_BOUND: Duration = Duration::from_secs(30);
+/// Keys each writer writes.
+const KEYS_PER_WRITER: usize = 4;
 /// Deadline of every wait on the cluster during the faults.
 const DEADLINE: Duration = Duration::from_secs(40);
 
@@ -96,7 +103,7 @@ async fn scenario(lab: &NetLab) -> Result<()> {
     for i in 0..NODES {
         clients.push(workload::client(cluster.node(i).grpc_addr()).await?);
     }
-    let mut load = Workload::start(clients.clone());
+    let mut load = Workload::start(writers(&clients)).await?;
     load.phase.set("healthy");
     wait_for_ok(&load, "healthy", None, 3 * NODES).await?;
 
@@ -117,6 +124,21 @@ async fn scenario(lab: &NetLab) -> Result<()> {
     repair_and_check(&mut cluster, &history).await?;
     println!("partition e2e done in {:.1?}", started.elapsed());
     Ok(())
+}
+
+/// One QUORUM writer per node on keys of its own, and two writers sharing
+/// keys: one at ONE through node 2 (it goes on writing while node 2 is cut
+/// off, so its values become concurrent siblings of the other side's) and
+/// one at QUORUM through node 0.
+fn writers(clients: &[Client]) -> Vec<WriterSpec> {
+    let keys = |prefix: &str| (0..KEYS_PER_WRITER).map(|k| format!("{prefix}-key{k}")).collect::<Vec<_>>();
+    let spec =
+        |name: String, via: usize, level, keys| WriterSpec { name, via, client: clients[via].clone(), level, keys };
+    let mut writers: Vec<WriterSpec> =
+        (0..NODES).map(|i| spec(format!("q{i}"), i, ConsistencyLevel::Quorum, keys(&format!("writer{i}")))).collect();
+    writers.push(spec("one2".into(), 2, ConsistencyLevel::One, keys("shared")));
+    writers.push(spec("sq0".into(), 0, ConsistencyLevel::Quorum, keys("shared")));
+    writers
 }
 
 /// A cut longer than the failure detector needs to judge a peer DOWN.
@@ -175,7 +197,7 @@ async fn long_cut(lab: &NetLab, cluster: &Cluster, load: &mut Workload, via2: &C
     }
     tokio::time::sleep_until(cut_at + long_cut).await;
     probing.store(true, Ordering::Relaxed);
-    let (through2, all) = (load.history.counts(Some(2), Some(phase)), load.history.counts(None, Some(phase)));
+    let (through2, all) = (quorum(&load.history, Some(2), phase), quorum(&load.history, None, phase));
     let healed = format!("{phase}-healed");
     load.phase.set(&healed);
     let dropped = lab.heal()?;
@@ -206,7 +228,8 @@ async fn first_write_through(history: &History, via: usize, client: &Client, pha
         let done = Instant::now();
         let outcome = outcome(result);
         let ok = outcome == history::Outcome::Ok;
-        history.record(Attempt { key, value, observed: Vec::new(), outcome, phase: phase.to_owned(), via });
+        let (phase, level) = (phase.to_owned(), "QUORUM".to_owned());
+        history.record(Attempt { key, value, observed: Vec::new(), outcome, phase, via, level });
         if ok {
             return Ok(done);
         }
@@ -276,7 +299,7 @@ async fn pause(cluster: &mut Cluster, load: &mut Workload, via1: &Client) -> Res
     println!(
         "pause: node 1 was stopped for {:.1?}; writes through it {}",
         at.elapsed(),
-        load.history.counts(Some(1), Some("pause"))
+        quorum(&load.history, Some(1), "pause")
     );
     Ok(())
 }
@@ -291,21 +314,26 @@ async fn kill(cluster: &mut Cluster, load: &mut Workload, via0: &Client) -> Resu
     wait_for_ok(load, "kill", Some(1), 3).await?;
     probing.store(true, Ordering::Relaxed);
     cluster.restart(0).await?;
-    println!("kill: node 0 {status}; writes through it {}; restarted", load.history.counts(Some(0), Some("kill")));
+    println!("kill: node 0 {status}; writes through it {}; restarted", quorum(&load.history, Some(0), "kill"));
     Ok(())
 }
 
-/// Waits until `at_least` writes of `phase` (through `via`, or any node) were acknowledged.
+/// The outcomes of the QUORUM writes of `phase` (through `via`, or any node).
+fn quorum(history: &History, via: Option<usize>, phase: &str) -> OutcomeCounts {
+    history.count(|a| a.level == "QUORUM" && a.phase == phase && via.is_none_or(|v| v == a.via))
+}
+
+/// Waits until `at_least` QUORUM writes of `phase` (through `via`, or any node) were acknowledged.
 async fn wait_for_ok(load: &Workload, phase: &str, via: Option<usize>, at_least: usize) -> Result<()> {
     let what = format!("{at_least} acknowledged writes through {via:?} in phase {phase}");
-    wait_until(DEADLINE, &what, async || load.history.counts(via, Some(phase)).ok >= at_least).await
+    wait_until(DEADLINE, &what, async || quorum(&load.history, via, phase).ok >= at_least).await
 }
 
 /// Waits until a write of `phase` through `via` was refused or timed out.
 async fn wait_for_refused(load: &Workload, phase: &str, via: usize) -> Result<()> {
     let what = format!("a refused write through node {via} in phase {phase}");
     wait_until(DEADLINE, &what, async || {
-        let counts = load.history.counts(Some(via), Some(phase));
+        let counts = quorum(&load.history, Some(via), phase);
         counts.failed + counts.unknown > 0
     })
     .await
@@ -314,17 +342,24 @@ async fn wait_for_refused(load: &Workload, phase: &str, via: usize) -> Result<()
 fn print_phases(history: &History, read_failures: &[u64]) {
     let attempts = history.attempts();
     let phases: BTreeSet<&str> = attempts.iter().map(|a| a.phase.as_str()).collect();
-    println!("history: {} write attempts; refused reads per writer {read_failures:?}", attempts.len());
+    let resolving = attempts.iter().filter(|a| a.observed.len() > 1).count();
+    println!(
+        "history: {} write attempts ({resolving} resolved siblings); refused reads per writer {read_failures:?}",
+        attempts.len()
+    );
     for phase in phases {
         let per_node: Vec<String> =
-            (0..NODES).map(|via| format!("via {via}: {}", history.counts(Some(via), Some(phase)))).collect();
-        println!("  {phase:>14}: {}", per_node.join(" | "));
-        let refused = attempts.iter().filter(|a| a.phase == phase).find_map(|a| match &a.outcome {
-            history::Outcome::Ok => None,
-            history::Outcome::Failed(e) | history::Outcome::Unknown(e) => Some((a.via, e)),
-        });
-        if let Some((via, error)) = refused {
-            println!("  {:>14}  e.g. via {via}: {}", "", error.chars().take(400).collect::<String>());
+            (0..NODES).map(|via| format!("via {via}: {}", quorum(history, Some(via), phase))).collect();
+        let at_one = history.count(|a| a.level == "ONE" && a.phase == phase);
+        println!("  {phase:>14}: QUORUM {} | ONE via 2: {at_one}", per_node.join(" | "));
+        for via in 0..NODES {
+            let refused = attempts.iter().filter(|a| a.phase == phase && a.via == via).find_map(|a| match &a.outcome {
+                history::Outcome::Ok => None,
+                history::Outcome::Failed(e) | history::Outcome::Unknown(e) => Some(e),
+            });
+            if let Some(error) = refused {
+                println!("  {:>14}  e.g. via {via}: {}", "", error.chars().take(400).collect::<String>());
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ fn attempt(value: &str, observed: &[&str], outcome: Outcome) -> Attempt {
         outcome,
         phase: "test".into(),
         via: 0,
+        level: "QUORUM".into(),
     }
 }
 
@@ -154,4 +155,5 @@ fn counts_by_node_and_phase() {
     assert_eq!(history.counts(Some(1), None), OutcomeCounts { ok: 0, failed: 0, unknown: 1 });
     assert_eq!(history.counts(None, Some("test")), OutcomeCounts { ok: 3, failed: 1, unknown: 0 });
     assert_eq!(history.attempts().len(), 5);
+    assert_eq!(history.count(|a| a.value == "a5"), OutcomeCounts { ok: 0, failed: 0, unknown: 1 });
 }

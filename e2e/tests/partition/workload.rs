@@ -1,6 +1,7 @@
-//! The load of the partition test: read-modify-write writers (one per
-//! node, each owning its keys) and probes (a fresh key per write, through
-//! one node), all recorded in a [`History`].
+//! The load of the partition test: read-modify-write writers (each through
+//! one node, at one consistency level, on its set of keys; two writers may
+//! share keys) and probes (a fresh key per write, through one node), all
+//! recorded in a [`History`].
 //!
 //! Every attempt is tagged with the phase it started in, so the test can
 //! ask what happened through which node during which fault.
@@ -9,15 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use ringkv_client::proto::{Consistency, ConsistencyLevel};
 use ringkv_client::{Client, ClientError, PutOptions, RetryPolicy};
 use ringkv_e2e::history::{Attempt, History, Outcome};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Keys each writer owns.
-pub const KEYS_PER_WRITER: usize = 4;
 /// Client timeout of every request: above the node's 2 s replica timeout,
 /// so a write the coordinator gives up on is answered, not cut off.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,7 +32,7 @@ pub async fn client(endpoint: impl std::fmt::Display) -> Result<Client> {
         .timeout(CLIENT_TIMEOUT)
         .connect_timeout(CLIENT_TIMEOUT)
         .retry(RetryPolicy::none())
-        .consistency(Consistency { level: ConsistencyLevel::Quorum.into(), ..Default::default() })
+        .consistency(level(ConsistencyLevel::Quorum))
         .connect()
         .await
         .with_context(|| format!("connect to {endpoint}"))
@@ -69,6 +68,21 @@ impl Phase {
     }
 }
 
+/// One read-modify-write writer.
+#[derive(Debug, Clone)]
+pub struct WriterSpec {
+    /// Its name, part of every value it writes (values stay unique on shared keys).
+    pub name: String,
+    /// The node it talks to.
+    pub via: usize,
+    /// A client of that node.
+    pub client: Client,
+    /// The consistency level of its reads and writes.
+    pub level: ConsistencyLevel,
+    /// The keys it writes, in turn.
+    pub keys: Vec<String>,
+}
+
 /// Running writers and probes; [`Workload::stop`] ends them.
 #[derive(Debug)]
 pub struct Workload {
@@ -76,21 +90,28 @@ pub struct Workload {
     pub history: History,
     /// The current phase.
     pub phase: Phase,
-    /// Reads that failed, per writer (a writer does not write without a read).
+    /// Reads that failed, per writer in start order (a writer does not write without a read).
     pub read_failures: Arc<Vec<AtomicU64>>,
     stop: Arc<AtomicBool>,
     tasks: JoinSet<Result<()>>,
 }
 
 impl Workload {
-    /// Starts one writer per client (`clients[i]` talks to node `i`).
-    pub fn start(clients: Vec<Client>) -> Self {
+    /// Starts the writers.
+    /// Seeds every key first (one blind write at ALL each, the first write
+    /// the key ever sees), so that no writer ever writes without a context:
+    /// a blind write replaces whatever its coordinator holds, seen or not.
+    pub async fn start(writers: Vec<WriterSpec>) -> Result<Self> {
         let (history, phase, stop) = (History::new(), Phase::default(), Arc::new(AtomicBool::new(false)));
-        let read_failures: Arc<Vec<AtomicU64>> = Arc::new(clients.iter().map(|_| AtomicU64::new(0)).collect());
+        phase.set("seed");
+        seed(&history, &writers).await?;
+        let read_failures: Arc<Vec<AtomicU64>> = Arc::new(writers.iter().map(|_| AtomicU64::new(0)).collect());
         let mut tasks = JoinSet::new();
-        for (via, client) in clients.into_iter().enumerate() {
+        for (index, spec) in writers.into_iter().enumerate() {
+            let client = spec.client.with_consistency(Some(level(spec.level)));
             let writer = Writer {
-                via,
+                index,
+                spec,
                 client,
                 history: history.clone(),
                 phase: phase.clone(),
@@ -99,7 +120,7 @@ impl Workload {
             };
             tasks.spawn(writer.run());
         }
-        Self { history, phase, read_failures, stop, tasks }
+        Ok(Self { history, phase, read_failures, stop, tasks })
     }
 
     /// Starts a probe: fresh keys written (blind, at QUORUM) through
@@ -115,7 +136,8 @@ impl Workload {
                 let (key, value) = (format!("probe-{phase_now}-{n}"), format!("probe-{n}"));
                 let result = client.put(key.clone(), value.clone(), PutOptions::default()).await.map(drop);
                 let outcome = outcome(result);
-                history.record(Attempt { key, value, observed: Vec::new(), outcome, phase: phase_now, via });
+                let level = "QUORUM".to_owned();
+                history.record(Attempt { key, value, observed: Vec::new(), outcome, phase: phase_now, via, level });
                 tokio::time::sleep(PROBE_PAUSE).await;
             }
             Ok(())
@@ -132,8 +154,42 @@ impl Workload {
     }
 }
 
+/// Writes `{key}-seed{n}` at ALL to every key of `writers`, through the
+/// first writer of the key, until one is acknowledged (a few tries: a
+/// freshly formed cluster sometimes refuses its first writes).
+async fn seed(history: &History, writers: &[WriterSpec]) -> Result<()> {
+    const TRIES: u32 = 5;
+    let mut seeded = std::collections::BTreeSet::new();
+    for spec in writers {
+        for key in spec.keys.iter().filter(|k| seeded.insert(k.as_str())) {
+            for n in 1..=TRIES {
+                let value = format!("{key}-seed{n}");
+                let options = PutOptions { consistency: Some(level(ConsistencyLevel::All)), ..Default::default() };
+                let result = spec.client.put(key.clone(), value.clone(), options).await.map(drop);
+                let error = result.as_ref().err().map(ToString::to_string);
+                let (key, via, level, phase) = (key.clone(), spec.via, "ALL".to_owned(), "seed".to_owned());
+                let outcome = outcome(result);
+                history.record(Attempt { key: key.clone(), value, observed: Vec::new(), outcome, phase, via, level });
+                match error {
+                    None => break,
+                    Some(e) if n == TRIES => bail!("seed {key} at ALL through node {via}: {e}"),
+                    Some(e) => eprintln!("seed {key} at ALL through node {via} failed (try {n} of {TRIES}): {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `level` as a request consistency.
+pub fn level(level: ConsistencyLevel) -> Consistency {
+    Consistency { level: level.into(), ..Default::default() }
+}
+
 struct Writer {
-    via: usize,
+    index: usize,
+    spec: WriterSpec,
     client: Client,
     history: History,
     phase: Phase,
@@ -143,7 +199,8 @@ struct Writer {
 
 impl Writer {
     async fn run(self) -> Result<()> {
-        let keys: Vec<String> = (0..KEYS_PER_WRITER).map(|k| format!("writer{}-key{k}", self.via)).collect();
+        let keys = &self.spec.keys;
+        let (via, level) = (self.spec.via, ringkv_client::consistency::level_name(self.spec.level).to_owned());
         let mut seq = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             let key = &keys[seq as usize % keys.len()];
@@ -153,7 +210,7 @@ impl Writer {
             let read = match self.client.get(key.clone()).await {
                 Ok(read) => read,
                 Err(_) => {
-                    self.read_failures[self.via].fetch_add(1, Ordering::Relaxed);
+                    self.read_failures[self.index].fetch_add(1, Ordering::Relaxed);
                     // A refused read returns at once; do not spin on it.
                     tokio::time::sleep_until(started + Duration::from_millis(50)).await;
                     continue;
@@ -163,13 +220,20 @@ impl Writer {
                 Some(record) => {
                     (record.siblings.iter().filter(|s| !s.tombstone).map(value_text).collect(), record.context)
                 }
-                None => (Vec::new(), Default::default()),
+                None => {
+                    // Never blind (see `start`): a seeded key that reads as
+                    // missing counts as a refused read.
+                    self.read_failures[self.index].fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep_until(started + Duration::from_millis(50)).await;
+                    continue;
+                }
             };
-            let value = format!("{key}-v{seq}");
+            let value = format!("{key}-{}-v{seq}", self.spec.name);
             let options = PutOptions { context, ..Default::default() };
             let result = self.client.put(key.clone(), value.clone(), options).await.map(drop);
             let outcome = outcome(result);
-            self.history.record(Attempt { key: key.clone(), value, observed, outcome, phase, via: self.via });
+            let level = level.clone();
+            self.history.record(Attempt { key: key.clone(), value, observed, outcome, phase, via, level });
             tokio::time::sleep(WRITER_PAUSE).await;
         }
         Ok(())
