@@ -44,6 +44,12 @@ pub fn prerequisites() -> Option<String> {
     if !is_root() {
         return Some("not running as root (network namespaces and nftables need CAP_NET_ADMIN)".into());
     }
+    // Root in an unprivileged container lacks them: `ip netns add` would fail.
+    for (bit, name) in [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")] {
+        if effective_capabilities().is_some_and(|caps| caps & (1 << bit) == 0) {
+            return Some(format!("root without {name} (an unprivileged container?)"));
+        }
+    }
     for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
         let works = Command::new(tool).arg("-V").output().is_ok_and(|o| o.status.success());
         if !works {
@@ -53,6 +59,13 @@ pub fn prerequisites() -> Option<String> {
         }
     }
     None
+}
+
+/// The `CapEff` mask of this process, when `/proc` tells.
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    u64::from_str_radix(hex, 16).ok()
 }
 
 fn is_root() -> bool {
