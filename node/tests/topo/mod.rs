@@ -225,7 +225,7 @@ impl Topo {
             directory: Arc::clone(&self.directory),
         });
         let settings = TopologySettings {
-            stream: StreamSettings { throughput_mb_per_s: 0, page_records: 16 },
+            stream: StreamSettings { throughput_mb_per_s: 0, page_records: 64 },
             settle_timeout: Duration::from_secs(3),
             vnodes: VNODES,
         };

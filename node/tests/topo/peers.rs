@@ -31,9 +31,11 @@ use tonic::Request;
 
 /// Deadline of one topology call (virtual time; `GrpcStreamPeers` allows 30 s).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Sends of one topology call before a lost message fails it.
+const SENDS: u32 = 3;
 /// Deadline of a `stream_pending` call, which lasts as long as the streaming
 /// (`GrpcStreamPeers` allows a day; a lost request or reply surfaces here).
-const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every running node's topology, by address.
 #[derive(Debug, Default)]
@@ -77,6 +79,9 @@ fn transport_error(peer: SocketAddr, e: TransportError) -> TopologyError {
 
 impl SimStreamPeers {
     /// Carries one call to `peer`, served there by its `StreamingService`.
+    /// A call whose request or reply the network lost is sent again, up to
+    /// [`SENDS`] times, as TCP retransmits under a gRPC call (every topology
+    /// call is idempotent); a crashed or cut-off peer fails it at once.
     fn call<T, F, Fut>(
         &self,
         peer: SocketAddr,
@@ -85,20 +90,25 @@ impl SimStreamPeers {
     ) -> BoxFuture<'static, Result<T, TopologyError>>
     where
         T: Send + 'static,
-        F: FnOnce(StreamingService) -> Fut + Send + 'static,
+        F: Fn(StreamingService) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<T, tonic::Status>> + Send + 'static,
     {
         let Some((host, topology)) = self.directory.get(peer) else {
             let e = TopologyError::Peer { peer: peer.to_string(), message: "connection refused".into() };
             return futures::future::ready(Err(e)).boxed();
         };
-        let carried =
-            self.net.carry(&self.from, &host, timeout, move || serve(StreamingService::new(topology)).boxed());
+        let (net, from, serve) = (Arc::clone(&self.net), self.from.clone(), Arc::new(serve));
         async move {
-            match carried.await {
-                Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(status)) => Err(peer_error(peer, status)),
-                Err(e) => Err(transport_error(peer, e)),
+            let mut sends = 1;
+            loop {
+                let (topology, serve) = (topology.clone(), Arc::clone(&serve));
+                let carried = net.carry(&from, &host, timeout, move || serve(StreamingService::new(topology)).boxed());
+                match carried.await {
+                    Ok(Ok(answer)) => return Ok(answer),
+                    Ok(Err(status)) => return Err(peer_error(peer, status)),
+                    Err(TransportError::Timeout { .. }) if sends < SENDS => sends += 1,
+                    Err(e) => return Err(transport_error(peer, e)),
+                }
             }
         }
         .boxed()
@@ -108,13 +118,19 @@ impl SimStreamPeers {
 impl StreamPeers for SimStreamPeers {
     fn fetch(&self, peer: SocketAddr, req: FetchPage) -> BoxFuture<'static, Result<FetchedPage, TopologyError>> {
         let msg = fetch_request(req);
-        let call = self.call(peer, CALL_TIMEOUT, move |s| async move { s.fetch_range(Request::new(msg)).await });
+        let call = self.call(peer, CALL_TIMEOUT, move |s| {
+            let msg = msg.clone();
+            async move { s.fetch_range(Request::new(msg)).await }
+        });
         async move { fetched_page(peer, call.await?.into_inner()) }.boxed()
     }
 
     fn describe(&self, peer: SocketAddr, host_id: &str) -> BoxFuture<'static, Result<Description, TopologyError>> {
         let msg = pb::DescribeMemberRequest { host_id: host_id.to_owned() };
-        let call = self.call(peer, CALL_TIMEOUT, move |s| async move { s.describe_member(Request::new(msg)).await });
+        let call = self.call(peer, CALL_TIMEOUT, move |s| {
+            let msg = msg.clone();
+            async move { s.describe_member(Request::new(msg)).await }
+        });
         async move { description(peer, call.await?.into_inner()) }.boxed()
     }
 
@@ -125,7 +141,10 @@ impl StreamPeers for SimStreamPeers {
         status: MemberStatus,
     ) -> BoxFuture<'static, Result<(), TopologyError>> {
         let msg = pb::SetMemberStatusRequest { host_id: host_id.to_owned(), status: status_to_wire(&status) };
-        let call = self.call(peer, CALL_TIMEOUT, move |s| async move { s.set_member_status(Request::new(msg)).await });
+        let call = self.call(peer, CALL_TIMEOUT, move |s| {
+            let msg = msg.clone();
+            async move { s.set_member_status(Request::new(msg)).await }
+        });
         async move { call.await.map(|_| ()) }.boxed()
     }
 
@@ -135,7 +154,10 @@ impl StreamPeers for SimStreamPeers {
         prefer: Option<String>,
     ) -> BoxFuture<'static, Result<(u64, u64), TopologyError>> {
         let msg = pb::StreamPendingRequest { prefer_source_host_id: prefer.unwrap_or_default() };
-        let call = self.call(peer, STREAM_TIMEOUT, move |s| async move { s.stream_pending(Request::new(msg)).await });
+        let call = self.call(peer, STREAM_TIMEOUT, move |s| {
+            let msg = msg.clone();
+            async move { s.stream_pending(Request::new(msg)).await }
+        });
         async move {
             let resp = call.await?.into_inner();
             Ok((resp.records, resp.bytes))
