@@ -25,6 +25,8 @@ use super::writes::{Minted, WriteLog};
 
 /// What a sibling says under its dot (a dot must always say the same).
 type Content = (Option<Bytes>, i64, Option<i64>);
+/// Where a dot lives: keyspace, key, dot.
+type At = (String, Bytes, Dot);
 
 /// One dot that names different writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +44,7 @@ pub struct DotClash {
 /// Every dot that two stored copies hold with different contents. `copies`
 /// are `(replica, keyspace, key, record)`: every record of every replica.
 pub fn dot_clashes<'a>(copies: impl IntoIterator<Item = (String, &'a str, &'a [u8], &'a Record)>) -> Vec<DotClash> {
-    let mut seen: BTreeMap<(String, Bytes, Dot), Vec<(String, Content)>> = BTreeMap::new();
+    let mut seen: BTreeMap<At, Vec<(String, Content)>> = BTreeMap::new();
     for (replica, keyspace, key, record) in copies {
         for s in &record.siblings {
             let content = (s.value.clone(), s.timestamp_micros, s.expires_at_ms);
@@ -55,7 +57,7 @@ pub fn dot_clashes<'a>(copies: impl IntoIterator<Item = (String, &'a str, &'a [u
 
 /// Every dot the log shows minted for two different writes.
 pub fn log_clashes(log: &WriteLog) -> Vec<DotClash> {
-    let mut seen: BTreeMap<(String, Bytes, Dot), Vec<(String, Content)>> = BTreeMap::new();
+    let mut seen: BTreeMap<At, Vec<(String, Content)>> = BTreeMap::new();
     for (i, m) in log.all().into_iter().enumerate() {
         let at = (m.keyspace.clone(), m.key.clone(), m.dot);
         // The log has no timestamps: the value and the context the write carried identify it.
@@ -72,7 +74,7 @@ fn context_id(clock: &VersionVector, own: Dot) -> i64 {
     (xxhash_rust::xxh3::xxh3_64(format!("{entries:?}").as_bytes()) >> 1) as i64
 }
 
-fn clashes(seen: BTreeMap<(String, Bytes, Dot), Vec<(String, Content)>>) -> Vec<DotClash> {
+fn clashes(seen: BTreeMap<At, Vec<(String, Content)>>) -> Vec<DotClash> {
     let mut out = Vec::new();
     for ((keyspace, key, dot), holders) in seen {
         let first = &holders[0].1;
@@ -87,8 +89,8 @@ fn clashes(seen: BTreeMap<(String, Bytes, Dot), Vec<(String, Content)>>) -> Vec<
 /// The content each dot had when a replica first stored it, and every clash since.
 #[derive(Debug, Default)]
 pub struct DotWatch {
-    first: Mutex<BTreeMap<(String, Bytes, Dot), (String, Content)>>,
-    clashes: Mutex<BTreeMap<(String, Bytes, Dot), DotClash>>,
+    first: Mutex<BTreeMap<At, (String, Content)>>,
+    clashes: Mutex<BTreeMap<At, DotClash>>,
 }
 
 impl DotWatch {
