@@ -85,7 +85,7 @@ async fn incarnations(seed: u64, policy: ActorPolicy) -> Incarnations {
         sleep(ms(1700)).await;
         let before = c.running(3).expect("up");
         run.actors.push((before.actor, before.origin));
-        run.lost_to_power = c.power_off(3);
+        run.lost_to_power = c.power_off_late(3).await;
         sleep(ms(400)).await;
         let y = c.start(3, MemberStatus::Normal);
         run.actors.push((y.actor, y.origin));
@@ -93,7 +93,7 @@ async fn incarnations(seed: u64, policy: ActorPolicy) -> Incarnations {
         sleep(ms(1200)).await;
         let before = c.running(4).expect("up");
         run.actors.push((before.actor, before.origin));
-        run.lost_to_power += c.power_off(4);
+        run.lost_to_power += c.power_off_late(4).await;
         sleep(ms(400)).await;
         let z = c.start(4, MemberStatus::Normal);
         run.actors.push((z.actor, z.origin));

@@ -151,7 +151,7 @@ async fn join_decommission_and_removenode_under_writes_and_loss() {
     for seed in seeds() {
         let run = changes(seed).await;
         assert!(run.acked > 100, "seed {seed}: only {} writes acknowledged", run.acked);
-        assert!(run.dropped > 0 && run.refused > 0, "seed {seed}: no fault fired: {run:?}");
+        assert!(run.dropped > 0, "seed {seed}: the network lost nothing: {run:?}");
         assert!(run.streamed.iter().all(|n| *n > 0), "seed {seed}: a change streamed nothing: {:?}", run.streamed);
         let v = &run.verdict;
         assert!(v.replica_clashes.is_empty(), "seed {seed}: replicas disagree under one dot: {:#?}", v.replica_clashes);

@@ -103,6 +103,8 @@ pub struct Topo {
     pub slots: RefCell<Vec<Slot>>,
     /// Sees every record any replica stores (the unique-dot check at every write).
     pub watch: Arc<DotWatch>,
+    /// When the background last synced every disk.
+    last_sync: std::cell::Cell<tokio::time::Instant>,
 }
 
 impl Topo {
@@ -125,6 +127,7 @@ impl Topo {
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x70_90)),
             slots: RefCell::new(Vec::new()),
             watch: Arc::default(),
+            last_sync: std::cell::Cell::new(tokio::time::Instant::now()),
         };
         let hosts: Vec<String> = (0..n).map(|_| c.new_host()).collect();
         let ring = Ring::initial(hosts.iter().map(|h| NodeInfo::new(h.as_str(), "", "")), VNODES).expect("ring");
@@ -179,6 +182,21 @@ impl Topo {
     /// Slots with a running node.
     pub fn up(&self) -> Vec<usize> {
         (0..self.len()).filter(|i| self.running(*i).is_some()).collect()
+    }
+
+    /// Slots a client may send requests to: running, and its view has heard
+    /// of every running node. That is what `/readyz` must promise (issue 10
+    /// item 4): a node that coordinates from a partial ring, right after a
+    /// restart, acknowledges writes on replicas that do not own the key (a
+    /// soak of this simulation lost an acknowledged write that way).
+    pub fn serving(&self) -> Vec<usize> {
+        let up = self.up();
+        let hosts: Vec<String> = up.iter().map(|i| self.host(*i)).collect();
+        let heard = |i: &usize| {
+            let view = Arc::clone(self.running(*i).expect("up").coordinator.view());
+            hosts.iter().all(|h| view.member(h).is_some())
+        };
+        up.iter().copied().filter(heard).collect()
     }
 
     /// Starts an incarnation of slot `i` on its disk, announcing `status`
@@ -302,6 +320,17 @@ impl Topo {
         node.incarnation.kill();
     }
 
+    /// [`Topo::power_off`] late in a sync interval (90 % of it after the
+    /// last sync), when the unsynced tail is longest.
+    pub async fn power_off_late(&self, i: usize) -> u64 {
+        let mut at = self.last_sync.get() + SYNC_INTERVAL * 9 / 10;
+        if at <= tokio::time::Instant::now() {
+            at += SYNC_INTERVAL;
+        }
+        tokio::time::sleep_until(at).await;
+        self.power_off(i)
+    }
+
     /// A new machine takes over the dead slot `i` (`kvnode serve --replace`):
     /// an empty disk, the dead node's host id, tokens and generation as a
     /// live node describes them, REPLACING. Run `topology.replace()` next.
@@ -337,6 +366,7 @@ impl Topo {
                 for i in self.up() {
                     let _ = self.running(i).expect("up").incarnation.sync();
                 }
+                self.last_sync.set(tokio::time::Instant::now());
             }
         }
     }

@@ -41,14 +41,15 @@ pub fn key(k: usize) -> Bytes {
 
 /// Client `id` until `stop`; one operation every 1..=`gap_ms` ms. Like an
 /// application server with a connection to one node, it goes through its
-/// home node (slot `id`) while that runs, else through a random one; most
+/// home node (slot `id`) while that serves ([`Topo::serving`]), else
+/// through a random one; most
 /// of its writes are to its own keys, the rest to anyone's.
 pub async fn client(c: &Topo, seed: u64, id: usize, gap_ms: u64, stop: &CancellationToken, out: &RefCell<Clients>) {
     let mut rng = StdRng::seed_from_u64(seed * 1000 + id as u64);
     let mut op = 0u32;
     while !stop.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1..=gap_ms))).await;
-        let up = c.up();
+        let up = c.serving();
         if up.is_empty() {
             continue;
         }
