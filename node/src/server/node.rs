@@ -281,6 +281,11 @@ impl Node {
         &self.coordinator
     }
 
+    /// This incarnation's version-vector actor (see `bootstrap`).
+    pub fn actor(&self) -> crate::version::NodeId {
+        self.actor
+    }
+
     /// Waits for the shutdown token, then stops gracefully.
     pub async fn stopped(self) -> Result<(), NodeError> {
         self.shutdown.cancelled().await;
