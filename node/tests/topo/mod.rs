@@ -18,8 +18,11 @@
 //! record it stores to one [`DotWatch`], and a `LoggedStorage` records every
 //! coordinated write in one [`WriteLog`] (ground truth for checkers).
 //! Liveness is set by the test, as in `SimCluster`. Time is tokio's paused
-//! clock; the topology's own metadata calls run on the blocking pool, so a
-//! seed replays the same faults but not always the same interleaving.
+//! clock, but unlike `SimCluster` a seed does not always replay exactly: the
+//! topology's (and hints') metadata calls run on the blocking pool, whose
+//! completions interleave with the other tasks in an order the seed does not
+//! fix. The checks hold for every interleaving; a failure prints its seed
+//! and what broke, and `RINGKV_SIM_SEEDS` widens the search.
 
 #![allow(dead_code)]
 
