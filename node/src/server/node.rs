@@ -85,6 +85,8 @@ pub struct Node {
     identity: NodeIdentity,
     coordinator: Coordinator,
     storage: Arc<FjallStorage>,
+    /// This incarnation's version-vector actor (recorded at a clean stop).
+    actor: crate::version::NodeId,
     readiness: Readiness,
     shutdown: CancellationToken,
     workers: WorkerRunner,
@@ -265,7 +267,8 @@ impl Node {
             "node ready"
         );
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-        Ok(Node { identity, coordinator, storage, readiness, shutdown, workers, grpc, http, grace })
+        let actor = id.node_id;
+        Ok(Node { identity, coordinator, storage, actor, readiness, shutdown, workers, grpc, http, grace })
     }
 
     /// Who this node is (bound addresses included).
@@ -276,6 +279,11 @@ impl Node {
     /// The coordinator (for in-process tests).
     pub fn coordinator(&self) -> &Coordinator {
         &self.coordinator
+    }
+
+    /// This incarnation's version-vector actor (see `bootstrap`).
+    pub fn actor(&self) -> crate::version::NodeId {
+        self.actor
     }
 
     /// Waits for the shutdown token, then stops gracefully.
@@ -296,11 +304,21 @@ impl Node {
             }
         }
         self.workers.stop(self.grace).await;
-        let storage = Arc::clone(&self.storage);
-        tokio::task::spawn_blocking(move || storage.shutdown())
-            .await
-            .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })?;
-        tracing::info!("storage flushed and synced; bye");
+        let (storage, actor) = (Arc::clone(&self.storage), self.actor);
+        // Writes are refused from here on; the marker follows the final fsync (see `bootstrap`).
+        let marked = tokio::task::spawn_blocking(move || {
+            storage.shutdown();
+            super::bootstrap::mark_clean_shutdown(storage.as_ref(), actor)
+        })
+        .await
+        .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })?;
+        match marked {
+            Ok(()) => tracing::info!("storage flushed and synced, clean shutdown recorded; bye"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "final sync failed: no clean shutdown recorded, the next start takes a fresh version-vector actor"
+            ),
+        }
         result
     }
 }

@@ -35,6 +35,9 @@ use super::{TopologyError, pending_moves, replace_moves};
 /// Meta key of the lifecycle state of this node.
 pub const STATE_KEY: &str = "topology.state";
 
+/// Attempts of a gainer's streaming in a decommission or removenode before the change fails.
+pub const PENDING_ATTEMPTS: u32 = 5;
+
 /// Settings of the lifecycle (`[streaming]` plus membership timing).
 #[derive(Debug, Clone, Copy)]
 pub struct TopologySettings {
@@ -275,10 +278,25 @@ impl Topology {
     }
 
     /// Streams in every range this node gains in the transition under way
-    /// (called by the node that drives a decommission or removenode).
+    /// (called by the node that drives a decommission or removenode). A
+    /// failed attempt (a lost call, a source restarting) is retried every
+    /// second, [`PENDING_ATTEMPTS`] times in all; progress is kept between attempts.
     pub async fn stream_pending(&self, prefer: Option<String>) -> Result<(u64, u64), TopologyError> {
-        let moves = self.current_moves();
-        self.inner.streamer.run("pending", &moves, prefer.as_deref()).await
+        let mut attempt = 1;
+        loop {
+            let moves = self.current_moves();
+            match self.inner.streamer.run("pending", &moves, prefer.as_deref()).await {
+                Err(e) if attempt < PENDING_ATTEMPTS && !matches!(e, TopologyError::Stopped) => {
+                    tracing::warn!(attempt, error = %e, "streaming failed; retrying in 1 s (progress is kept)");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = self.inner.shutdown.cancelled() => return Err(TopologyError::Stopped),
+                    }
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Checks what decommissioning this node needs, without changing anything.
@@ -324,7 +342,12 @@ impl Topology {
             self.set_state("normal").await?;
             return Err(e);
         }
-        self.hand_over_hints().await?;
+        if let Err(e) = self.hand_over_hints_retrying().await {
+            tracing::error!(error = %e, "decommission failed handing hints over; back to NORMAL");
+            view.set_local_status(MemberStatus::Normal);
+            self.set_state("normal").await?;
+            return Err(e);
+        }
         self.set_state("left").await?;
         view.set_local_status(MemberStatus::Left);
         self.wait_seen(&local, &MemberStatus::Left).await;
@@ -356,6 +379,23 @@ impl Topology {
             r?;
         }
         Ok(())
+    }
+
+    /// [`hand_over_hints`](Self::hand_over_hints), retried every second
+    /// ([`PENDING_ATTEMPTS`] in all): a hint is removed only once delivered,
+    /// so a retry sends what is left.
+    async fn hand_over_hints_retrying(&self) -> Result<(), TopologyError> {
+        let mut attempt = 1;
+        loop {
+            match self.hand_over_hints().await {
+                Err(e) if attempt < PENDING_ATTEMPTS && !matches!(e, TopologyError::Stopped) => {
+                    tracing::warn!(attempt, error = %e, "handing hints over failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Sends every hint held here to its target (or, when the target is
@@ -425,7 +465,11 @@ impl Topology {
             return Err(TopologyError::AlreadyLeft { host_id: host_id.to_owned() });
         }
         self.check_idle(&[host_id])?;
-        let (remaining, rf) = (self.normal_count().saturating_sub(1), self.max_rf());
+        // Not `normal_count() - 1`: a removal that failed half way left the node LEAVING, and a retry must pass.
+        let members = self.view().members();
+        let others = members.iter().filter(|m| m.host_id != host_id);
+        let remaining = others.filter(|m| m.status == MemberStatus::Normal && !m.tokens.is_empty()).count();
+        let rf = self.max_rf();
         if remaining < rf {
             return Err(TopologyError::TooFewNodes { what: "remove the node", remaining, rf: rf as u32 });
         }
