@@ -40,7 +40,7 @@ pub enum KvError {
         name: String,
     },
     /// The TTL is out of range.
-    #[error("ttl of {ttl_seconds} s is out of range; use 1 to {max} seconds")]
+    #[error("ttl of {ttl_seconds} s is out of range; use 1 to {max} seconds, or leave it out for the keyspace default")]
     TtlOutOfRange {
         /// TTL asked.
         ttl_seconds: u64,
