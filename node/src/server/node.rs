@@ -47,11 +47,13 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     /// A listener could not be bound.
     #[error(
-        "cannot listen on {addr}: {source}; is another process using the port? choose another with --grpc-addr/--http-addr"
+        "cannot listen on {addr} ({flag}): {source}; is another process using the port? choose another with {flag}"
     )]
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The flag that sets this listener's address (`--grpc-addr`, `--http-addr` or `--resp-addr`).
+        flag: &'static str,
         /// The OS error.
         source: std::io::Error,
     },
@@ -105,8 +107,9 @@ async fn resolve_seeds(seeds: &[String]) -> Result<Vec<SocketAddr>, NodeError> {
     Ok(out)
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
+/// Binds the listener that `flag` configures; a failure names that flag.
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, flag, source })
 }
 
 impl Node {
@@ -140,18 +143,19 @@ impl Node {
         });
         let id = identity_task.await.map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
 
-        let grpc_listener = bind(config.server.grpc_addr).await?;
-        let http_listener = bind(config.server.http_addr).await?;
+        let grpc_listener = bind(config.server.grpc_addr, "--grpc-addr").await?;
+        let http_listener = bind(config.server.http_addr, "--http-addr").await?;
         let resp_listener = match config.server.resp_addr {
-            Some(addr) => Some((bind(addr).await?, addr)),
+            Some(addr) => Some((bind(addr, "--resp-addr").await?, addr)),
             None => None,
         };
-        let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| NodeError::Bind { addr, source });
+        let local =
+            |l: &TcpListener, addr, flag| l.local_addr().map_err(|source| NodeError::Bind { addr, flag, source });
         let identity = NodeIdentity {
             host_id: id.host_id.clone(),
-            grpc_addr: local(&grpc_listener, config.server.grpc_addr)?,
-            http_addr: local(&http_listener, config.server.http_addr)?,
-            resp_addr: resp_listener.as_ref().map(|(l, addr)| local(l, *addr)).transpose()?,
+            grpc_addr: local(&grpc_listener, config.server.grpc_addr, "--grpc-addr")?,
+            http_addr: local(&http_listener, config.server.http_addr, "--http-addr")?,
+            resp_addr: resp_listener.as_ref().map(|(l, addr)| local(l, *addr, "--resp-addr")).transpose()?,
             data_dir: config.storage.data_dir.display().to_string(),
         };
         let member = Member {
