@@ -4,12 +4,22 @@
 //!   gave (`RKV-NOT-AN-INTEGER`, `RKV-OVERFLOW`, a CAS mismatch's 409) over
 //!   gRPC and HTTP, instead of a generic `RKV-REMOTE`; the forwarded-writes
 //!   metric proves the requests really were forwarded.
+//! - HTTP `/admin/cluster/status` lists every member, as `kvctl status` does,
+//!   and each member's load is its data, not the 64 MiB fjall pre-allocates
+//!   for an empty journal.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use bytes::Bytes;
 use ringkv_e2e::cluster::Cluster;
+use ringkv_e2e::wait_until;
 use ringkv_proto::v1::IncrementRequest;
 use serde_json::{Value, json};
+
+/// An empty node's load must stay far below fjall's 64 MiB journal pre-allocation.
+const EMPTY_LOAD_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// POSTs `body` to `path` on node `i`; the status and JSON body.
 async fn post(cluster: &Cluster, i: usize, path: &str, body: Value) -> Result<(u16, Value)> {
@@ -57,5 +67,46 @@ async fn forwarded_writes_keep_the_error_code_of_the_replica() -> Result<()> {
     }
     // 2 nodes × (2 incr + 1 CAS + 1 gRPC incr) at least.
     ensure!(forwarded >= 8.0, "only {forwarded} writes were forwarded: the test did not exercise forwarding");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_cluster_status_lists_every_member_with_its_real_load() -> Result<()> {
+    let cluster = Cluster::test().nodes(3).start().await?;
+    let members: BTreeSet<String> = (0..cluster.len()).map(|i| cluster.host_id(i)).collect();
+    let http = reqwest::Client::new();
+    for i in 0..cluster.len() {
+        let url = format!("{}/api/v1/admin/cluster/status", cluster.node(i).http_base());
+        let mut body = Value::Null;
+        // Peers' load arrives by gossip: wait until this node has heard every member's.
+        let heard = wait_until(Duration::from_secs(30), "every member's load is known", async || {
+            body = match http.get(&url).send().await {
+                Ok(response) => response.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            let nodes = body["nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
+            nodes.len() == members.len() && nodes.iter().all(|n| n["load_bytes"].as_u64().is_some_and(|b| b > 0))
+        })
+        .await;
+        heard.with_context(|| format!("node {i}: {body}"))?;
+        ensure!(body["answered_by"] == cluster.host_id(i), "node {i}: {body}");
+        let nodes = body["nodes"].as_array().context("no nodes")?;
+        let listed: BTreeSet<String> = nodes.iter().filter_map(|n| n["host_id"].as_str().map(str::to_owned)).collect();
+        ensure!(listed == members, "node {i} lists {listed:?}, the cluster is {members:?}");
+        for n in nodes {
+            ensure!(n["liveness"] == "ALIVE" && n["state"] == "NORMAL" && n["status"] == "healthy", "node {i}: {n}");
+            let load = n["load_bytes"].as_u64().unwrap_or(u64::MAX);
+            ensure!(load < EMPTY_LOAD_LIMIT, "node {i} reports {load} bytes of load for an empty member: {n}");
+            ensure!(n["disk_bytes"] == n["load_bytes"] && n["node_id"] == n["host_id"], "node {i}: {n}");
+        }
+    }
+    // kvctl status (gRPC) agrees about the members and their load.
+    let status = cluster.status(0).await?;
+    ensure!(status.members.keys().cloned().collect::<BTreeSet<_>>() == members, "kvctl status: {status}");
+    let json = cluster.status_json(0).await?;
+    for n in json["nodes"].as_array().context("kvctl status: no nodes")? {
+        let load = n["load_bytes"].as_u64().unwrap_or(u64::MAX);
+        ensure!(load < EMPTY_LOAD_LIMIT, "kvctl status reports {load} bytes of load for an empty member: {n}");
+    }
     Ok(())
 }

@@ -224,13 +224,17 @@ impl Node {
             config.hints.replay_rate_per_second,
         )));
 
+        let admin = AdminService::new(coordinator.clone(), identity.clone())
+            .with_repairer(Arc::clone(&ae.repairer))
+            .with_topology(topology.clone())
+            .with_gossip(gossip.clone());
         let parts = GrpcParts {
             coordinator: &coordinator,
             topology: &topology,
             metrics: &metrics,
-            identity: &identity,
             config: &config,
             ae: &ae,
+            admin: admin.clone(),
             gossip: GossipService::new(gossip.clone()),
         };
         let grpc = spawn_grpc(grpc_listener, parts, shutdown.clone())?;
@@ -239,6 +243,7 @@ impl Node {
             metrics: metrics.clone(),
             identity: identity.clone(),
             readiness: readiness.clone(),
+            admin,
         };
         let router = http_api::router(state, config.server.max_value_bytes);
         let http_shutdown = shutdown.clone();
@@ -314,9 +319,9 @@ struct GrpcParts<'a> {
     coordinator: &'a Coordinator,
     topology: &'a crate::topology::Topology,
     metrics: &'a NodeMetrics,
-    identity: &'a NodeIdentity,
     config: &'a Config,
     ae: &'a AntiEntropyNode,
+    admin: AdminService,
     gossip: GossipService,
 }
 
@@ -356,18 +361,13 @@ fn spawn_grpc(
     parts: GrpcParts<'_>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
-    let GrpcParts { coordinator, topology, metrics, identity, config, ae, gossip } = parts;
+    let GrpcParts { coordinator, topology, metrics, config, ae, admin, gossip } = parts;
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
     let max_message = (config.server.max_value_bytes * 2 + 64 * 1024).max(4 * 1024 * 1024);
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
-    let admin = AdminServer::new(
-        AdminService::new(coordinator.clone(), identity.clone())
-            .with_repairer(Arc::clone(&ae.repairer))
-            .with_topology(topology.clone())
-            .with_gossip(gossip.handle()),
-    );
+    let admin = AdminServer::new(admin);
     let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
     let test_hooks =
         config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
