@@ -373,9 +373,13 @@ fn spawn_grpc(
         config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
     let streaming = crate::topology::streaming_server(topology.clone());
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl 1.8, Postman and other older
+    // clients only speak v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
+    };
+    let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     Ok(tokio::spawn(async move {
         health_reporter.set_serving::<KvServer<KvService>>().await;
@@ -383,7 +387,8 @@ fn spawn_grpc(
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(kv)
             .add_service(admin)
             .add_service(replica)
