@@ -78,14 +78,17 @@ async fn http_cluster_status_lists_every_member_with_its_real_load() -> Result<(
     for i in 0..cluster.len() {
         let url = format!("{}/api/v1/admin/cluster/status", cluster.node(i).http_base());
         let mut body = Value::Null;
-        // Peers' load arrives by gossip: wait until this node has heard every member's.
-        let heard = wait_until(Duration::from_secs(30), "every member's load is known", async || {
+        // Peers' load arrives by gossip: wait until this node has heard every
+        // member's, and sees each ALIVE (a loaded CI machine may make one
+        // SUSPECT for a moment).
+        let heard = wait_until(Duration::from_secs(30), "every member is healthy and its load known", async || {
             body = match http.get(&url).send().await {
                 Ok(response) => response.json().await.unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             };
             let nodes = body["nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
-            nodes.len() == members.len() && nodes.iter().all(|n| n["load_bytes"].as_u64().is_some_and(|b| b > 0))
+            nodes.len() == members.len()
+                && nodes.iter().all(|n| n["load_bytes"].as_u64().is_some_and(|b| b > 0) && n["status"] == "healthy")
         })
         .await;
         heard.with_context(|| format!("node {i}: {body}"))?;
