@@ -119,7 +119,7 @@ fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportErr
     match status.code() {
         Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
         Code::DeadlineExceeded | Code::Cancelled => TransportError::Timeout { peer, timeout },
-        code => TransportError::Remote { peer, code: format!("{code:?}"), message: status.message().to_owned() },
+        _ => TransportError::remote(peer, status),
     }
 }
 
