@@ -307,6 +307,8 @@ impl GossipSim {
         self.addrs.insert(m.grpc_addr, i);
         self.links.retain(|(a, b), _| *a != i && *b != i);
         let mut core = self.new_core(&m);
+        // As `kvnode serve`: the seed names are resolved at start.
+        core.set_seeds((0..self.seed_count).filter_map(|s| self.resolve(&name(s))).collect());
         if keep_saved {
             core.restore(saved);
         }
