@@ -8,7 +8,9 @@
 //! one (probability unreachable / (live + 1)) and sometimes to a seed
 //! (always when no peer is live, else with probability seeds / known,
 //! unless the live peer just chosen was a seed and there are at least as
-//! many live peers as seeds), then every peer's phi is re-evaluated.
+//! many live peers as seeds), plus one to every DOWN peer whose advertised
+//! name resolves to an address other than its gossiped one
+//! ([`Gossiper::set_resolved`]), then every peer's phi is re-evaluated.
 //!
 //! Liveness comes from direct contact, as in ScyllaDB's direct failure
 //! detector, not from heartbeats relayed by gossip: every tick the shell also
@@ -24,6 +26,12 @@
 //! Gossip still starts the clock for a peer it brings news of (first heard
 //! of, or restarted with a new generation), so a dead node learned of
 //! second-hand is convicted too.
+//!
+//! A probe to a peer not heard directly for two intervals asks for a new
+//! connection ([`Probe::reconnect`]): a pooled connection that lost packets
+//! during a network cut is stuck in TCP's retransmission backoff for
+//! seconds after the heal, while a new one gets through at once.
+//! Removals, saved membership and name lookups are in `durable`.
 //!
 //! Invariants: the local endpoint is changed only through
 //! [`Gossiper::update_local`] and the tick, never by what peers say about it;

@@ -5,18 +5,23 @@
 //!
 //! Every tick the shell first publishes what the view says about the local
 //! member (so `ClusterView::set_local_status` / `set_local_tokens` spread)
-//! and the storage's disk bytes as load, then ticks the core, starts one
+//! and the storage's disk bytes as load, then ticks the core, drops the
+//! pooled connection of every peer whose probe asks to reconnect, starts one
 //! concurrent round per SYN (SYN, apply the ACK, send the ACK2) and one
 //! probe per known peer (ping, report the answer), each probe bounded by the
-//! interval. A slow peer never delays the next tick.
+//! interval. A slow peer never delays the next tick. Every
+//! `resolve_every` it looks the seeds' names and the silent peers'
+//! advertised names up again (a [`Resolver`]; concurrently, bounded), and
+//! it saves the peers' states ([`super::saved`]) whenever they changed.
 //!
 //! Invariants: the core's lock is never held across an `.await`; events are
 //! applied to the view under the core's lock, so the view sees them in the
 //! order the core produced them (lock order: core, then view); the local
 //! member in the view is never replaced by gossip.
 //!
-//! This module may call `membership::{gossiper, gossip_grpc, metrics, view}`,
-//! `storage::Storage` (load) and `worker::Worker`.
+//! This module may call `membership::{gossiper, gossip_grpc, metrics,
+//! resolve, saved, view}`, `storage::Storage` (load, saved membership) and
+//! `worker::Worker`.
 
 use std::future::Future;
 use std::net::SocketAddr;
