@@ -443,11 +443,11 @@ impl Topology {
         Ok(member)
     }
 
-    /// Removes the dead node `host_id`: LEAVING everywhere, new owners stream
-    /// from the surviving replicas, then LEFT everywhere.
-    pub async fn remove_node(&self, host_id: &str, _reserved: Reservation) -> Result<(), TopologyError> {
+    /// [`Topology::check_remove`], and every live peer must see the node
+    /// DOWN too: removing a node part of the cluster still reaches would cut
+    /// it off while it serves.
+    pub async fn check_remove_everywhere(&self, host_id: &str) -> Result<Arc<Member>, TopologyError> {
         let member = self.check_remove(host_id)?;
-        // Every live peer must see it DOWN too: removing a node some of the cluster still reaches would cut it off.
         for peer in self.live_peers().into_iter().filter(|p| p.host_id != host_id) {
             if let Ok(Some(d)) = self.inner.peers.describe(peer.grpc_addr, host_id).await.map(|d| d.member)
                 && d.alive
@@ -456,6 +456,13 @@ impl Topology {
                 return Err(TopologyError::HostAlive { host_id: host_id.to_owned(), what: "removed" });
             }
         }
+        Ok(member)
+    }
+
+    /// Removes the dead node `host_id`: LEAVING everywhere, new owners stream
+    /// from the surviving replicas, then LEFT everywhere.
+    pub async fn remove_node(&self, host_id: &str, _reserved: Reservation) -> Result<(), TopologyError> {
+        let member = self.check_remove(host_id)?;
         self.broadcast_status(&member, MemberStatus::Leaving).await?;
         self.drive_pending(None).await?;
         self.broadcast_status(&member, MemberStatus::Left).await?;
