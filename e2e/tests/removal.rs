@@ -88,9 +88,11 @@ async fn a_removed_node_stays_left_after_restarts_and_for_new_nodes_and_gets_no_
         problems.push(format!("after a restart and a join: {e:#}"));
     }
     let new_id = cluster.host_id(new);
-    wait_until(TIMEOUT, "the new node is NORMAL", async || {
-        matches!(state_of(&cluster, new, &new_id).await, Ok(Some(s)) if s == "NORMAL")
-    })
+    wait_until(
+        TIMEOUT,
+        "the new node is NORMAL",
+        async || matches!(state_of(&cluster, new, &new_id).await, Ok(Some(s)) if s == "NORMAL"),
+    )
     .await?;
 
     // Writes through every node, the restarted and the new one included, leave no hint for it.

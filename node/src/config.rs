@@ -430,8 +430,14 @@ impl Config {
             );
         }
         let name = self.membership.advertise_name.trim();
-        if !name.is_empty() && name.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
-            return invalid("membership.advertise_name", name.to_owned(), "use HOST:PORT, e.g. ringkv-0.ringkv.default.svc:7100");
+        if !name.is_empty()
+            && name.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            return invalid(
+                "membership.advertise_name",
+                name.to_owned(),
+                "use HOST:PORT, e.g. ringkv-0.ringkv.default.svc:7100",
+            );
         }
         let phi = self.membership.phi_convict_threshold;
         if !(1.0..=64.0).contains(&phi) {

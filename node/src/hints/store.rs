@@ -291,7 +291,12 @@ mod purge_tests {
 
     fn store(clock: &Arc<ManualClock>) -> HintStore {
         let clock: Arc<dyn Clock> = clock.clone();
-        HintStore::new(Arc::new(MemoryStorage::new()), clock, Duration::from_secs(60), ReplicationMetrics::unregistered())
+        HintStore::new(
+            Arc::new(MemoryStorage::new()),
+            clock,
+            Duration::from_secs(60),
+            ReplicationMetrics::unregistered(),
+        )
     }
 
     #[test]

@@ -136,11 +136,7 @@ pub fn answer_requests(
 pub fn digests_of(local: &BTreeMap<String, EndpointState>) -> Vec<GossipDigest> {
     local
         .iter()
-        .map(|(host, s)| GossipDigest {
-            host_id: host.clone(),
-            generation: s.rank(),
-            max_version: s.max_version(),
-        })
+        .map(|(host, s)| GossipDigest { host_id: host.clone(), generation: s.rank(), max_version: s.max_version() })
         .collect()
 }
 

@@ -231,10 +231,8 @@ impl EndpointState {
             outcome.heartbeat_advanced = true;
         }
         for (key, value) in &remote.app_states {
-            let newer = self
-                .app_states
-                .get(key)
-                .is_none_or(|mine| (value.version, &value.value) > (mine.version, &mine.value));
+            let newer =
+                self.app_states.get(key).is_none_or(|mine| (value.version, &value.value) > (mine.version, &mine.value));
             if newer {
                 self.app_states.insert(*key, value.clone());
                 outcome.app_changed = true;

@@ -32,7 +32,8 @@ impl Resolver for DnsResolver {
     fn resolve(&self, name: &str) -> BoxFuture<'static, Result<Vec<SocketAddr>, String>> {
         let name = name.trim().to_owned();
         async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(name.as_str()).await.map_err(|e| e.to_string())?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host(name.as_str()).await.map_err(|e| e.to_string())?.collect();
             if addrs.is_empty() { Err(format!("{name} has no address")) } else { Ok(addrs) }
         }
         .boxed()

@@ -46,8 +46,8 @@ pub fn save_encoded(storage: &dyn Storage, encoded: &[u8]) -> Result<(), Storage
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::endpoint::{AppValue, HeartbeatState, VersionedValue};
     use crate::membership::MemberStatus;
+    use crate::membership::endpoint::{AppValue, HeartbeatState, VersionedValue};
     use crate::storage::MemoryStorage;
 
     #[test]

@@ -227,7 +227,10 @@ async fn seed_names_and_silent_peers_names_are_followed_to_new_addresses() {
     names.set("peer-0:7100", vec![moved]);
     let mut rng = StdRng::seed_from_u64(3);
     let (_, probes) = h.tick(&mut rng, vec![]);
-    assert!(probes.iter().any(|p| p.to == peer.grpc_addr && p.reconnect), "a silent peer is probed on a new connection");
+    assert!(
+        probes.iter().any(|p| p.to == peer.grpc_addr && p.reconnect),
+        "a silent peer is probed on a new connection"
+    );
     GossipWorker::resolve(h.clone(), resolver, seeds, Duration::from_secs(1)).await;
     let (out, _) = h.tick(&mut rng, vec![]);
     assert!(

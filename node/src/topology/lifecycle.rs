@@ -101,7 +101,17 @@ impl Topology {
             stop: shutdown.clone(),
         };
         let gossip = std::sync::OnceLock::new();
-        Self { inner: Arc::new(Inner { coordinator, peers, streamer, settings, busy: Default::default(), shutdown, gossip }) }
+        Self {
+            inner: Arc::new(Inner {
+                coordinator,
+                peers,
+                streamer,
+                settings,
+                busy: Default::default(),
+                shutdown,
+                gossip,
+            }),
+        }
     }
 
     /// Hands the node's gossip to the lifecycle (once): removals go through it.

@@ -338,7 +338,6 @@ impl GossipSim {
         self.nodes.len()
     }
 
-
     /// Splits the nodes: `groups[i]` is node i's side; `None` heals.
     pub fn partition(&mut self, groups: Option<Vec<u8>>) {
         self.groups = groups;
@@ -375,7 +374,7 @@ impl GossipSim {
         match msg {
             Msg::Tick => {
                 self.nodes[to].ticks += 1;
-                if self.resolve_every > 0 && self.nodes[to].ticks % self.resolve_every == 0 {
+                if self.resolve_every > 0 && self.nodes[to].ticks.is_multiple_of(self.resolve_every) {
                     self.resolve_names(to);
                 }
                 let out = self.nodes[to].core.on_tick(now, &mut self.rng);

@@ -95,7 +95,12 @@ impl Gossiper {
             }
             if !self.liveness.contains_key(&host) {
                 self.liveness.insert(host.clone(), Liveness::Down);
-                self.events.push(GossipEvent::LivenessChanged { host_id: host, from: None, to: Liveness::Down, phi: 0.0 });
+                self.events.push(GossipEvent::LivenessChanged {
+                    host_id: host,
+                    from: None,
+                    to: Liveness::Down,
+                    phi: 0.0,
+                });
             }
         }
     }
