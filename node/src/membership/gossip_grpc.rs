@@ -43,6 +43,9 @@ pub trait GossipTransport: fmt::Debug + Send + Sync + 'static {
         ping: GossipPing,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<GossipPing, TransportError>>;
+    /// Drops the pooled connection to `to`: the next call dials anew (see
+    /// [`super::Probe::reconnect`]). A transport without a pool ignores it.
+    fn reconnect(&self, _to: SocketAddr) {}
 }
 
 /// [`GossipTransport`] over gRPC with pooled channels and deadlines.
@@ -124,6 +127,11 @@ fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportErr
 }
 
 impl GossipTransport for GrpcGossipTransport {
+    fn reconnect(&self, to: SocketAddr) {
+        // Calls in flight keep their clone of the old channel; it closes when they end.
+        self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&to);
+    }
+
     fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>> {
         let call = self.call(to, wire::syn_to_proto(&syn), |mut c, r| async move { c.syn(r).await });
         Box::pin(async move {

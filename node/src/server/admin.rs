@@ -283,7 +283,7 @@ impl pb::admin_server::Admin for AdminService {
         let host_id = request.into_inner().host_id;
         let topology = self.topology()?.clone();
         let reserved = topology.reserve().map_err(|e| topology_status(&e))?;
-        topology.check_remove(&host_id).map_err(|e| topology_status(&e))?;
+        topology.check_remove_everywhere(&host_id).await.map_err(|e| topology_status(&e))?;
         tracing::info!(%host_id, "removenode requested: its new owners stream its ranges from the survivors");
         tokio::spawn(async move {
             if let Err(e) = topology.remove_node(&host_id, reserved).await {

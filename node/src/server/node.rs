@@ -218,6 +218,7 @@ impl Node {
             workers.spawn(Box::new(worker));
         }
         let gossip = start_gossip(&config, &view, seeds.clone(), &dyn_storage, &metrics, &mut workers);
+        topology.set_gossip(gossip.clone());
         workers.spawn(Box::new(HandoffWorker::new(
             coordinator.hints().clone(),
             Arc::clone(&view),
@@ -363,14 +364,29 @@ fn start_gossip(
     }
     let interval = Duration::from_millis(membership.gossip_interval_ms);
     let detector = DetectorConfig::for_interval(interval, membership.phi_convict_threshold);
-    let core = Gossiper::new(&view.local(), seeds, detector);
+    let mut core = Gossiper::new(&view.local(), seeds, detector);
+    let name = membership.advertise_name.trim();
+    if !name.is_empty() {
+        core.update_local([crate::membership::AppValue::HostName(name.to_owned())]);
+    }
     let gossip = GossipHandle::new(core, Arc::clone(view), Some(GossipMetrics::registered(metrics.registry())));
+    // The ring and the LEFT host ids known before the restart, before anything serves.
+    match crate::membership::saved::load(storage.as_ref()) {
+        Ok(saved) => gossip.restore(saved),
+        Err(e) => tracing::warn!(error = %e, "cannot read the saved membership; relearning it from gossip"),
+    }
     // A round's calls may take two intervals: rounds run concurrently, so a slow peer delays no tick.
     let call_timeout = (interval * 2).max(Duration::from_secs(1));
     let transport = Arc::new(GrpcGossipTransport::new(call_timeout, Duration::from_secs(1)));
     let schema = serde_json::to_string(&config.keyspaces).unwrap_or_default();
     let schema = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(schema.as_bytes()));
-    workers.spawn(Box::new(GossipWorker::new(gossip.clone(), transport, Arc::clone(storage), schema, interval)));
+    let resolve_every = Duration::from_millis(membership.resolve_interval_ms);
+    let worker = GossipWorker::new(gossip.clone(), transport, Arc::clone(storage), schema, interval).with_names(
+        membership.seeds.clone(),
+        Arc::new(crate::membership::DnsResolver),
+        resolve_every,
+    );
+    workers.spawn(Box::new(worker));
     gossip
 }
 

@@ -11,8 +11,11 @@
 //!   the dead node from the surviving replicas, then becomes NORMAL.
 //! - decommission: LEAVING; each new owner pulls the ranges it gains (from
 //!   the leaving node first); hints held here are handed over; LEFT; exit.
-//! - removenode: the dead node becomes LEAVING in every live view, the new
-//!   owners pull from the surviving replicas, then it becomes LEFT everywhere.
+//! - removenode: the dead node becomes LEAVING, written into gossip on its
+//!   behalf (a newer generation of its state) and pushed to every live
+//!   peer; the new owners pull from the surviving replicas; then LEFT the
+//!   same way. Gossip carries the LEFT state to nodes that were down or
+//!   start later, and every node saves it, so the host never comes back.
 //!
 //! The state of a change is persisted (`topology.state` in the meta
 //! partition) so that a restarted node resumes its join or replacement.
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::membership::{ClusterView, Member, MemberStatus};
+use crate::membership::{ClusterView, GossipHandle, Member, MemberStatus};
 use crate::replication::Coordinator;
 use crate::ring::NodeInfo;
 use crate::transport::{HintedWrite, Peer, ReplicaWrite};
@@ -67,6 +70,8 @@ struct Inner {
     settings: TopologySettings,
     busy: Arc<tokio::sync::Mutex<()>>,
     shutdown: CancellationToken,
+    /// Gossip, once started: removals are written into it so that they spread and last.
+    gossip: std::sync::OnceLock<GossipHandle>,
 }
 
 fn is_moving(status: &MemberStatus) -> bool {
@@ -98,7 +103,23 @@ impl Topology {
             settings: settings.stream,
             stop: shutdown.clone(),
         };
-        Self { inner: Arc::new(Inner { coordinator, peers, streamer, settings, busy: Default::default(), shutdown }) }
+        let gossip = std::sync::OnceLock::new();
+        Self {
+            inner: Arc::new(Inner {
+                coordinator,
+                peers,
+                streamer,
+                settings,
+                busy: Default::default(),
+                shutdown,
+                gossip,
+            }),
+        }
+    }
+
+    /// Hands the node's gossip to the lifecycle (once): removals go through it.
+    pub fn set_gossip(&self, gossip: GossipHandle) {
+        let _ = self.inner.gossip.set(gossip);
     }
 
     /// The coordinator of this node.
@@ -476,6 +497,22 @@ impl Topology {
         Ok(member)
     }
 
+    /// [`Topology::check_remove`], and every live peer must see the node
+    /// DOWN too: removing a node part of the cluster still reaches would cut
+    /// it off while it serves.
+    pub async fn check_remove_everywhere(&self, host_id: &str) -> Result<Arc<Member>, TopologyError> {
+        let member = self.check_remove(host_id)?;
+        for peer in self.live_peers().into_iter().filter(|p| p.host_id != host_id) {
+            if let Ok(Some(d)) = self.inner.peers.describe(peer.grpc_addr, host_id).await.map(|d| d.member)
+                && d.alive
+            {
+                tracing::warn!(host_id, peer = %peer.host_id, "removenode refused: a peer still reaches the node");
+                return Err(TopologyError::HostAlive { host_id: host_id.to_owned(), what: "removed" });
+            }
+        }
+        Ok(member)
+    }
+
     /// Removes the dead node `host_id`: LEAVING everywhere, new owners stream
     /// from the surviving replicas, then LEFT everywhere.
     pub async fn remove_node(&self, host_id: &str, _reserved: Reservation) -> Result<(), TopologyError> {
@@ -496,13 +533,19 @@ impl Topology {
         Ok(())
     }
 
-    /// Sets another member's status in this node's view (removenode).
+    /// Sets another member's status (removenode): written into gossip on
+    /// its behalf, so that it reaches every node and outlives restarts;
+    /// without gossip (a bare lifecycle in tests), into this view only.
     pub fn set_member_status(&self, host_id: &str, status: MemberStatus) -> Result<(), TopologyError> {
         let view = self.view();
         if host_id == view.local_host_id() {
             return Err(TopologyError::Precondition { reason: "a node's own status is changed by itself only".into() });
         }
         let current = view.member(host_id).ok_or_else(|| TopologyError::UnknownHost { host_id: host_id.to_owned() })?;
+        if let Some(gossip) = self.inner.gossip.get() {
+            gossip.advertise_removal(host_id, status);
+            return Ok(());
+        }
         let mut m = Member::clone(&current);
         m.status = status;
         view.upsert(m);

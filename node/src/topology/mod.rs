@@ -15,8 +15,8 @@
 //! refused while any member is JOINING, LEAVING or REPLACING); a node only
 //! becomes NORMAL after every range it gained is streamed in; streamed
 //! records are merged with the normal version-vector merge, so streaming is
-//! idempotent and resumable. May call `membership` (the [`ClusterView`]
-//! only), `ring`, `storage`, `replication`, `transport` and `hints`.
+//! idempotent and resumable. May call `membership` (the [`ClusterView`],
+//! and the `GossipHandle` for removals), `ring`, `storage`, `replication`, `transport` and `hints`.
 //!
 //! [`ClusterView`]: crate::membership::ClusterView
 

@@ -1,9 +1,11 @@
 //! [`GrpcTransport`]: the [`Transport`] over tonic (`ringkv.cluster.v1.Replica`).
 //!
 //! Connection pooling: one lazily connected tonic [`Channel`] per peer
-//! address, cached for the life of the transport. HTTP/2 multiplexes every
-//! call to a peer over it, and tonic reconnects it when the peer comes back,
-//! so a cached channel never needs to be evicted.
+//! address. HTTP/2 multiplexes every call to a peer over it, and tonic
+//! reconnects it when the peer closes it; a call that times out evicts it
+//! (the next call dials anew), because a connection whose packets were
+//! dropped by a network cut stays open and waits out TCP's retransmission
+//! backoff (seconds, doubling) after the network heals.
 //!
 //! Invariants: every call has a deadline, enforced locally with
 //! `tokio::time::timeout` and sent to the peer as `grpc-timeout`; no error
@@ -101,7 +103,13 @@ impl Inner {
         match tokio::time::timeout(timeout, call(client, request)).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(from_status(peer.to_owned(), timeout, &status)),
-            Err(_) => Err(TransportError::Timeout { peer: peer.to_owned(), timeout }),
+            Err(_) => {
+                // A connection that lost packets (a network cut) waits out TCP's
+                // retransmission backoff, seconds after the network heals: the next
+                // call dials a new one instead.
+                self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&addr);
+                Err(TransportError::Timeout { peer: peer.to_owned(), timeout })
+            }
         }
     }
 
