@@ -16,6 +16,8 @@
 //! - [`journal`]: finds and damages fjall journal files for recovery tests.
 //! - [`cluster`]: [`Cluster`], several nodes forming one cluster (start,
 //!   wait until all see each other alive, kill, restart, status, metrics).
+//! - [`ports`]: [`ports::PortBlock`], fixed ports for nodes started all at
+//!   once that seed each other.
 //! - [`bench`]: the core of the `kvbench` binary (YCSB workloads, targets, measurement).
 
 pub mod bench;
@@ -25,6 +27,7 @@ pub mod grpc;
 pub mod journal;
 pub mod kvctl;
 pub mod node;
+pub mod ports;
 pub mod wait;
 
 pub use cluster::Cluster;

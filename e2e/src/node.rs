@@ -58,17 +58,34 @@ pub struct NodeOptions {
     pub config_toml: Option<String>,
     /// Extra environment variables of the process (e.g. `RINGKV_TEST_HOOKS=1`).
     pub env: Vec<(String, String)>,
+    /// `--grpc-addr` and `--http-addr`; port 0 on 127.0.0.1 (the OS picks) when `None`.
+    pub addrs: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl NodeOptions {
     /// Defaults: the node's own sync policy, no extra arguments, no config file.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), sync: None, extra_args: Vec::new(), config_toml: None, env: Vec::new() }
+        Self {
+            data_dir: data_dir.into(),
+            sync: None,
+            extra_args: Vec::new(),
+            config_toml: None,
+            env: Vec::new(),
+            addrs: None,
+        }
     }
 
     /// Sets `--sync`.
     pub fn sync(mut self, sync: SyncMode) -> Self {
         self.sync = Some(sync);
+        self
+    }
+
+    /// Listens on these gRPC and HTTP addresses instead of ports the OS
+    /// picks (for nodes that must know each other's addresses before they
+    /// start; see [`crate::cluster::PortBlock`]).
+    pub fn addrs(mut self, grpc: SocketAddr, http: SocketAddr) -> Self {
+        self.addrs = Some((grpc, http));
         self
     }
 
@@ -314,12 +331,10 @@ fn tail_of(path: &Path, lines: usize) -> String {
 fn command_for(options: &NodeOptions, stderr: File) -> Result<Command> {
     let bins = binaries()?;
     let mut cmd = Command::new(&bins.kvnode);
-    cmd.arg("serve").arg("--data-dir").arg(&options.data_dir).args([
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]);
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (grpc, http) = options.addrs.unwrap_or((any, any));
+    cmd.arg("serve").arg("--data-dir").arg(&options.data_dir);
+    cmd.arg("--grpc-addr").arg(grpc.to_string()).arg("--http-addr").arg(http.to_string());
     if let Some(toml) = &options.config_toml {
         let path = options.data_dir.join("kvnode-e2e.toml");
         std::fs::write(&path, toml).with_context(|| format!("write {}", path.display()))?;
