@@ -177,7 +177,9 @@ impl ClusterBuilder {
             }
             match failed {
                 None => return Ok(cluster),
-                Some(e) if is_port_conflict(&e) => eprintln!("attempt {attempt}: ports {block:?} taken ({e:#}); another block"),
+                Some(e) if is_port_conflict(&e) => {
+                    eprintln!("attempt {attempt}: ports {block:?} taken ({e:#}); another block")
+                }
                 Some(e) => return Err(e),
             }
         }

@@ -55,10 +55,13 @@ async fn start_all_at_once(nodes: usize, rf: u32, rounds: usize) -> Result<()> {
             .collect();
         for (i, w) in watchers.into_iter().enumerate() {
             let ready_after = w.await.context("watcher panicked")??;
-            eprintln!("rf {rf} round {round}: node {i} ready after {ready_after:?}; the QUORUM write through it succeeded");
+            eprintln!(
+                "rf {rf} round {round}: node {i} ready after {ready_after:?}; the QUORUM write through it succeeded"
+            );
         }
+        let running = cluster.running();
         let exited: Vec<String> = (0..nodes)
-            .filter(|&i| !cluster.node_mut(i).is_running())
+            .filter(|i| !running.contains(i))
             .map(|i| format!("node {i} exited:\n{}", cluster.node(i).stderr_tail(20)))
             .collect();
         ensure!(exited.is_empty(), "rf {rf} round {round}: {}", exited.join("\n"));

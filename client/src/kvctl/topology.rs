@@ -103,11 +103,15 @@ async fn follow(observer: &Client, host_id: &str, what: &str, mut seen_leaving: 
                     }
                     Step::Failed => {
                         bar.abandon();
-                        bail!("{what} of {host_id} failed: it was LEAVING and is NORMAL again; see the log of the node that ran it");
+                        bail!(
+                            "{what} of {host_id} failed: it was LEAVING and is NORMAL again; see the log of the node that ran it"
+                        );
                     }
                     Step::Going if !seen_leaving && started.elapsed() > SETTLE => {
                         bar.abandon();
-                        bail!("{what} of {host_id} did not start within {SETTLE:?}: it is still not LEAVING; see the node's log");
+                        bail!(
+                            "{what} of {host_id} did not start within {SETTLE:?}: it is still not LEAVING; see the node's log"
+                        );
                     }
                     Step::Going => {}
                 }
@@ -134,7 +138,9 @@ async fn follow_decommission(leaving: &Client, watcher: &Client, host_id: &str) 
         let Ok(info) = leaving.node_info().await else { break };
         if info.host_id != host_id || info.uptime_seconds < uptime {
             bar.abandon();
-            bail!("decommission of {host_id}: the node restarted (or another answers) while leaving; see its log and kvctl status");
+            bail!(
+                "decommission of {host_id}: the node restarted (or another answers) while leaving; see its log and kvctl status"
+            );
         }
         uptime = info.uptime_seconds;
         if let Ok(status) = watcher.cluster_status().await {
@@ -167,7 +173,9 @@ async fn follow_decommission(leaving: &Client, watcher: &Client, host_id: &str) 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let seen = last.map_or("unknown", |s| s.as_str_name());
-    bail!("decommission of {host_id}: the node stopped answering, but after {SETTLE:?} its peers still see it {seen}, not LEFT; check kvctl status")
+    bail!(
+        "decommission of {host_id}: the node stopped answering, but after {SETTLE:?} its peers still see it {seen}, not LEFT; check kvctl status"
+    )
 }
 
 /// `kvctl decommission`: the node at the endpoint leaves.

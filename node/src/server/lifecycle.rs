@@ -16,7 +16,8 @@ use crate::replication::Coordinator;
 use crate::ring::Token;
 use crate::storage::Storage;
 use crate::topology::{
-    FRESH_STATE, GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError, TopologySettings,
+    FRESH_STATE, GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError,
+    TopologySettings,
 };
 
 use super::node::NodeError;

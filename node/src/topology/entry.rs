@@ -52,7 +52,12 @@ impl Topology {
 
     /// A fresh node: hears its seeds, then waits for its turn and forms (NORMAL
     /// with `seeded` tokens) or joins; never gives up while the node runs.
-    pub async fn enter(&self, seeded: Vec<Token>, seeds: &[SocketAddr], discovery: Duration) -> Result<(), TopologyError> {
+    pub async fn enter(
+        &self,
+        seeded: Vec<Token>,
+        seeds: &[SocketAddr],
+        discovery: Duration,
+    ) -> Result<(), TopologyError> {
         self.set_waiting(Some("hearing the seeds".into()));
         self.discover(seeds, discovery).await;
         let mut pause = BACKOFF.0;

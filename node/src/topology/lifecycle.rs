@@ -19,8 +19,8 @@
 //! The state of a change is persisted (`topology.state` in the meta
 //! partition) so that a restarted node resumes its join or replacement.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
