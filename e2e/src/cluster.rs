@@ -102,6 +102,7 @@ pub struct ClusterBuilder {
     sync: Option<SyncMode>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    stagger: Duration,
 }
 
 impl ClusterBuilder {
@@ -120,6 +121,14 @@ impl ClusterBuilder {
     /// `--sync` of every node (default: the node's own).
     pub fn sync(mut self, sync: SyncMode) -> Self {
         self.sync = Some(sync);
+        self
+    }
+
+    /// With [`start_all_at_once`](Self::start_all_at_once): node `i` starts
+    /// `i × stagger` after the first (pods of a StatefulSet with parallel pod
+    /// management come up within a few seconds of each other). Default 0.
+    pub fn stagger(mut self, stagger: Duration) -> Self {
+        self.stagger = stagger;
         self
     }
 
@@ -165,7 +174,12 @@ impl ClusterBuilder {
             let starts: Vec<_> = (0..self.nodes)
                 .map(|i| {
                     let (grpc, http) = block.addrs(i);
-                    tokio::spawn(NodeProcess::start(cluster.options_for(i, block.seeds_of(i)).addrs(grpc, http)))
+                    let options = cluster.options_for(i, block.seeds_of(i)).addrs(grpc, http);
+                    let delay = self.stagger * i as u32;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        NodeProcess::start(options).await
+                    })
                 })
                 .collect();
             let mut failed = None;
@@ -199,7 +213,14 @@ pub struct Cluster {
 impl Cluster {
     /// A builder with the defaults: 3 nodes, replication factor 3.
     pub fn test() -> ClusterBuilder {
-        ClusterBuilder { nodes: 3, replication_factor: 3, sync: None, extra_args: Vec::new(), env: Vec::new() }
+        ClusterBuilder {
+            nodes: 3,
+            replication_factor: 3,
+            sync: None,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+            stagger: Duration::ZERO,
+        }
     }
 
     fn options_for(&self, i: usize, seeds: impl IntoIterator<Item = std::net::SocketAddr>) -> NodeOptions {

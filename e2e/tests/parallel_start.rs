@@ -41,12 +41,14 @@ async fn write_when_first_ready(http: String, grpc_endpoint: String, i: usize, r
     }
 }
 
-/// Starts `nodes` nodes at once at replication factor `rf`, `rounds` times;
-/// each time checks the first-ready writes and that the cluster forms.
-async fn start_all_at_once(nodes: usize, rf: u32, rounds: usize) -> Result<()> {
+/// Starts `nodes` nodes at once at replication factor `rf`, once per entry
+/// of `staggers` (node `i` starting `i × stagger` after the first, as pods
+/// do); each time checks the first-ready writes and that the cluster forms.
+async fn start_all_at_once(nodes: usize, rf: u32, staggers: &[Duration]) -> Result<()> {
     let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
-    for round in 0..rounds {
-        let mut cluster = Cluster::test().nodes(nodes).rf(rf).start_all_at_once().await?;
+    for (round, &stagger) in staggers.iter().enumerate() {
+        eprintln!("rf {rf} round {round}: {nodes} nodes, each starting {stagger:?} after the previous one");
+        let mut cluster = Cluster::test().nodes(nodes).rf(rf).stagger(stagger).start_all_at_once().await?;
         let watchers: Vec<_> = (0..nodes)
             .map(|i| {
                 let node = cluster.node(i);
@@ -54,7 +56,9 @@ async fn start_all_at_once(nodes: usize, rf: u32, rounds: usize) -> Result<()> {
             })
             .collect();
         for (i, w) in watchers.into_iter().enumerate() {
-            let ready_after = w.await.context("watcher panicked")??;
+            let ready_after = w.await.context("watcher panicked")?.with_context(|| {
+                format!("rf {rf} round {round}: node {i}'s log:\n{}", cluster.node(i).stderr_tail(8))
+            })?;
             eprintln!(
                 "rf {rf} round {round}: node {i} ready after {ready_after:?}; the QUORUM write through it succeeded"
             );
@@ -78,10 +82,12 @@ async fn start_all_at_once(nodes: usize, rf: u32, rounds: usize) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_started_at_once_at_rf_1_form_one_cluster() -> Result<()> {
-    start_all_at_once(3, 1, 2).await
+    // Staggered, the node that hears all its seeds first decides first: the
+    // others then find a cluster of RF nodes and all try to join at once.
+    start_all_at_once(3, 1, &[Duration::ZERO, Duration::from_secs(1), Duration::from_millis(500)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_started_at_once_at_rf_3_are_ready_only_when_a_quorum_write_works() -> Result<()> {
-    start_all_at_once(3, 3, 3).await
+    start_all_at_once(3, 3, &[Duration::ZERO, Duration::ZERO, Duration::from_millis(500)]).await
 }
