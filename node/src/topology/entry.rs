@@ -3,7 +3,8 @@
 //! never gives up: it waits (logging why, shown in status) with backoff and
 //! jitter, and retries until its turn comes or the node stops.
 //!
-//! Calls only [`Topology`] and the [`ClusterView`](crate::membership::ClusterView).
+//! Calls [`Topology`], the [`ClusterView`](crate::membership::ClusterView),
+//! peers' `DescribeMember` and the persisted tokens (`server::bootstrap`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
