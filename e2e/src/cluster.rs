@@ -9,6 +9,10 @@
 //! (`kvctl --json status`) and the real `/metrics` endpoint, always with
 //! [`wait_until`] and a deadline.
 //!
+//! [`ClusterBuilder::start_all_at_once`] starts every node at the same time
+//! instead, each seeded with all the others (as a StatefulSet with parallel
+//! pod management does), on ports from a [`PortBlock`].
+//!
 //! Built fluently: `Cluster::test().nodes(3).rf(3).start().await?`. The
 //! cluster owns a temporary directory with one data dir per node; dropping it
 //! SIGKILLs every node (see [`NodeProcess`]) before the directory goes.
@@ -23,6 +27,7 @@ use serde_json::Value;
 
 use crate::kvctl::kvctl;
 use crate::node::{NodeOptions, NodeProcess, SyncMode, killed_by_sigkill};
+use crate::ports::{PortBlock, is_port_conflict};
 use crate::wait::wait_until;
 
 /// How long a cluster may take to agree that every member is alive.
@@ -97,6 +102,7 @@ pub struct ClusterBuilder {
     sync: Option<SyncMode>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    stagger: Duration,
     placements: Vec<Placement>,
 }
 
@@ -135,6 +141,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// With [`start_all_at_once`](Self::start_all_at_once): node `i` starts
+    /// `i × stagger` after the first (pods of a StatefulSet with parallel pod
+    /// management come up within a few seconds of each other). Default 0.
+    pub fn stagger(mut self, stagger: Duration) -> Self {
+        self.stagger = stagger;
+        self
+    }
+
     /// One more argument for every node's `kvnode serve`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
@@ -165,6 +179,45 @@ impl ClusterBuilder {
         cluster.wait_all_normal().await?;
         Ok(cluster)
     }
+
+    /// Starts every node at the same moment, each with every other node as
+    /// `--seeds`, and returns once every process printed its ready line
+    /// (listening; not yet NORMAL: the test watches the cluster form). A
+    /// block whose ports another process holds is given up for another one.
+    pub async fn start_all_at_once(self) -> Result<Cluster> {
+        ensure!(self.nodes > 0, "a cluster needs at least one node");
+        for attempt in 1..=5 {
+            let dir = tempfile::tempdir().context("create the cluster's temp dir")?;
+            let mut cluster = Cluster { nodes: Vec::with_capacity(self.nodes), builder: self.clone(), dir };
+            let block = PortBlock::pick(self.nodes);
+            let starts: Vec<_> = (0..self.nodes)
+                .map(|i| {
+                    let (grpc, http) = block.addrs(i);
+                    let options = cluster.options_for(i, block.seeds_of(i)).listen(grpc, http);
+                    let delay = self.stagger * i as u32;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        NodeProcess::start(options).await
+                    })
+                })
+                .collect();
+            let mut failed = None;
+            for (i, start) in starts.into_iter().enumerate() {
+                match start.await.context("start task panicked")? {
+                    Ok(node) => cluster.nodes.push(node),
+                    Err(e) => failed = failed.or(Some(e.context(format!("start node {i}")))),
+                }
+            }
+            match failed {
+                None => return Ok(cluster),
+                Some(e) if is_port_conflict(&e) => {
+                    eprintln!("attempt {attempt}: ports {block:?} taken ({e:#}); another block")
+                }
+                Some(e) => return Err(e),
+            }
+        }
+        bail!("could not find free ports for {} nodes in 5 attempts", self.nodes)
+    }
 }
 
 /// A running cluster of real `kvnode` processes; see the module docs.
@@ -186,12 +239,13 @@ impl Cluster {
             extra_args: Vec::new(),
             env: Vec::new(),
             placements: Vec::new(),
+            stagger: Duration::ZERO,
         }
     }
 
-    fn options_for(&self, i: usize, seed: Option<std::net::SocketAddr>) -> NodeOptions {
+    fn options_for(&self, i: usize, seeds: impl IntoIterator<Item = std::net::SocketAddr>) -> NodeOptions {
         let mut options = NodeOptions::new(self.dir.path().join(format!("node-{i}")))
-            .seeds(seed)
+            .seeds(seeds)
             .replication_factor(self.builder.replication_factor);
         if let Some(sync) = self.builder.sync {
             options = options.sync(sync);

@@ -20,6 +20,8 @@
 //!   and the nemesis that partitions them with nftables.
 //! - [`history`]: records write attempts and checks what survived them
 //!   (no lost, invented or stale value; identical copies).
+//! - [`ports`]: [`ports::PortBlock`], fixed ports for nodes started all at
+//!   once that seed each other.
 //! - [`bench`]: the core of the `kvbench` binary (YCSB workloads, targets, measurement).
 
 pub mod bench;
@@ -31,6 +33,7 @@ pub mod journal;
 pub mod kvctl;
 pub mod netns;
 pub mod node;
+pub mod ports;
 pub mod wait;
 
 pub use cluster::Cluster;

@@ -90,7 +90,9 @@ impl NodeOptions {
     }
 
     /// Listens on these addresses instead of `127.0.0.1:0` (fixed ports
-    /// survive a restart, so peers and seeds keep working).
+    /// survive a restart, so peers and seeds keep working; nodes that must
+    /// know each other's addresses before they start use a
+    /// [`crate::ports::PortBlock`]).
     pub fn listen(mut self, grpc: SocketAddr, http: SocketAddr) -> Self {
         self.grpc_addr = Some(grpc);
         self.http_addr = Some(http);

@@ -235,6 +235,26 @@ async fn join_and_decommission_keep_every_key_readable_at_quorum() -> Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kvctl_decommission_without_no_wait_reports_left_once_the_node_has_left() -> Result<()> {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let mut cluster = Cluster::test().nodes(4).rf(3).start().await?;
+    let keys = keys_up_to(2_000);
+    load(&cluster.node(0).grpc_endpoint(), &keys).await?;
+    let leaving = cluster.host_id(3);
+    let started = Instant::now();
+    // Without --no-wait kvctl follows the decommission to its end; the other
+    // nodes learn of LEAVING by gossip only after the command has started.
+    let out = kvctl(cluster.node(3).grpc_addr(), &["--json", "decommission"]).await?;
+    ensure!(out.success(), "kvctl decommission (following it): {out}");
+    let answer: Value = serde_json::from_str(out.stdout.trim()).with_context(|| format!("not JSON: {out}"))?;
+    ensure!(answer["state"] == "LEFT" && answer["host_id"] == leaving.as_str(), "kvctl decommission: {out}");
+    eprintln!("kvctl decommission followed the change to LEFT in {:?}", started.elapsed());
+    wait_state(&cluster, &[0, 1, 2], &leaving, "LEFT").await?;
+    wait_until(CHANGE_TIMEOUT, "the decommissioned process exits", async || !cluster.node_mut(3).is_running()).await?;
+    check_all(&cluster.node(0).grpc_endpoint(), &keys, ConsistencyLevel::Quorum).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_node_comes_back_with_replace_and_serves_every_key_alone() -> Result<()> {
     let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let mut cluster = Cluster::test().nodes(3).rf(3).start().await?;

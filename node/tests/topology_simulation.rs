@@ -90,8 +90,18 @@ async fn changes(seed: u64) -> Changes {
         let knows_ring = |c: &Topo| c.running(j).is_some_and(|r| r.coordinator.view().ring().node_count() == 4);
         let heard = c.eventually(ms(5000), knows_ring).await;
         assert!(heard, "seed {seed}: the joiner never learned the ring");
-        let joined = tokio::time::timeout(CHANGE_DEADLINE, joiner.topology.join(false)).await;
-        assert!(matches!(joined, Ok(Ok(()))), "seed {seed}: join did not finish: {joined:?}");
+        // `join` withdraws (Ok(Some(why))) when it is not this node's turn
+        // yet; `kvnode` then waits and tries again, and so does the test.
+        let joining = async {
+            loop {
+                match joiner.topology.join().await {
+                    Ok(Some(_wait)) => sleep(ms(200)).await,
+                    other => return other,
+                }
+            }
+        };
+        let joined = tokio::time::timeout(CHANGE_DEADLINE, joining).await;
+        assert!(matches!(joined, Ok(Ok(None))), "seed {seed}: join did not finish: {joined:?}");
         run.streamed.push(streamed(&c, j));
         sleep(ms(1000)).await;
 

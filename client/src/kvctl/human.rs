@@ -131,6 +131,9 @@ fn node_row(node: &NodeStatus) -> [String; 8] {
     if let Some(progress) = node.streaming_progress {
         let _ = write!(state, " (streaming {:.0}%)", progress * 100.0);
     }
+    if node.waiting.is_some() {
+        state.push_str(" (waiting for its turn)");
+    }
     [
         or_dash(&node.host_id).to_owned(),
         or_dash(&node.grpc_addr).to_owned(),

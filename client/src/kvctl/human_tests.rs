@@ -100,3 +100,15 @@ fn bytes_use_binary_units() {
     assert_eq!(format_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
     assert_eq!(format_bytes(u64::MAX), "16384.0 PiB");
 }
+
+#[test]
+fn a_node_waiting_for_its_turn_says_so() {
+    let node = NodeStatus {
+        host_id: "n3".into(),
+        state: NodeState::Joining as i32,
+        waiting: Some("n2 is JOINING; one topology change at a time".into()),
+        ..Default::default()
+    };
+    assert_eq!(node_row(&node)[3], "JOINING (waiting for its turn)");
+    assert!(!node_row(&NodeStatus { waiting: None, ..node })[3].contains("waiting"));
+}

@@ -174,6 +174,7 @@ fn node(node: &NodeStatus) -> Value {
         "load_bytes": node.load_bytes,
         "pending_hints": node.pending_hints,
         "streaming_progress": node.streaming_progress,
+        "waiting": node.waiting,
         "last_full_repair_ms": node.last_full_repair_ms,
         "vnodes": node.vnodes,
     })

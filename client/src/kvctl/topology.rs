@@ -53,26 +53,67 @@ fn watch(status: &ClusterStatusResponse, host_id: &str) -> (Option<i32>, f64) {
     (state, mean)
 }
 
-/// Follows `host_id` through `watcher` until it is LEFT.
-async fn follow(watcher: &Client, host_id: &str, what: &str) -> anyhow::Result<()> {
+/// How long a started change may take to show on the node that runs it
+/// (the change is started in the background), and how long peers may take
+/// to learn the outcome by gossip once that node has stopped.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// What one look at the node being changed says, given what the looks before it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Still under way (or not yet visible: the change starts in the background).
+    Going,
+    /// LEFT.
+    Done,
+    /// It went back to NORMAL after it was seen leaving: the change failed.
+    Failed,
+}
+
+/// The verdict of one observed `state`, once `seen_leaving` is known. A
+/// NORMAL before any LEAVING was seen is a view that has not caught up yet
+/// (gossip, or the background start), never a failure.
+fn step(state: Option<NodeState>, seen_leaving: &mut bool) -> Step {
+    match state {
+        Some(NodeState::Left) => Step::Done,
+        Some(NodeState::Leaving) => {
+            *seen_leaving = true;
+            Step::Going
+        }
+        Some(NodeState::Normal) if *seen_leaving => Step::Failed,
+        _ => Step::Going,
+    }
+}
+
+/// Follows `host_id` through `observer`'s cluster status until it is LEFT;
+/// fails when it goes back to NORMAL after it was seen LEAVING, or when it is
+/// not seen LEAVING within [`SETTLE`], or `observer` stops answering.
+async fn follow(observer: &Client, host_id: &str, what: &str, mut seen_leaving: bool) -> anyhow::Result<()> {
     let bar = bar(what);
-    let mut failures = 0;
+    let (started, mut failures) = (tokio::time::Instant::now(), 0);
     loop {
-        match watcher.cluster_status().await {
+        match observer.cluster_status().await {
             Ok(status) => {
                 failures = 0;
                 let (state, progress) = watch(&status, host_id);
                 bar.set_position((progress * 100.0) as u64);
-                match state.and_then(|s| NodeState::try_from(s).ok()) {
-                    Some(NodeState::Left) => {
+                match step(state.and_then(|s| NodeState::try_from(s).ok()), &mut seen_leaving) {
+                    Step::Done => {
                         bar.finish_with_message(format!("{what}: done"));
                         return Ok(());
                     }
-                    Some(NodeState::Normal) => {
+                    Step::Failed => {
                         bar.abandon();
-                        bail!("{what} of {host_id} failed: it is NORMAL again; see that node's log");
+                        bail!(
+                            "{what} of {host_id} failed: it was LEAVING and is NORMAL again; see the log of the node that ran it"
+                        );
                     }
-                    _ => {}
+                    Step::Going if !seen_leaving && started.elapsed() > SETTLE => {
+                        bar.abandon();
+                        bail!(
+                            "{what} of {host_id} did not start within {SETTLE:?}: it is still not LEAVING; see the node's log"
+                        );
+                    }
+                    Step::Going => {}
                 }
             }
             Err(e) => {
@@ -87,6 +128,56 @@ async fn follow(watcher: &Client, host_id: &str, what: &str) -> anyhow::Result<(
     }
 }
 
+/// Follows a decommission on the leaving node itself, whose own answer is
+/// authoritative (a peer's view lags by gossip), until it is LEFT or stops
+/// answering (it stops once LEFT); then confirms LEFT through `watcher`.
+async fn follow_decommission(leaving: &Client, watcher: &Client, host_id: &str) -> anyhow::Result<()> {
+    let bar = bar("decommission");
+    let (started, mut seen_leaving, mut uptime) = (tokio::time::Instant::now(), false, 0);
+    loop {
+        let Ok(info) = leaving.node_info().await else { break };
+        if info.host_id != host_id || info.uptime_seconds < uptime {
+            bar.abandon();
+            bail!(
+                "decommission of {host_id}: the node restarted (or another answers) while leaving; see its log and kvctl status"
+            );
+        }
+        uptime = info.uptime_seconds;
+        if let Ok(status) = watcher.cluster_status().await {
+            bar.set_position((watch(&status, host_id).1 * 100.0) as u64);
+        }
+        match step(NodeState::try_from(info.state).ok(), &mut seen_leaving) {
+            Step::Done => break,
+            Step::Failed => {
+                bar.abandon();
+                bail!("decommission of {host_id} failed: it was LEAVING and is NORMAL again; see that node's log");
+            }
+            Step::Going if !seen_leaving && started.elapsed() > SETTLE => {
+                bar.abandon();
+                bail!("decommission of {host_id} did not start within {SETTLE:?}; see that node's log");
+            }
+            Step::Going => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    bar.finish_and_clear();
+    // The node has stopped (or says LEFT): its peers must know it left.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(status) = watcher.cluster_status().await {
+            last = watch(&status, host_id).0.and_then(|s| NodeState::try_from(s).ok());
+            if last == Some(NodeState::Left) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let seen = last.map_or("unknown", |s| s.as_str_name());
+    bail!(
+        "decommission of {host_id}: the node stopped answering, but after {SETTLE:?} its peers still see it {seen}, not LEFT; check kvctl status"
+    )
+}
+
 /// `kvctl decommission`: the node at the endpoint leaves.
 pub(super) async fn decommission(
     client: &Client,
@@ -96,7 +187,7 @@ pub(super) async fn decommission(
 ) -> anyhow::Result<()> {
     let before = client.cluster_status().await?;
     let host_id = before.answered_by.clone();
-    // Follow through another live NORMAL node: the leaving one stops at the end.
+    // Confirm LEFT through another live NORMAL node: the leaving one stops at the end.
     let watcher_addr = before
         .nodes
         .iter()
@@ -116,7 +207,7 @@ pub(super) async fn decommission(
     }
     let addr = watcher_addr.context("no other live NORMAL node to follow the decommission through")?;
     let watcher = Client::builder(addr.clone()).timeout(timeout).connect_timeout(timeout).connect().await?;
-    follow(&watcher, &host_id, "decommission").await?;
+    follow_decommission(client, &watcher, &host_id).await?;
     io.emit(
         || format!("{}\n", json!({"host_id": host_id, "state": "LEFT"})),
         || format!("{host_id} decommissioned: LEFT\n"),
@@ -127,7 +218,7 @@ pub(super) async fn decommission(
 pub(super) async fn removenode(client: &Client, io: &mut Io<'_>, host_id: String, no_wait: bool) -> anyhow::Result<()> {
     client.remove_node(host_id.clone()).await?;
     if !no_wait {
-        follow(client, &host_id, "removenode").await?;
+        follow(client, &host_id, "removenode", false).await?;
     }
     let state = if no_wait { "LEAVING" } else { "LEFT" };
     io.emit(|| format!("{}\n", json!({"host_id": host_id, "state": state})), || format!("{host_id} removed: {state}\n"))
@@ -159,6 +250,19 @@ mod tests {
         assert_eq!(state, Some(NodeState::Leaving as i32));
         assert!((progress - 0.375).abs() < 1e-9);
         assert_eq!(watch(&status, "zz").0, None);
+    }
+
+    #[test]
+    fn normal_is_a_failure_only_after_leaving_was_seen() {
+        let mut seen = false;
+        // The view has not caught up with the change yet: not a failure.
+        assert_eq!(step(Some(NodeState::Normal), &mut seen), Step::Going);
+        assert_eq!(step(None, &mut seen), Step::Going);
+        assert!(!seen);
+        assert_eq!(step(Some(NodeState::Leaving), &mut seen), Step::Going);
+        assert!(seen);
+        assert_eq!(step(Some(NodeState::Normal), &mut seen), Step::Failed, "back to NORMAL: it failed");
+        assert_eq!(step(Some(NodeState::Left), &mut false), Step::Done);
     }
 
     #[test]

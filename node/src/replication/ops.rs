@@ -187,4 +187,14 @@ impl Mutation {
             Mutation::Cas { .. } => "cas",
         }
     }
+
+    /// True for writes whose outcome depends on the current value (CAS,
+    /// increment, put-if-absent): they are coordinated by the key's first live
+    /// replica, so that two of them on one key meet under one node's key lock
+    /// instead of each deciding on its own copy. Without failures that makes
+    /// them serial; across a coordinator failure or a view disagreement it does
+    /// not (that takes Paxos, see the README's known limits).
+    pub fn is_conditional(&self) -> bool {
+        matches!(self, Mutation::Cas { .. } | Mutation::Increment { .. } | Mutation::Put { if_absent: true, .. })
+    }
 }

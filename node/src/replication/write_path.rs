@@ -1,8 +1,9 @@
 //! The replicated write path.
 //!
 //! 1. A replica of the key coordinates: the local node when it is one (or,
-//!    for CAS and increments, the first alive replica, so that conditional
-//!    writes of one key serialise on one node); otherwise the write is
+//!    for CAS, increments and put-if-absent, the first alive replica, so that
+//!    conditional writes of one key serialise on one node under its key lock);
+//!    otherwise the write is
 //!    forwarded to a replica, which mints the dot (dotted version vectors need
 //!    the coordinator to be a replica).
 //! 2. The coordinator applies the mutation locally, then sends the new record
@@ -68,7 +69,7 @@ impl Coordinator {
         let plan = self.inner.plan(&ks, &key);
         let groups = self.inner.quorum_groups(&ks, &plan, consistency, Access::Write)?;
         let local = self.inner.view.local_host_id().to_owned();
-        let serialised = matches!(m, Mutation::Cas { .. } | Mutation::Increment { .. });
+        let serialised = m.is_conditional();
         let first_alive =
             plan.replicas.iter().find(|r| r.serves_reads() && self.inner.view.is_alive(&r.host_id)).cloned();
         let coordinator = match (serialised, plan.has(&local), first_alive) {

@@ -71,8 +71,9 @@ impl AdminService {
         self.topology.as_ref().ok_or_else(|| not_clustered("topology changes"))
     }
 
-    /// Streaming progress of every live member (asked in parallel, 1 s each), by host id.
-    async fn streaming_progress(&self) -> std::collections::BTreeMap<String, f64> {
+    /// Streaming progress of every live member (asked in parallel, 1 s each),
+    /// and why it waits to enter the ring when it does, by host id.
+    async fn streaming_progress(&self) -> std::collections::BTreeMap<String, (Option<f64>, Option<String>)> {
         let Some(topology) = &self.topology else { return Default::default() };
         let view = self.coordinator.view();
         let local = view.local_host_id().to_owned();
@@ -86,7 +87,10 @@ impl AdminService {
                     let ask = topology.peers().progress(m.grpc_addr);
                     tokio::time::timeout(std::time::Duration::from_secs(1), ask).await.ok().and_then(Result::ok)
                 };
-                p.filter(|p| p.active || p.ranges_total > 0).map(|p| (m.host_id.clone(), p.fraction()))
+                p.map(|p| {
+                    let fraction = (p.active || p.ranges_total > 0).then(|| p.fraction());
+                    (m.host_id.clone(), (fraction, Some(p.waiting).filter(|w| !w.is_empty())))
+                })
             }
         });
         futures::future::join_all(asks).await.into_iter().flatten().collect()
@@ -194,7 +198,8 @@ impl AdminService {
                         crate::membership::Liveness::Suspect => pb::Liveness::Suspect as i32,
                         crate::membership::Liveness::Down => pb::Liveness::Down as i32,
                     },
-                    streaming_progress: streaming.get(&m.host_id).copied(),
+                    streaming_progress: streaming.get(&m.host_id).and_then(|p| p.0),
+                    waiting: streaming.get(&m.host_id).and_then(|p| p.1.clone()),
                     ownership: owns,
                     load_bytes: if m.host_id == local { self.load_bytes() } else { self.peer_load(&m.host_id) },
                     pending_hints: pending.get(&m.host_id).copied().unwrap_or(0),

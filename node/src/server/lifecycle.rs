@@ -16,7 +16,8 @@ use crate::replication::Coordinator;
 use crate::ring::Token;
 use crate::storage::Storage;
 use crate::topology::{
-    GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError, TopologySettings,
+    FRESH_STATE, GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError,
+    TopologySettings,
 };
 
 use super::node::NodeError;
@@ -89,6 +90,8 @@ pub(super) async fn prepare(
     }
     Ok(match state.as_str() {
         "joining" => Start::ResumeJoin,
+        // Restarted before its turn to enter the ring came: still fresh.
+        FRESH_STATE if !seeds.is_empty() => Start::Fresh,
         s if s.starts_with("replacing:") => Start::Replace,
         "left" => {
             return Err(TopologyError::Precondition {
@@ -96,7 +99,13 @@ pub(super) async fn prepare(
             }
             .into());
         }
-        _ if fresh && !seeds.is_empty() => Start::Fresh,
+        _ if fresh && !seeds.is_empty() => {
+            // Persisted before the identity is, so that a restart before this
+            // node entered the ring finds it fresh, never NORMAL.
+            let s = Arc::clone(storage);
+            blocking(move || s.put_meta(STATE_KEY, FRESH_STATE.as_bytes())).await?;
+            Start::Fresh
+        }
         _ => Start::Restart,
     })
 }
@@ -161,15 +170,30 @@ pub(super) fn topology(
     Topology::new(coordinator.clone(), peers, StreamProgress::new(Some(registry)), settings, shutdown)
 }
 
-/// Runs the start's lifecycle step in the background; a refused join stops the node.
+/// Runs the start's lifecycle step in the background, once the node has heard
+/// its seeds; a step that cannot go on stops the node (a fresh node waiting
+/// for its turn to join never does: it waits).
 pub(super) fn spawn(start: Start, topology: Topology, seeded: Vec<Token>, seeds: Vec<SocketAddr>, config: &Config) {
     let discovery = Duration::from_millis(config.topology.discovery_timeout_ms);
+    if seeds.is_empty() {
+        // Nothing to hear: ready as soon as the ranges allow (before the first request can come).
+        topology.set_discovered();
+    }
     tokio::spawn(async move {
         let result = match start {
-            Start::Restart => Ok(()),
-            Start::ResumeJoin => topology.join(true).await,
-            Start::Replace => topology.replace().await,
-            Start::Fresh => enter(&topology, seeded, &seeds, discovery).await,
+            Start::Fresh => topology.enter(seeded, &seeds, discovery).await,
+            Start::Restart => {
+                topology.discover(&seeds, discovery).await;
+                Ok(())
+            }
+            Start::ResumeJoin => {
+                topology.discover(&seeds, discovery).await;
+                topology.resume_join().await
+            }
+            Start::Replace => {
+                topology.discover(&seeds, discovery).await;
+                topology.replace().await
+            }
         };
         match result {
             Ok(()) | Err(TopologyError::Stopped) => {}
@@ -181,45 +205,22 @@ pub(super) fn spawn(start: Start, topology: Topology, seeded: Vec<Token>, seeds:
     });
 }
 
-/// A fresh node: waits until every seed answered (or the discovery timeout),
-/// then joins a cluster of at least RF NORMAL nodes, or forms a new one.
-async fn enter(
-    topology: &Topology,
-    seeded: Vec<Token>,
-    seeds: &[SocketAddr],
-    discovery: Duration,
-) -> Result<(), TopologyError> {
-    let view = Arc::clone(topology.coordinator().view());
-    let deadline = tokio::time::Instant::now() + discovery;
-    let mut changes = view.subscribe();
-    loop {
-        let members = view.members();
-        let heard =
-            seeds.iter().all(|s| members.iter().any(|m| m.grpc_addr == *s && m.host_id != view.local_host_id()));
-        if heard || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
-    }
-    // The seeds know the whole ring; this view may not have merged all of it yet.
-    let mut normal = view.ring().node_count();
-    for seed in seeds {
-        if let Ok(d) = topology.peers().describe(*seed, view.local_host_id()).await {
-            normal = normal.max(d.ring_nodes as usize);
-        }
-    }
-    if normal >= topology.max_rf() {
-        // Tokens are allocated against the ring: wait until this view has all of it.
-        while view.ring().node_count() < normal && tokio::time::Instant::now() < deadline {
-            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
-        }
-        topology.join(false).await
-    } else {
-        tracing::info!(
-            normal,
-            rf = topology.max_rf(),
-            "cluster has fewer NORMAL nodes than RF: forming it, NORMAL now"
-        );
-        topology.form(seeded).await
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    #[tokio::test]
+    async fn a_fresh_node_restarted_before_its_turn_is_still_fresh() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let (config, seeds) = (Config::default(), vec![SocketAddr::from(([127, 0, 0, 1], 7100))]);
+        assert_eq!(prepare(&config, &storage, &seeds).await.unwrap(), Start::Fresh);
+        // The identity is created, then the process dies while it waits for its turn.
+        super::super::bootstrap::load_or_create(storage.as_ref(), 16, "", "").unwrap();
+        assert_eq!(prepare(&config, &storage, &seeds).await.unwrap(), Start::Fresh, "not NORMAL with no data");
+        storage.put_meta(STATE_KEY, b"normal").unwrap();
+        assert_eq!(prepare(&config, &storage, &seeds).await.unwrap(), Start::Restart);
+        let lone: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        assert_eq!(prepare(&config, &lone, &[]).await.unwrap(), Start::Restart, "no seeds: a cluster of its own");
     }
 }

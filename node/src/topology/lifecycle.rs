@@ -1,11 +1,13 @@
 //! [`Topology`]: the node lifecycle as a thin async shell over the pure
 //! [`pending_moves`]/[`replace_moves`] and the [`Streamer`].
 //!
-//! - join: a fresh node that finds a cluster of at least RF NORMAL nodes
-//!   takes balancing tokens against its ring, announces JOINING, waits until
-//!   the live members see it so (their writes now include it), streams the
-//!   ranges it gains, then becomes NORMAL. A node that finds fewer (a cluster
-//!   being formed, `kvnode dev`) starts NORMAL with host-id-seeded tokens.
+//! - join: a fresh node waits for its turn (`turn.rs`: one join at a time,
+//!   in host-id order), takes balancing tokens against its ring, announces
+//!   JOINING with them, waits until the live members see it so (their writes
+//!   now include it), yields if a concurrent claim wins, streams the ranges it
+//!   gains, then becomes NORMAL. While the cluster has fewer than RF NORMAL
+//!   nodes (being formed, `kvnode dev`) the first fresh nodes start NORMAL
+//!   with host-id-seeded tokens instead.
 //! - replace: a fresh node takes a dead node's host id and tokens, announces
 //!   REPLACING (it receives writes, serves no reads), streams every range of
 //!   the dead node from the surviving replicas, then becomes NORMAL.
@@ -21,18 +23,19 @@
 //! partition) so that a restarted node resumes its join or replacement.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::membership::{ClusterView, GossipHandle, Member, MemberStatus};
 use crate::replication::Coordinator;
-use crate::ring::NodeInfo;
 use crate::transport::{HintedWrite, Peer, ReplicaWrite};
 
 use super::peers::StreamPeers;
 use super::progress::StreamProgress;
 use super::stream::{StreamSettings, Streamer};
+use super::turn::is_moving;
 use super::{TopologyError, pending_moves, replace_moves};
 
 /// Meta key of the lifecycle state of this node.
@@ -72,16 +75,15 @@ struct Inner {
     shutdown: CancellationToken,
     /// Gossip, once started: removals are written into it so that they spread and last.
     gossip: std::sync::OnceLock<GossipHandle>,
-}
-
-fn is_moving(status: &MemberStatus) -> bool {
-    matches!(status, MemberStatus::Joining | MemberStatus::Leaving | MemberStatus::Replacing { .. })
+    /// Set once this node has heard its seeds (or had none, or gave up waiting).
+    discovered: AtomicBool,
 }
 
 /// Refuses when a member other than `except` is joining, leaving or being
-/// replaced: one topology change at a time in the cluster.
+/// replaced: one topology change at a time in the cluster. (A fresh node that
+/// has not claimed tokens yet owns nothing and is not in the way.)
 pub fn check_idle(members: &[Arc<Member>], except: &[&str]) -> Result<(), TopologyError> {
-    match members.iter().find(|m| is_moving(&m.status) && !except.contains(&m.host_id.as_str())) {
+    match members.iter().find(|m| is_moving(m) && !except.contains(&m.host_id.as_str())) {
         Some(m) => Err(TopologyError::Busy { host_id: m.host_id.clone(), status: m.status.as_str() }),
         None => Ok(()),
     }
@@ -103,23 +105,50 @@ impl Topology {
             settings: settings.stream,
             stop: shutdown.clone(),
         };
-        let gossip = std::sync::OnceLock::new();
-        Self {
-            inner: Arc::new(Inner {
-                coordinator,
-                peers,
-                streamer,
-                settings,
-                busy: Default::default(),
-                shutdown,
-                gossip,
-            }),
-        }
+        let inner = Inner {
+            coordinator,
+            peers,
+            streamer,
+            settings,
+            busy: Default::default(),
+            shutdown,
+            gossip: std::sync::OnceLock::new(),
+            discovered: AtomicBool::new(false),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Hands the node's gossip to the lifecycle (once): removals go through it.
     pub fn set_gossip(&self, gossip: GossipHandle) {
         let _ = self.inner.gossip.set(gossip);
+    }
+
+    /// Marks that this node has heard its seeds: from now on it may report ready.
+    pub fn set_discovered(&self) {
+        self.inner.discovered.store(true, Ordering::SeqCst);
+    }
+
+    /// Why this fresh node waits to enter the ring, while it does (also in
+    /// its streaming progress, which status shows).
+    pub fn waiting(&self) -> Option<String> {
+        Some(self.progress().snapshot().waiting).filter(|w| !w.is_empty())
+    }
+
+    pub(super) fn set_waiting(&self, why: Option<String>) {
+        self.progress().set_waiting(why.as_deref());
+    }
+
+    pub(super) fn stopped(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Holds this node's one-change-at-a-time lock.
+    pub(super) async fn lock_busy(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.busy.lock().await
+    }
+
+    pub(super) fn settings(&self) -> &TopologySettings {
+        &self.inner.settings
     }
 
     /// The coordinator of this node.
@@ -132,7 +161,7 @@ impl Topology {
         &self.inner.peers
     }
 
-    fn view(&self) -> &Arc<ClusterView> {
+    pub(super) fn view(&self) -> &Arc<ClusterView> {
         self.inner.coordinator.view()
     }
 
@@ -155,7 +184,7 @@ impl Topology {
         self.view().members().iter().filter(|m| m.status == MemberStatus::Normal && !m.tokens.is_empty()).count()
     }
 
-    async fn set_state(&self, state: &str) -> Result<(), TopologyError> {
+    pub(super) async fn set_state(&self, state: &str) -> Result<(), TopologyError> {
         let storage = Arc::clone(self.inner.coordinator.storage());
         let state = state.to_owned();
         tokio::task::spawn_blocking(move || storage.put_meta(STATE_KEY, state.as_bytes()))
@@ -165,7 +194,7 @@ impl Topology {
     }
 
     /// Live members other than this node.
-    fn live_peers(&self) -> Vec<Arc<Member>> {
+    pub(super) fn live_peers(&self) -> Vec<Arc<Member>> {
         let view = self.view();
         view.members()
             .into_iter()
@@ -175,15 +204,18 @@ impl Topology {
             .collect()
     }
 
-    /// Waits until every live peer reports `host_id` with `status` (so their
-    /// writes already include the change), or the settle timeout passes.
-    async fn wait_seen(&self, host_id: &str, status: &MemberStatus) {
+    /// Waits until every live peer reports `host_id` with `status` (and, for
+    /// this node, its current tokens), so their writes already include the
+    /// change, or the settle timeout passes.
+    pub(super) async fn wait_seen(&self, host_id: &str, status: &MemberStatus) {
         let deadline = tokio::time::Instant::now() + self.inner.settings.settle_timeout;
+        let tokens = (host_id == self.view().local_host_id()).then(|| self.view().local().tokens.clone());
         loop {
             let mut behind = Vec::new();
             for peer in self.live_peers() {
                 match self.inner.peers.describe(peer.grpc_addr, host_id).await.map(|d| d.member) {
-                    Ok(Some(d)) if d.member.status == *status => {}
+                    Ok(Some(d))
+                        if d.member.status == *status && tokens.as_ref().is_none_or(|t| *t == d.member.tokens) => {}
                     _ => behind.push(peer.host_id.clone()),
                 }
             }
@@ -234,33 +266,22 @@ impl Topology {
         }
     }
 
-    /// Joins: tokens against the current ring (unless `resume`), JOINING, stream, NORMAL.
-    pub async fn join(&self, resume: bool) -> Result<(), TopologyError> {
+    /// Resumes a join interrupted by a restart: JOINING with the persisted tokens, stream, NORMAL.
+    pub async fn resume_join(&self) -> Result<(), TopologyError> {
         let _guard = self.inner.busy.lock().await;
+        self.view().set_local_status(MemberStatus::Joining);
+        self.finish_join(true).await
+    }
+
+    pub(super) async fn finish_join(&self, resume: bool) -> Result<(), TopologyError> {
         let view = self.view();
-        let local = view.local();
-        if !resume {
-            self.check_idle(&[&local.host_id])?;
-            let info = NodeInfo::new(local.host_id.clone(), local.zone.clone(), local.rack.clone());
-            let tokens = view
-                .ring()
-                .allocate_tokens(&info, self.inner.settings.vnodes)
-                .map_err(|e| TopologyError::Precondition { reason: format!("cannot allocate tokens to join: {e}") })?;
-            let storage = Arc::clone(self.inner.coordinator.storage());
-            let to_save = tokens.clone();
-            tokio::task::spawn_blocking(move || crate::server::bootstrap::save_tokens(storage.as_ref(), &to_save))
-                .await
-                .map_err(|_| TopologyError::Stopped)??;
-            self.set_state("joining").await?;
-            view.set_local_tokens(tokens);
-        }
-        view.set_local_status(MemberStatus::Joining);
-        tracing::info!(host_id = %local.host_id, resume, "joining the cluster");
-        self.wait_seen(&local.host_id, &MemberStatus::Joining).await;
+        let host = view.local_host_id().to_owned();
+        tracing::info!(host_id = %host, resume, "joining the cluster");
+        self.wait_seen(&host, &MemberStatus::Joining).await;
         self.stream_until_done("join", Self::current_moves, None).await?;
         self.set_state("normal").await?;
         view.set_local_status(MemberStatus::Normal);
-        tracing::info!(host_id = %local.host_id, "joined: NORMAL");
+        tracing::info!(host_id = %host, "joined: NORMAL");
         Ok(())
     }
 
@@ -552,40 +573,14 @@ impl Topology {
         Ok(())
     }
 
-    /// Whether this node can serve: NORMAL, and every range it replicates
-    /// has enough live readable replicas for the default keyspace's read level.
+    /// Whether this node can serve (`/readyz`): it has heard its seeds, and
+    /// [`super::readiness::can_serve`] its ranges at the default keyspace's levels.
     pub fn ready(&self) -> bool {
-        let view = self.view();
-        let local = view.local();
-        if local.status != MemberStatus::Normal {
+        if !self.inner.discovered.load(Ordering::SeqCst) {
             return false;
         }
         let Ok(ks) = self.inner.coordinator.keyspaces().get("") else { return false };
-        let rf = ks.replication_factor as usize;
-        let required = crate::replication::required_replicas(
-            crate::replication::Consistency::default(),
-            crate::replication::Access::Read,
-            ks.read_consistency,
-            ks.replication_factor,
-            view.zone_count(),
-            &ks.name,
-        )
-        .unwrap_or(1) as usize;
-        let ring = view.ring();
-        let Some(me) = ring.index_of(&local.host_id) else { return ring.is_empty() };
-        ring.entries().all(|(t, _)| {
-            let pref = ring.preference_list(t, rf);
-            if !pref.contains(&me) {
-                return true;
-            }
-            let usable = pref
-                .iter()
-                .filter_map(|i| ring.node(*i))
-                .filter_map(|n| view.member(n.host_id.as_str()))
-                .filter(|m| m.serves_reads() && view.is_alive(&m.host_id))
-                .count();
-            usable >= required.min(pref.len())
-        })
+        super::readiness::can_serve(self.view(), &ks)
     }
 }
 

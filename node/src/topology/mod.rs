@@ -8,11 +8,15 @@
 //! - `progress`: [`StreamProgress`] (status and `ringkv_streaming_*` metrics), [`Throttle`].
 //! - `lifecycle`: [`Topology`], the state machine of the local node and the
 //!   driver of decommission and removenode.
+//! - `turn` (pure): whose turn it is to form or join when many fresh nodes
+//!   start at once; `entry`: the waiting loop of a fresh node around it.
+//! - `readiness` (pure): whether the node can serve its ranges (`/readyz`).
 //! - `peers`: [`StreamPeers`], the calls to other nodes, over gRPC ([`GrpcStreamPeers`]).
 //! - `service`: the `ringkv.cluster.v1.Streaming` server.
 //!
 //! Invariants: one topology change at a time in the cluster (a change is
-//! refused while any member is JOINING, LEAVING or REPLACING); a node only
+//! refused while any member is JOINING with tokens, LEAVING or REPLACING;
+//! fresh nodes queue for their turn); a node only
 //! becomes NORMAL after every range it gained is streamed in; streamed
 //! records are merged with the normal version-vector merge, so streaming is
 //! idempotent and resumable. May call `membership` (the [`ClusterView`],
@@ -20,14 +24,18 @@
 //!
 //! [`ClusterView`]: crate::membership::ClusterView
 
+mod entry;
 mod error;
 mod lifecycle;
 mod moves;
 mod peers;
 mod progress;
+mod readiness;
 mod service;
 mod stream;
+mod turn;
 
+pub use entry::FRESH_STATE;
 pub use error::TopologyError;
 pub use lifecycle::{Reservation, STATE_KEY, Topology, TopologySettings};
 pub use moves::{RangeMove, moved_width, pending_moves, replace_moves};
@@ -36,5 +44,7 @@ pub use peers::{
     fetched_page, peer_error, status_to_wire,
 };
 pub use progress::{ProgressSnapshot, StreamProgress, Throttle};
+pub use readiness::can_serve;
 pub use service::{StreamingService, streaming_server, topology_status};
 pub use stream::{StreamSettings, Streamer, segments};
+pub use turn::{Turn, is_moving, is_undecided, turn, yield_to};

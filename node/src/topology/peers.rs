@@ -254,6 +254,7 @@ impl StreamPeers for GrpcStreamPeers {
                 records: p.records,
                 bytes: p.bytes,
                 active: p.active,
+                waiting: p.waiting,
             })
         }
         .boxed()

@@ -21,6 +21,8 @@ pub struct ProgressSnapshot {
     pub bytes: u64,
     /// True while streaming.
     pub active: bool,
+    /// Why a fresh node waits for its turn to enter the ring; empty otherwise.
+    pub waiting: String,
 }
 
 impl ProgressSnapshot {
@@ -40,6 +42,7 @@ pub struct StreamProgress {
     ranges_total: IntGauge,
     ranges_done: IntGauge,
     active: IntGauge,
+    waiting: IntGauge,
 }
 
 fn metric<T: prometheus::core::Collector + Clone + 'static>(registry: Option<&Registry>, m: T) -> T {
@@ -67,6 +70,7 @@ impl StreamProgress {
             ranges_total: gauge("streaming_ranges_total", "Ranges of the current stream"),
             ranges_done: gauge("streaming_ranges_done", "Ranges of the current stream already streamed"),
             active: gauge("streaming_active", "1 while this node streams ranges in"),
+            waiting: gauge("topology_waiting", "1 while this fresh node waits for its turn to enter the ring"),
         }
     }
 
@@ -110,6 +114,12 @@ impl StreamProgress {
     /// The stream ended (done or failed).
     pub fn end(&self) {
         self.update(|s| s.active = false);
+    }
+
+    /// Records why this fresh node waits for its turn (`None`: it no longer waits).
+    pub fn set_waiting(&self, why: Option<&str>) {
+        self.waiting.set(i64::from(why.is_some()));
+        self.update(|s| s.waiting = why.unwrap_or_default().to_owned());
     }
 
     /// The current state.

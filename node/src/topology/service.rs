@@ -140,6 +140,7 @@ impl Streaming for StreamingService {
             records: p.records,
             bytes: p.bytes,
             active: p.active,
+            waiting: p.waiting,
         }))
     }
 }

@@ -177,6 +177,7 @@ impl StreamPeers for SimStreamPeers {
                 records: p.records,
                 bytes: p.bytes,
                 active: p.active,
+                waiting: p.waiting,
             })
         }
         .boxed()
