@@ -24,6 +24,7 @@ pub mod antientropy;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod hints;
 pub mod membership;
 pub mod replication;

@@ -25,7 +25,8 @@ fn target_prefix(target: &str) -> Vec<u8> {
     p
 }
 
-fn encode_hint(h: &HintedWrite) -> Bytes {
+/// A hint as stored: `len(keyspace) | keyspace | len(key) (BE u32) | key | created_at_ms (BE) | record`.
+pub(crate) fn encode_hint(h: &HintedWrite) -> Bytes {
     let record = h.record.encode();
     let mut b = BytesMut::with_capacity(16 + h.keyspace.len() + h.key.len() + record.len());
     b.put_u8(h.keyspace.len().min(255) as u8);
@@ -37,7 +38,8 @@ fn encode_hint(h: &HintedWrite) -> Bytes {
     b.freeze()
 }
 
-fn decode_hint(v: &Bytes) -> Option<HintedWrite> {
+/// A stored hint; `None` when it does not decode (such hints are dropped).
+pub(crate) fn decode_hint(v: &Bytes) -> Option<HintedWrite> {
     let ks_len = usize::from(*v.first()?);
     let ks = std::str::from_utf8(v.get(1..1 + ks_len)?).ok()?.to_owned();
     let mut pos = 1 + ks_len;

@@ -36,6 +36,7 @@ mod admin;
 mod batch;
 mod error;
 mod extract;
+pub(crate) mod fuzz;
 mod json;
 mod keys;
 mod paging;
