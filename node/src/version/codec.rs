@@ -14,6 +14,10 @@ const FLAG_TOMBSTONE: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
 /// Upper bound on entries a decoder accepts, so corrupt input cannot make us allocate wildly.
 const MAX_ENTRIES: u64 = 1 << 16;
+/// Largest counter a decoder accepts: a write under a clock at this counter
+/// mints `counter + 1`, which must not overflow (2^63 - 1 writes by one node
+/// to one key cannot happen; a larger counter is corruption or an attack).
+pub(crate) const MAX_COUNTER: u64 = i64::MAX as u64;
 
 /// Why bytes could not be decoded as a record or a causal context.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,7 +136,12 @@ fn read_clock(r: &mut Reader<'_>) -> Result<VersionVector, CodecError> {
     let n = r.count("clock length")?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
-        entries.push((r.varint("clock node")?, r.varint("clock counter")?));
+        let node = r.varint("clock node")?;
+        let counter = r.varint("clock counter")?;
+        if counter > MAX_COUNTER {
+            return Err(CodecError::OutOfRange { what: r.what, field: "clock counter" });
+        }
+        entries.push((node, counter));
     }
     Ok(VersionVector::from_entries(entries))
 }
@@ -181,6 +190,14 @@ impl Record {
         let mut siblings = Vec::with_capacity(n);
         for _ in 0..n {
             let dot = Dot { node: r.varint("dot node")?, counter: r.varint("dot counter")? };
+            // The record invariants (see the module docs of `version`): merge
+            // and supersession rely on them, so a record breaking them is malformed.
+            if dot.counter == 0 || !clock.contains(dot) {
+                return Err(CodecError::OutOfRange { what, field: "dot (not a write of the clock)" });
+            }
+            if siblings.last().is_some_and(|prev: &Sibling| prev.dot >= dot) {
+                return Err(CodecError::OutOfRange { what, field: "dot (siblings must be sorted by distinct dots)" });
+            }
             let timestamp_micros = unzigzag(r.varint("timestamp")?);
             let flags = r.byte("flags")?;
             if flags & !(FLAG_TOMBSTONE | FLAG_EXPIRES) != 0 {
