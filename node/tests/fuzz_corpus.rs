@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 use ringkv_node::fuzzing;
 
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+/// A target's body.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 6] = [
     ("resp", fuzzing::resp),
     ("http", fuzzing::http),
     ("context", fuzzing::context),
@@ -33,7 +36,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs `run` on every file of `dir`; returns how many ran and the failures.
-fn replay(dir: &Path, run: fn(&[u8])) -> (usize, Vec<String>) {
+fn replay(dir: &Path, run: Target) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     let inputs = files(dir);
     for path in &inputs {
@@ -75,7 +78,7 @@ fn every_target_has_seeds_from_the_encoders_and_they_pass() {
 fn a_violated_property_fails_the_replay() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("bad"), b"x").unwrap_or_else(|e| panic!("{e}"));
-    let always_fails: fn(&[u8]) = |data| assert!(data.is_empty(), "property violated");
+    let always_fails: Target = |data| assert!(data.is_empty(), "property violated");
     let (ran, failed) = replay(dir.path(), always_fails);
     assert_eq!((ran, failed.len()), (1, 1));
 }

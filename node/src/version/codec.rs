@@ -14,9 +14,14 @@ const FLAG_TOMBSTONE: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
 /// Upper bound on entries a decoder accepts, so corrupt input cannot make us allocate wildly.
 const MAX_ENTRIES: u64 = 1 << 16;
-/// Largest counter a decoder accepts: a write under a clock at this counter
-/// mints `counter + 1`, which must not overflow (2^63 - 1 writes by one node
-/// to one key cannot happen; a larger counter is corruption or an attack).
+/// Largest counter a client's causal context may carry. A write under a
+/// context mints `counter + 1`, which must not overflow, and the record it
+/// makes must decode again: clocks start from contexts and grow by one per
+/// write, so a record built from accepted contexts stays far below
+/// [`MAX_COUNTER`] (2^62 writes by one node to one key cannot happen).
+pub(crate) const MAX_CONTEXT_COUNTER: u64 = 1 << 62;
+/// Largest counter a stored or replicated record may carry; anything larger
+/// is corruption (or a hostile peer), never the result of writes.
 pub(crate) const MAX_COUNTER: u64 = i64::MAX as u64;
 
 /// Why bytes could not be decoded as a record or a causal context.
@@ -132,13 +137,13 @@ fn put_clock(out: &mut Vec<u8>, clock: &VersionVector) {
     }
 }
 
-fn read_clock(r: &mut Reader<'_>) -> Result<VersionVector, CodecError> {
+fn read_clock(r: &mut Reader<'_>, max_counter: u64) -> Result<VersionVector, CodecError> {
     let n = r.count("clock length")?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
         let node = r.varint("clock node")?;
         let counter = r.varint("clock counter")?;
-        if counter > MAX_COUNTER {
+        if counter > max_counter {
             return Err(CodecError::OutOfRange { what: r.what, field: "clock counter" });
         }
         entries.push((node, counter));
@@ -185,7 +190,7 @@ impl Record {
         if format != RECORD_FORMAT_V1 {
             return Err(CodecError::UnknownFormat { what, found: format, expected: RECORD_FORMAT_V1 });
         }
-        let clock = read_clock(&mut r)?;
+        let clock = read_clock(&mut r, MAX_COUNTER)?;
         let n = r.count("sibling count")?;
         let mut siblings = Vec::with_capacity(n);
         for _ in 0..n {
@@ -240,7 +245,7 @@ impl VersionVector {
         if format != CONTEXT_FORMAT_V1 {
             return Err(CodecError::UnknownFormat { what, found: format, expected: CONTEXT_FORMAT_V1 });
         }
-        let clock = read_clock(&mut r)?;
+        let clock = read_clock(&mut r, MAX_CONTEXT_COUNTER)?;
         r.finish()?;
         Ok(clock)
     }

@@ -170,13 +170,21 @@ fn a_counter_that_cannot_be_incremented_is_refused() {
     huge.push(0x01); // LEB128 of u64::MAX
     let err = VersionVector::decode_context(&huge);
     assert!(matches!(err, Err(CodecError::OutOfRange { field: "clock counter", .. })), "{err:?}");
-    let max = VersionVector::from_entries([(7, codec::MAX_COUNTER)]);
+    let max = VersionVector::from_entries([(7, codec::MAX_CONTEXT_COUNTER)]);
     let decoded = VersionVector::decode_context(&max.encode_context()).unwrap_or_default();
     assert_eq!(decoded, max, "the largest counter still decodes");
+    let over = VersionVector::from_entries([(7, codec::MAX_CONTEXT_COUNTER + 1)]);
+    assert!(VersionVector::decode_context(&over.encode_context()).is_err());
     let mut record = Record::default();
     let dot = record.apply_write(7, &decoded, write("v", 1), ConflictMode::Siblings);
-    assert_eq!(dot, Dot { node: 7, counter: codec::MAX_COUNTER + 1 });
-    assert_eq!(record.siblings.len(), 1);
+    assert_eq!(dot, Dot { node: 7, counter: codec::MAX_CONTEXT_COUNTER + 1 });
+    // Found next by the `record` target: with one cap for both, the record
+    // that write made no longer decoded (its counter was over the cap).
+    assert_eq!(Record::decode(&Bytes::from(record.encode())), Ok(record.clone()), "the record decodes again");
+    let at_cap = Record { clock: VersionVector::from_entries([(7, codec::MAX_COUNTER)]), siblings: vec![] };
+    assert_eq!(Record::decode(&Bytes::from(at_cap.encode())), Ok(at_cap));
+    let over_cap = Record { clock: VersionVector::from_entries([(7, codec::MAX_COUNTER + 1)]), siblings: vec![] };
+    assert!(Record::decode(&Bytes::from(over_cap.encode())).is_err());
 }
 
 /// Found by the `record` and `hint` fuzz targets: a record whose siblings
