@@ -97,9 +97,26 @@ pub struct ClusterBuilder {
     sync: Option<SyncMode>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    placements: Vec<Placement>,
+}
+
+/// Where node `i` of a cluster runs when not on `127.0.0.1:0`: inside a
+/// network namespace, on fixed ports of an address there (see [`crate::netns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The network namespace (`ip netns exec NS`).
+    pub netns: String,
+    /// The node's address inside it; it listens on gRPC 7100 and HTTP 7180.
+    pub ip: std::net::IpAddr,
 }
 
 impl ClusterBuilder {
+    /// Runs node `i` as `placements[i]` says (one per node).
+    pub fn placements(mut self, placements: Vec<Placement>) -> Self {
+        self.placements = placements;
+        self
+    }
+
     /// Number of nodes (default 3).
     pub fn nodes(mut self, n: usize) -> Self {
         self.nodes = n;
@@ -134,6 +151,8 @@ impl ClusterBuilder {
     /// until every node lists every member, all `ALIVE`.
     pub async fn start(self) -> Result<Cluster> {
         ensure!(self.nodes > 0, "a cluster needs at least one node");
+        let placed = self.placements.len();
+        ensure!(placed == 0 || placed == self.nodes, "{placed} placements for {} nodes", self.nodes);
         let dir = tempfile::tempdir().context("create the cluster's temp dir")?;
         let mut cluster = Cluster { nodes: Vec::with_capacity(self.nodes), builder: self, dir };
         for i in 0..cluster.builder.nodes {
@@ -160,7 +179,14 @@ pub struct Cluster {
 impl Cluster {
     /// A builder with the defaults: 3 nodes, replication factor 3.
     pub fn test() -> ClusterBuilder {
-        ClusterBuilder { nodes: 3, replication_factor: 3, sync: None, extra_args: Vec::new(), env: Vec::new() }
+        ClusterBuilder {
+            nodes: 3,
+            replication_factor: 3,
+            sync: None,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+            placements: Vec::new(),
+        }
     }
 
     fn options_for(&self, i: usize, seed: Option<std::net::SocketAddr>) -> NodeOptions {
@@ -172,6 +198,10 @@ impl Cluster {
         }
         options.extra_args.extend(self.builder.extra_args.iter().cloned());
         options.env.extend(self.builder.env.iter().cloned());
+        if let Some(place) = self.builder.placements.get(i) {
+            let (grpc, http) = ((place.ip, 7100).into(), (place.ip, 7180).into());
+            options = options.netns(place.netns.clone()).listen(grpc, http);
+        }
         options
     }
 

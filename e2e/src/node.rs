@@ -1,6 +1,7 @@
 //! [`NodeProcess`]: one real `kvnode` process, and how to hurt it.
 //!
-//! The node is started with ports 0 and reports its bound addresses on
+//! The node is started with ports 0 (or on fixed addresses, e.g. inside a
+//! network namespace under `ip netns exec`) and reports its bound addresses on
 //! stdout (`RINGKV_READY grpc=… http=… host_id=…`); its stderr (the logs)
 //! goes to a file in the data dir, printed when a test panics or a start
 //! fails. Dropping a `NodeProcess` SIGKILLs the process, so a failing test
@@ -14,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
 
 use crate::binaries::binaries;
 
@@ -58,12 +59,42 @@ pub struct NodeOptions {
     pub config_toml: Option<String>,
     /// Extra environment variables of the process (e.g. `RINGKV_TEST_HOOKS=1`).
     pub env: Vec<(String, String)>,
+    /// A command the node runs under, e.g. `ip netns exec NS` (it must
+    /// exec `kvnode`, not fork it, so that the child's pid is the node's).
+    pub wrapper: Vec<String>,
+    /// `--grpc-addr`; `127.0.0.1:0` when `None`.
+    pub grpc_addr: Option<SocketAddr>,
+    /// `--http-addr`; `127.0.0.1:0` when `None`.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl NodeOptions {
     /// Defaults: the node's own sync policy, no extra arguments, no config file.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), sync: None, extra_args: Vec::new(), config_toml: None, env: Vec::new() }
+        Self {
+            data_dir: data_dir.into(),
+            sync: None,
+            extra_args: Vec::new(),
+            config_toml: None,
+            env: Vec::new(),
+            wrapper: Vec::new(),
+            grpc_addr: None,
+            http_addr: None,
+        }
+    }
+
+    /// Runs the node inside network namespace `ns` (`ip netns exec NS kvnode …`).
+    pub fn netns(mut self, ns: impl Into<String>) -> Self {
+        self.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.into()];
+        self
+    }
+
+    /// Listens on these addresses instead of `127.0.0.1:0` (fixed ports
+    /// survive a restart, so peers and seeds keep working).
+    pub fn listen(mut self, grpc: SocketAddr, http: SocketAddr) -> Self {
+        self.grpc_addr = Some(grpc);
+        self.http_addr = Some(http);
+        self
     }
 
     /// Sets `--sync`.
@@ -210,6 +241,34 @@ impl NodeProcess {
         self.child.wait().context("reap kvnode")
     }
 
+    /// SIGSTOPs the process: it stays alive but answers nothing (a long GC
+    /// pause, a frozen VM). Fails unless the kernel reports it stopped.
+    pub async fn pause(&mut self) -> Result<()> {
+        self.signal("STOP")?;
+        let pid = self.pid();
+        crate::wait::wait_until(Duration::from_secs(5), &format!("pid {pid} is stopped"), async || {
+            process_state(pid) == Some('T')
+        })
+        .await
+    }
+
+    /// SIGCONTs a [`pause`](Self::pause)d process. Fails unless it runs again.
+    pub async fn resume(&mut self) -> Result<()> {
+        self.signal("CONT")?;
+        let pid = self.pid();
+        crate::wait::wait_until(Duration::from_secs(5), &format!("pid {pid} runs again"), async || {
+            process_state(pid).is_some_and(|s| s != 'T')
+        })
+        .await
+    }
+
+    fn signal(&self, name: &str) -> Result<()> {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args([&format!("-{name}"), &pid]).status().context("run kill")?;
+        ensure!(status.success(), "kill -{name} {pid} failed: {status}");
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the process to exit;
     /// SIGKILLs it and fails if it does not.
     pub async fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus> {
@@ -295,6 +354,13 @@ impl Drop for NodeProcess {
     }
 }
 
+/// The state letter of process `pid` in `/proc/PID/stat` (`R`, `S`, `T` = stopped, …).
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S …`: the comm may contain spaces and parentheses.
+    stat.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+}
+
 /// True when `status` says the process died of SIGKILL.
 pub fn killed_by_sigkill(status: &ExitStatus) -> bool {
     use std::os::unix::process::ExitStatusExt as _;
@@ -313,13 +379,18 @@ fn tail_of(path: &Path, lines: usize) -> String {
 
 fn command_for(options: &NodeOptions, stderr: File) -> Result<Command> {
     let bins = binaries()?;
-    let mut cmd = Command::new(&bins.kvnode);
-    cmd.arg("serve").arg("--data-dir").arg(&options.data_dir).args([
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]);
+    let mut cmd = match options.wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&bins.kvnode);
+            cmd
+        }
+        None => Command::new(&bins.kvnode),
+    };
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    cmd.arg("serve").arg("--data-dir").arg(&options.data_dir);
+    cmd.arg("--grpc-addr").arg(options.grpc_addr.unwrap_or(any_port).to_string());
+    cmd.arg("--http-addr").arg(options.http_addr.unwrap_or(any_port).to_string());
     if let Some(toml) = &options.config_toml {
         let path = options.data_dir.join("kvnode-e2e.toml");
         std::fs::write(&path, toml).with_context(|| format!("write {}", path.display()))?;
@@ -386,6 +457,13 @@ fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<ReadyLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_process_state() {
+        let state = process_state(std::process::id());
+        assert!(matches!(state, Some('R' | 'S')), "this test process is in state {state:?}");
+        assert_eq!(process_state(u32::MAX), None);
+    }
 
     #[test]
     fn parses_the_ready_line() {

@@ -1,14 +1,16 @@
 //! The RESP listener with a real Redis client (the `redis` crate) against a
 //! real `kvnode`: commands, pipelining, cross-protocol reads, and bad input
 //! (oversized values, unknown commands, broken framing) answered with clear
-//! errors and without losing data.
+//! errors and without losing data. A listener whose port is taken fails the
+//! start with an error naming its own flag (`--resp-addr`, `--grpc-addr`,
+//! `--http-addr`).
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use redis::AsyncCommands as _;
-use ringkv_e2e::{NodeOptions, NodeProcess, grpc};
+use ringkv_e2e::{NodeOptions, NodeProcess, grpc, wait_until};
 
 async fn start() -> Result<(tempfile::TempDir, NodeProcess, redis::Client)> {
     let dir = tempfile::tempdir()?;
@@ -121,5 +123,56 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() -> Result<()> {
     ensure!(kept.as_deref() == Some("safe"), "after a protocol error GET kept = {kept:?}");
     let big: Option<Vec<u8>> = con.get("big").await?;
     ensure!(big.is_none(), "the rejected value was stored");
+    Ok(())
+}
+
+/// Runs `kvnode serve` with `flag` set to an address another socket holds,
+/// and returns its exit status and stderr.
+async fn serve_on_a_taken_port(flag: &str) -> Result<(std::process::ExitStatus, String)> {
+    let dir = tempfile::tempdir()?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken_addr = taken.local_addr()?.to_string();
+    let mut args: Vec<String> =
+        ["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0"]
+            .map(str::to_owned)
+            .to_vec();
+    let at = args.iter().position(|a| a == flag).context("unknown flag")?;
+    args[at + 1] = taken_addr;
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(&ringkv_e2e::binaries::binaries()?.kvnode)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path)?)
+        .spawn()?;
+    let mut status = None;
+    let exited = wait_until(Duration::from_secs(30), "kvnode exits on a taken port", async || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    })
+    .await;
+    if exited.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    exited?;
+    drop(taken);
+    Ok((status.context("exit status")?, std::fs::read_to_string(&stderr_path)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_is_reported_with_the_flag_of_its_own_listener() -> Result<()> {
+    for flag in ["--resp-addr", "--grpc-addr", "--http-addr"] {
+        let (status, stderr) = serve_on_a_taken_port(flag).await?;
+        ensure!(!status.success(), "{flag} on a taken port: kvnode exited {status}\n{stderr}");
+        let error = stderr.lines().find(|l| l.contains("cannot listen on")).unwrap_or_default();
+        ensure!(error.contains(&format!("choose another with {flag}")), "{flag}: error does not name it:\n{stderr}");
+        let others = ["--resp-addr", "--grpc-addr", "--http-addr"].into_iter().filter(|f| *f != flag);
+        for other in others {
+            ensure!(!error.contains(other), "{flag}: error names {other} too: {error}");
+        }
+    }
     Ok(())
 }

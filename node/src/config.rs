@@ -79,11 +79,27 @@ pub struct MembershipConfig {
     /// detector decides instead (`phi_convict_threshold`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub down_after_ms: Option<u64>,
+    /// How often the seeds' names, and the names of peers that stopped
+    /// answering, are looked up again (a restarted pod comes back on a new
+    /// IP), in milliseconds.
+    pub resolve_interval_ms: u64,
+    /// The name (`HOST:PORT`) other nodes find this node's gRPC address by
+    /// (`--advertise-name`; in Kubernetes the pod's stable DNS name), sent
+    /// in gossip and looked up again by peers when the node stops answering
+    /// at its address. Empty: none (peers know it by address only).
+    pub advertise_name: String,
 }
 
 impl Default for MembershipConfig {
     fn default() -> Self {
-        Self { seeds: Vec::new(), gossip_interval_ms: 1000, phi_convict_threshold: 8.0, down_after_ms: None }
+        Self {
+            seeds: Vec::new(),
+            gossip_interval_ms: 1000,
+            phi_convict_threshold: 8.0,
+            down_after_ms: None,
+            resolve_interval_ms: 5000,
+            advertise_name: String::new(),
+        }
     }
 }
 
@@ -404,6 +420,23 @@ impl Config {
                 "membership.gossip_interval_ms",
                 self.membership.gossip_interval_ms.to_string(),
                 "use 1..=60000 milliseconds (1000 is typical)",
+            );
+        }
+        if self.membership.resolve_interval_ms == 0 {
+            return invalid(
+                "membership.resolve_interval_ms",
+                "0".into(),
+                "use a positive number of milliseconds (5000 is typical)",
+            );
+        }
+        let name = self.membership.advertise_name.trim();
+        if !name.is_empty()
+            && name.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            return invalid(
+                "membership.advertise_name",
+                name.to_owned(),
+                "use HOST:PORT, e.g. ringkv-0.ringkv.default.svc:7100",
             );
         }
         let phi = self.membership.phi_convict_threshold;

@@ -7,6 +7,10 @@ use crate::replication::{ConsistencyError, UnknownConsistency};
 use crate::storage::StorageError;
 use crate::version::CodecError;
 
+/// The gRPC metadata key that carries an error's stable `RKV-…` code, so that
+/// it survives forwarding between nodes without parsing messages.
+pub const ERROR_CODE_METADATA: &str = "rkv-code";
+
 /// Why a client operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -40,7 +44,7 @@ pub enum KvError {
         name: String,
     },
     /// The TTL is out of range.
-    #[error("ttl of {ttl_seconds} s is out of range; use 1 to {max} seconds")]
+    #[error("ttl of {ttl_seconds} s is out of range; use 1 to {max} seconds, or leave it out for the keyspace default")]
     TtlOutOfRange {
         /// TTL asked.
         ttl_seconds: u64,
@@ -108,7 +112,9 @@ pub enum KvError {
         peer: String,
         /// gRPC status code name it answered with.
         code: String,
-        /// Its message (with its own RKV code).
+        /// The stable `RKV-…` code it sent, if any: the error keeps it.
+        rkv_code: Option<String>,
+        /// Its message.
         message: String,
     },
     /// The request did not finish before its deadline.

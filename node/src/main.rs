@@ -56,6 +56,10 @@ struct ServeArgs {
     /// gRPC addresses of other nodes (HOST:PORT, comma-separated) to form a cluster with.
     #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
     seeds: Vec<String>,
+    /// The DNS name (HOST:PORT) peers find this node's gRPC address by when
+    /// its IP changes (in Kubernetes: POD.SERVICE.NAMESPACE.svc:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise_name: Option<String>,
     /// Replicas per key for keyspaces that set none [default: 1].
     #[arg(long, value_name = "N")]
     replication_factor: Option<u32>,
@@ -118,6 +122,9 @@ impl ServeArgs {
         }
         if !self.seeds.is_empty() {
             config.membership.seeds = self.seeds;
+        }
+        if let Some(name) = self.advertise_name {
+            config.membership.advertise_name = name;
         }
         if let Some(rf) = self.replication_factor {
             config.replication.replication_factor = rf;

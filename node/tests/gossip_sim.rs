@@ -212,6 +212,144 @@ fn a_healed_partition_reconverges() {
     }
 }
 
+/// After a cut longer than the detector's conviction time (every node
+/// isolated for 10 s: all convict all), every node sees every other ALIVE
+/// within 2 s of the heal. Connections that lost packets during the cut
+/// wait out TCP's retransmission backoff (the next retransmission 12.6 s
+/// after the first loss); probes to a peer silent for two intervals open a
+/// new connection, so the heal is seen within an interval.
+#[test]
+fn after_a_long_cut_nodes_see_each_other_within_2s_of_the_heal() {
+    let n = 5;
+    let mut worst = 0;
+    for seed in 0..seeds() {
+        let mut sim = GossipSim::new(n, 3, 600 + seed, NetConfig::default());
+        sim.rounds_to_converge(100).unwrap_or_else(|| panic!("seed={seed}: no convergence"));
+        sim.run_for(20_000);
+        assert!(sim.all_see_all(Liveness::Alive), "seed={seed}: alive before the cut");
+        sim.partition(Some((0..n as u8).collect()));
+        sim.run_for(10_000);
+        assert!(sim.drops.partition > 0, "the cut dropped messages");
+        assert!(sim.all_see_all(Liveness::Down), "seed={seed}: after 10 s every node convicted every other");
+        sim.partition(None);
+        let healed_at = sim.now();
+        while !sim.all_see_all(Liveness::Alive) && sim.now() - healed_at < 30_000 {
+            sim.run_for(50);
+        }
+        let took = sim.now() - healed_at;
+        println!("seed {seed}: all alive {took} ms after healing a 10 s cut");
+        worst = worst.max(took);
+    }
+    assert!(worst <= 2_000, "a node took {worst} ms after the heal to see every other alive (target 2000)");
+}
+
+/// A rolling restart in Kubernetes: the seeds (nodes 0 and 1, known by
+/// name) restart on new IPs with empty data while cut off from nodes 2 and
+/// 3, so {0, 1} and {2, 3} each form a ring of their own. Once the network
+/// heals, 2 and 3 follow the seeds' names to the new addresses and the two
+/// groups merge into one cluster, every node alive and known everywhere.
+#[test]
+fn split_rings_merge_once_seed_names_resolve_to_the_new_addresses() {
+    let n = 4;
+    for seed in 0..seeds() {
+        let mut sim = GossipSim::new(n, 2, 700 + seed, NetConfig::default());
+        sim.rounds_to_converge(100).unwrap_or_else(|| panic!("seed={seed}: no convergence"));
+        sim.partition(Some(vec![0, 0, 1, 1]));
+        sim.crash(0);
+        sim.crash(1);
+        sim.run_for(15_000);
+        sim.restart_with(0, vec![11], false);
+        sim.restart_with(1, vec![12], false);
+        sim.run_for(10_000);
+        assert_eq!(sim.core(0).endpoints().len(), 2, "seed={seed}: the restarted seeds know only each other");
+        assert!(sim.core(2).liveness(&host(0)) == Liveness::Down && sim.core(3).liveness(&host(1)) == Liveness::Down);
+        sim.partition(None);
+        let healed_at = sim.now();
+        let rounds = sim.rounds_to_converge(30).unwrap_or_else(|| panic!("seed={seed}: the two rings never merged"));
+        while !sim.all_see_all(Liveness::Alive) && sim.now() - healed_at < 30_000 {
+            sim.run_for(100);
+        }
+        assert!(sim.all_see_all(Liveness::Alive), "seed={seed}: not all alive 30 s after the heal");
+        for i in 0..n {
+            let at = sim.core(i).endpoint(&host(0)).and_then(|s| s.to_member(&host(0))).map(|m| m.grpc_addr);
+            assert_eq!(at, Some(sim.member(0).grpc_addr), "seed={seed}: node {i} knows seed 0's new address");
+        }
+        println!("seed {seed}: merged in {rounds} rounds, all alive {} ms after the heal", sim.now() - healed_at);
+    }
+}
+
+fn status_seen(sim: &GossipSim, observer: usize, target: usize) -> Option<MemberStatus> {
+    sim.core(observer).endpoint(&host(target)).and_then(|s| s.to_member(&host(target))).map(|m| m.status)
+}
+
+/// removenode as gossip: node 0 writes LEAVING then LEFT into the dead
+/// node 5's state. The LEFT state reaches a node that was partitioned away
+/// during the removal (holding the old NORMAL state), a node that was down
+/// and restarts from its saved membership, a node restarting with its saved
+/// membership, and a brand-new node; the removed node itself, started again
+/// on its old data, stays LEFT everywhere and learns it was removed.
+#[test]
+fn a_removal_reaches_every_node_and_the_removed_host_never_comes_back() {
+    let n = 6;
+    let dead = 5;
+    for seed in 0..seeds() {
+        let mut sim = GossipSim::new(n, 3, 800 + seed, NetConfig::default());
+        sim.rounds_to_converge(100).unwrap_or_else(|| panic!("seed={seed}: no convergence"));
+        sim.crash(dead);
+        sim.crash(4);
+        sim.partition(Some(vec![0, 0, 1, 0, 0, 0]));
+        sim.run_for(15_000);
+        assert!(sim.core(0).liveness(&host(dead)) == Liveness::Down);
+        assert!(sim.core_mut(0).advertise_removal(&host(dead), MemberStatus::Leaving));
+        sim.run_for(5_000);
+        assert_eq!(status_seen(&sim, 3, dead), Some(MemberStatus::Leaving), "seed={seed}: LEAVING spread");
+        assert!(sim.core_mut(0).advertise_removal(&host(dead), MemberStatus::Left));
+        assert!(!sim.core_mut(0).advertise_removal(&host(dead), MemberStatus::Leaving), "LEFT is final");
+        sim.run_for(5_000);
+        assert_eq!(status_seen(&sim, 2, dead), Some(MemberStatus::Normal), "node 2 is cut off and holds NORMAL");
+        sim.restart_with(4, vec![44], true);
+        sim.restart_with(1, vec![11], true);
+        let newcomer = sim.add_node();
+        sim.partition(None);
+        sim.run_for(20_000);
+        for i in (0..sim.nodes()).filter(|&i| i != dead) {
+            assert_eq!(status_seen(&sim, i, dead), Some(MemberStatus::Left), "seed={seed}: node {i}");
+        }
+        assert!(sim.core(newcomer).endpoint(&host(dead)).is_some_and(|s| s.is_left()));
+        // The removed node is started again on its old data directory.
+        sim.restart_with(dead, vec![55], true);
+        sim.run_for(20_000);
+        for i in (0..sim.nodes()).filter(|&i| i != dead) {
+            assert_eq!(status_seen(&sim, i, dead), Some(MemberStatus::Left), "seed={seed}: node {i} after it returned");
+        }
+        assert_eq!(sim.removed_notices, vec![dead], "seed={seed}: the removed node learned it, once");
+        println!("seed {seed}: the removal reached all {} nodes", sim.nodes() - 1);
+    }
+}
+
+/// A node restarting from its saved membership knows the whole ring at
+/// once (each peer DOWN until it answers), so it never serves as the whole
+/// ring, even when no seed answers; peers that answer are ALIVE within an
+/// interval or two.
+#[test]
+fn a_restart_from_saved_membership_knows_the_ring_and_judges_peers_by_their_answers() {
+    let n = 5;
+    for seed in 0..seeds() {
+        let mut sim = GossipSim::new(n, 2, 900 + seed, NetConfig::default());
+        sim.rounds_to_converge(100).unwrap_or_else(|| panic!("seed={seed}: no convergence"));
+        sim.crash(0);
+        sim.crash(1);
+        sim.crash(2);
+        sim.run_for(1_000);
+        sim.restart_with(4, vec![44], true);
+        assert_eq!(sim.core(4).endpoints().len(), n, "every member known before any message");
+        assert!((0..4).all(|p| sim.core(4).liveness(&host(p)) == Liveness::Down), "restored peers start DOWN");
+        sim.run_for(3_000);
+        assert_eq!(sim.core(4).liveness(&host(3)), Liveness::Alive, "seed={seed}: the live peer answered");
+        assert!((0..3).all(|p| sim.core(4).liveness(&host(p)) == Liveness::Down), "the dead stay DOWN");
+    }
+}
+
 /// Not a check: prints the heartbeat inter-arrival statistics the detector
 /// sees (for tuning `DetectorConfig`). `cargo test -p ringkv-node --test gossip_sim -- --ignored --nocapture`
 #[test]

@@ -25,6 +25,11 @@ fn target_prefix(target: &str) -> Vec<u8> {
     p
 }
 
+/// The creation time (ms) in a hint key whose target prefix is `prefix_len` bytes.
+fn created_at_of(key: &[u8], prefix_len: usize) -> Option<i64> {
+    Some(i64::from_be_bytes(key.get(prefix_len..prefix_len + 8)?.try_into().ok()?))
+}
+
 /// A hint as stored: `len(keyspace) | keyspace | len(key) (BE u32) | key | created_at_ms (BE) | record`.
 pub(crate) fn encode_hint(h: &HintedWrite) -> Bytes {
     let record = h.record.encode();
@@ -165,6 +170,58 @@ impl HintStore {
         Ok(out)
     }
 
+    /// The hints of `target` from the oldest on, while `keep_going` says so
+    /// of each key's creation time (ms), deleted; returns how many.
+    fn delete_while(&self, target: &str, keep_going: impl Fn(i64) -> bool) -> Result<u64, StorageError> {
+        let prefix = target_prefix(target);
+        let mut deleted = 0u64;
+        loop {
+            let page = self.inner.storage.scan_hints(&prefix, None, 1000)?;
+            let full = page.len() == 1000;
+            let doomed: Vec<HintKey> = page
+                .into_iter()
+                .map(|(key, _)| key)
+                .take_while(|key| keep_going(created_at_of(key, prefix.len()).unwrap_or(i64::MIN)))
+                .map(HintKey)
+                .collect();
+            let n = doomed.len();
+            if n == 0 {
+                return Ok(deleted);
+            }
+            // Visible when write returns, so the next page starts after them; a
+            // deletion lost in a crash is purged again on the next pass.
+            drop(self.remove(target, doomed)?);
+            deleted += n as u64;
+            if !full || n < 1000 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Deletes the hints of `target` older than the window, without
+    /// delivering anything: hints for a node that never comes back must not
+    /// pile up (batch() expires them only when the target is alive).
+    pub fn purge_expired(&self, target: &str) -> Result<u64, StorageError> {
+        let horizon = self.inner.clock.now_ms() - i64::try_from(self.inner.max_window.as_millis()).unwrap_or(i64::MAX);
+        let n = self.delete_while(target, |created| created < horizon)?;
+        if n > 0 {
+            tracing::warn!(target_host = target, expired = n, "dropped hints older than max_hint_window");
+            self.inner.metrics.hints_expired.with_label_values(&[target]).inc_by(n);
+        }
+        Ok(n)
+    }
+
+    /// Deletes every hint of `target` (it left the cluster: nothing will
+    /// ever deliver them, and its ranges were streamed to their new owners).
+    pub fn drop_target(&self, target: &str) -> Result<u64, StorageError> {
+        let n = self.delete_while(target, |_| true)?;
+        if n > 0 {
+            tracing::info!(target_host = target, dropped = n, "dropped the hints of a node that left the cluster");
+            self.inner.metrics.hints_expired.with_label_values(&[target]).inc_by(n);
+        }
+        Ok(n)
+    }
+
     /// Deletes delivered (or expired) hints of `target`.
     pub fn remove(&self, target: &str, keys: Vec<HintKey>) -> Result<DurableTicket, StorageError> {
         let n = keys.len() as u64;
@@ -224,6 +281,59 @@ mod tests {
         clock.advance_ms(61_000);
         assert!(store.batch("target-2", 10).unwrap().is_empty(), "expired hint dropped");
         assert_eq!(store.pending_by_target().unwrap().get("target-2"), Some(&0));
+    }
+}
+
+#[cfg(test)]
+mod purge_tests {
+    use super::tests_support::hint;
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::storage::MemoryStorage;
+
+    fn store(clock: &Arc<ManualClock>) -> HintStore {
+        let clock: Arc<dyn Clock> = clock.clone();
+        HintStore::new(
+            Arc::new(MemoryStorage::new()),
+            clock,
+            Duration::from_secs(60),
+            ReplicationMetrics::unregistered(),
+        )
+    }
+
+    #[test]
+    fn expired_hints_are_purged_without_delivery_and_a_left_target_loses_all() {
+        let clock = Arc::new(ManualClock::at_micros(1_000_000_000));
+        let hints = store(&clock);
+        let t0 = clock.now_ms();
+        for i in 0..1500 {
+            hints.store("gone", &hint(&format!("old-{i}"), t0)).unwrap();
+        }
+        clock.advance_ms(30_000);
+        hints.store("gone", &hint("young", clock.now_ms())).unwrap();
+        hints.store("other", &hint("o", t0)).unwrap();
+        assert_eq!(hints.purge_expired("gone").unwrap(), 0, "nothing is past the window yet");
+        clock.advance_ms(31_000);
+        assert_eq!(hints.purge_expired("gone").unwrap(), 1500, "every hint past the window, over two pages");
+        assert_eq!(hints.pending_by_target().unwrap().get("gone"), Some(&1), "the young one stays");
+        assert_eq!(hints.drop_target("gone").unwrap(), 1);
+        assert_eq!(hints.pending_by_target().unwrap().get("gone"), Some(&0));
+        assert!(hints.batch("gone", 10).unwrap().is_empty());
+        assert_eq!(hints.pending_by_target().unwrap().get("other"), Some(&1), "other targets untouched");
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests_support {
+    use super::*;
+    use crate::version::{ConflictMode, NewWrite, VersionVector};
+
+    /// A hint for `key` created at `at` ms.
+    pub fn hint(key: &str, at: i64) -> HintedWrite {
+        let mut record = Record::default();
+        let w = NewWrite { value: Some(Bytes::from_static(b"v")), timestamp_micros: at * 1000, expires_at_ms: None };
+        record.apply_write(1, &VersionVector::new(), w, ConflictMode::Siblings);
+        HintedWrite { keyspace: "default".into(), key: Bytes::from(key.to_owned()), record, created_at_ms: at }
     }
 }
 

@@ -1,4 +1,10 @@
-//! [`HandoffWorker`]: replays hints to their targets once they are alive.
+//! [`HandoffWorker`]: replays hints to their targets once they are alive;
+//! drops at once the hints of a target that LEFT (decommissioned or
+//! removed: it never comes back, and its ranges were streamed to their new
+//! owners), and on every pass the hints of a down target that outlived
+//! `max_hint_window`, so that hints for a node that never returns do not
+//! grow without bound. Each pass runs on a timer and on every membership
+//! change.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,7 +13,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::membership::ClusterView;
+use crate::membership::{ClusterView, MemberStatus};
+use crate::storage::StorageError;
 use crate::transport::{Peer, Transport};
 use crate::worker::Worker;
 
@@ -23,6 +30,10 @@ pub struct ReplayStats {
     pub delivered: u64,
     /// Targets that were alive but refused or did not answer.
     pub failed_targets: Vec<String>,
+    /// Hints dropped because their target left the cluster.
+    pub dropped: u64,
+    /// Hints of down targets dropped because they outlived the window.
+    pub expired: u64,
 }
 
 /// Replays hints, oldest first, throttled to `rate` hints per second per target.
@@ -60,7 +71,16 @@ impl HandoffWorker {
             Err(_) => return stats,
         };
         for (target, _) in pending.into_iter().filter(|(_, n)| *n > 0) {
-            let Some(member) = self.view.member(&target).filter(|_| self.view.is_alive(&target)) else { continue };
+            let member = self.view.member(&target);
+            if member.as_ref().is_some_and(|m| m.status == MemberStatus::Left) {
+                stats.dropped += self.blocking(&target, HintStore::drop_target).await;
+                continue;
+            }
+            let Some(member) = member.filter(|_| self.view.is_alive(&target)) else {
+                // Down (or unknown): nothing is delivered, but hints past the window go now.
+                stats.expired += self.blocking(&target, HintStore::purge_expired).await;
+                continue;
+            };
             match self.replay_target(&target, &Peer::from(&member)).await {
                 Ok(n) => stats.delivered += n,
                 Err(e) => {
@@ -70,6 +90,19 @@ impl HandoffWorker {
             }
         }
         stats
+    }
+
+    /// Runs a blocking store call for `target` off the reactor; a failure is logged and counts 0.
+    async fn blocking(&self, target: &str, call: fn(&HintStore, &str) -> Result<u64, StorageError>) -> u64 {
+        let (hints, t) = (self.hints.clone(), target.to_owned());
+        match tokio::task::spawn_blocking(move || call(&hints, &t)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(target_host = %target, error = %e, "cannot purge hints; retrying later");
+                0
+            }
+            Err(_) => 0,
+        }
     }
 
     async fn replay_target(&self, target: &str, peer: &Peer) -> Result<u64, String> {
@@ -123,5 +156,64 @@ impl Worker for HandoffWorker {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::hints::store::tests_support::hint;
+    use crate::membership::{Liveness, Member};
+    use crate::replication::ReplicationMetrics;
+    use crate::storage::MemoryStorage;
+    use crate::transport::UnconnectedTransport;
+
+    fn member(host: &str, status: MemberStatus) -> Member {
+        Member {
+            host_id: host.into(),
+            node_id: 1,
+            grpc_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            zone: String::new(),
+            rack: String::new(),
+            tokens: vec![host.len() as u64],
+            generation: 1,
+            status,
+        }
+    }
+
+    #[tokio::test]
+    async fn hints_of_a_left_node_go_at_once_and_a_down_nodes_expire_without_replay() {
+        let clock = Arc::new(ManualClock::at_micros(5_000_000_000));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let hints = HintStore::new(
+            Arc::new(MemoryStorage::new()),
+            dyn_clock,
+            Duration::from_secs(60),
+            ReplicationMetrics::unregistered(),
+        );
+        let view = Arc::new(ClusterView::new(member("me", MemberStatus::Normal)));
+        view.upsert(member("removed", MemberStatus::Normal));
+        view.upsert(member("down", MemberStatus::Normal));
+        view.set_liveness("removed", Liveness::Down);
+        view.set_liveness("down", Liveness::Down);
+        for i in 0..5 {
+            hints.store("removed", &hint(&format!("r{i}"), clock.now_ms())).unwrap();
+            hints.store("down", &hint(&format!("d{i}"), clock.now_ms())).unwrap();
+        }
+        let worker =
+            HandoffWorker::new(hints.clone(), Arc::clone(&view), Arc::new(UnconnectedTransport), Duration::ZERO, 100);
+        let stats = worker.replay_once().await;
+        assert_eq!((stats.delivered, stats.dropped, stats.expired), (0, 0, 0), "a down node's young hints wait");
+
+        view.upsert(member("removed", MemberStatus::Left));
+        let stats = worker.replay_once().await;
+        assert_eq!(stats.dropped, 5, "the hints of a LEFT node are dropped on the next pass");
+        clock.advance_ms(61_000);
+        let stats = worker.replay_once().await;
+        assert_eq!(stats.expired, 5, "a down node's hints past the window go without a replay");
+        let pending = hints.pending_by_target().unwrap();
+        assert_eq!((pending.get("removed"), pending.get("down")), (Some(&0), Some(&0)));
     }
 }

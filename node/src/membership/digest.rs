@@ -19,7 +19,9 @@ use super::endpoint::EndpointState;
 pub struct GossipDigest {
     /// The endpoint's host id.
     pub host_id: String,
-    /// Its generation.
+    /// Its generation, or rather its [`EndpointState::rank`] (the
+    /// generation, plus a high bit once LEFT), so that a LEFT state always
+    /// flows to a peer that still holds the node at a higher generation.
     pub generation: u64,
     /// Its largest version (heartbeat included); in a request, the version
     /// after which states are wanted (0 = everything).
@@ -88,7 +90,7 @@ pub fn examine(digests: &[GossipDigest], local: &BTreeMap<String, EndpointState>
             out.requests.push(GossipDigest { host_id: d.host_id.clone(), generation: d.generation, max_version: 0 });
             continue;
         };
-        let (my_gen, my_max) = (mine.generation(), mine.max_version());
+        let (my_gen, my_max) = (mine.rank(), mine.max_version());
         if d.generation > my_gen {
             out.requests.push(GossipDigest { host_id: d.host_id.clone(), generation: d.generation, max_version: 0 });
         } else if d.generation < my_gen {
@@ -120,7 +122,7 @@ pub fn answer_requests(
     let mut out = BTreeMap::new();
     for r in requests {
         let Some(mine) = local.get(&r.host_id) else { continue };
-        let delta = match mine.generation().cmp(&r.generation) {
+        let delta = match mine.rank().cmp(&r.generation) {
             std::cmp::Ordering::Greater => mine.delta_after(0),
             std::cmp::Ordering::Equal => mine.delta_after(r.max_version),
             std::cmp::Ordering::Less => continue,
@@ -134,11 +136,7 @@ pub fn answer_requests(
 pub fn digests_of(local: &BTreeMap<String, EndpointState>) -> Vec<GossipDigest> {
     local
         .iter()
-        .map(|(host, s)| GossipDigest {
-            host_id: host.clone(),
-            generation: s.generation(),
-            max_version: s.max_version(),
-        })
+        .map(|(host, s)| GossipDigest { host_id: host.clone(), generation: s.rank(), max_version: s.max_version() })
         .collect()
 }
 

@@ -5,10 +5,15 @@
 //! bumped on every local change and every heartbeat, so the largest version
 //! in an endpoint state tells how new the whole state is.
 //!
-//! Merge rules ([`EndpointState::merge`]): a higher generation replaces
-//! everything (the node restarted); within a generation each application
-//! state, and the heartbeat, keeps the higher version; a lower generation is
-//! ignored. The merge is commutative, associative and idempotent.
+//! Merge rules ([`EndpointState::merge`]): states are ordered by their
+//! [`EndpointState::rank`]: LEFT first (a node that left or was removed
+//! never comes back under its host id, whatever generation a stale copy or
+//! a restarted old data directory claims), then the generation. A higher
+//! rank replaces everything (the node restarted, or left); within a rank
+//! each application state, and the heartbeat, keeps the higher version, and
+//! on equal versions the greater value (so two nodes that wrote a removed
+//! node's state on its behalf still agree); a lower rank is ignored. The
+//! merge is commutative, associative and idempotent (a join semilattice).
 //!
 //! Pure: no I/O, no clock.
 
@@ -29,6 +34,9 @@ pub struct HeartbeatState {
     pub version: u64,
 }
 
+/// Bit set in [`EndpointState::rank`] for a LEFT state (generations stay below it).
+pub const LEFT_RANK: u64 = 1 << 63;
+
 /// Which application state a [`VersionedValue`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -45,6 +53,8 @@ pub enum AppStateKey {
     Load,
     /// Schema (keyspace definitions) version.
     Schema,
+    /// The DNS name (`HOST:PORT`) the node's gRPC address is found by.
+    HostName,
 }
 
 impl AppStateKey {
@@ -57,12 +67,14 @@ impl AppStateKey {
             Self::Addresses => "addresses",
             Self::Load => "load",
             Self::Schema => "schema",
+            Self::HostName => "host_name",
         }
     }
 }
 
-/// The value of one application state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The value of one application state (ordered only to break version ties
+/// deterministically in [`EndpointState::merge`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum AppValue {
     /// Lifecycle status.
@@ -89,6 +101,9 @@ pub enum AppValue {
     Load(u64),
     /// Version (hash) of the node's keyspace definitions.
     Schema(String),
+    /// The DNS name (`HOST:PORT`) peers re-resolve when the node's address
+    /// stops answering (a restarted pod gets a new IP).
+    HostName(String),
 }
 
 impl AppValue {
@@ -101,6 +116,7 @@ impl AppValue {
             Self::Addresses { .. } => AppStateKey::Addresses,
             Self::Load(_) => AppStateKey::Load,
             Self::Schema(_) => AppStateKey::Schema,
+            Self::HostName(_) => AppStateKey::HostName,
         }
     }
 
@@ -170,6 +186,26 @@ impl EndpointState {
         self.app_states.get(&key).map(|v| &v.value)
     }
 
+    /// Whether the node left the ring (decommissioned, or removed on its behalf).
+    pub fn is_left(&self) -> bool {
+        matches!(self.get(AppStateKey::Status), Some(AppValue::Status(MemberStatus::Left)))
+    }
+
+    /// The order of states in [`EndpointState::merge`] and in gossip digests:
+    /// the generation, with [`LEFT_RANK`] added for a LEFT state.
+    pub fn rank(&self) -> u64 {
+        let generation = self.generation().min(LEFT_RANK - 1);
+        if self.is_left() { LEFT_RANK | generation } else { generation }
+    }
+
+    /// The DNS name the node advertised, if any.
+    pub fn host_name(&self) -> Option<&str> {
+        match self.get(AppStateKey::HostName) {
+            Some(AppValue::HostName(name)) => Some(name),
+            _ => None,
+        }
+    }
+
     /// Only what is newer than `version`: the heartbeat and the application
     /// states with a higher version (what a peer at `version` is missing).
     pub fn delta_after(&self, version: u64) -> EndpointState {
@@ -181,19 +217,22 @@ impl EndpointState {
     /// Merges `remote` into `self` (see the module docs for the rules).
     pub fn merge(&mut self, remote: &EndpointState) -> MergeOutcome {
         let mut outcome = MergeOutcome::default();
-        if remote.generation() > self.generation() {
-            *self = remote.clone();
-            return MergeOutcome { new_generation: true, heartbeat_advanced: true, app_changed: true };
-        }
-        if remote.generation() < self.generation() {
-            return outcome;
+        match remote.rank().cmp(&self.rank()) {
+            std::cmp::Ordering::Greater => {
+                let new_generation = remote.generation() > self.generation();
+                *self = remote.clone();
+                return MergeOutcome { new_generation, heartbeat_advanced: true, app_changed: true };
+            }
+            std::cmp::Ordering::Less => return outcome,
+            std::cmp::Ordering::Equal => {}
         }
         if remote.heartbeat.version > self.heartbeat.version {
             self.heartbeat.version = remote.heartbeat.version;
             outcome.heartbeat_advanced = true;
         }
         for (key, value) in &remote.app_states {
-            let newer = self.app_states.get(key).is_none_or(|mine| value.version > mine.version);
+            let newer =
+                self.app_states.get(key).is_none_or(|mine| (value.version, &value.value) > (mine.version, &mine.value));
             if newer {
                 self.app_states.insert(*key, value.clone());
                 outcome.app_changed = true;
@@ -297,6 +336,60 @@ mod tests {
         assert_eq!(merged(&[&a, &b]), merged(&[&b, &a]));
         assert_eq!(merged(&[&a, &b, &c]), merged(&[&c, &b, &a]));
         assert_eq!(merged(&[&a, &b, &c]), c);
+    }
+
+    #[test]
+    fn left_outranks_every_generation_and_ties_break_the_same_everywhere() {
+        let normal_later = state(9, 3, vec![vv(2, AppValue::Status(MemberStatus::Normal))]);
+        let left = state(5, 7, vec![vv(7, AppValue::Status(MemberStatus::Left)), vv(1, AppValue::Tokens(vec![4]))]);
+        let mut a = normal_later.clone();
+        assert!(a.merge(&left).app_changed, "a LEFT state replaces a later generation that is not LEFT");
+        assert_eq!(a, left);
+        let mut b = left.clone();
+        assert_eq!(b.merge(&normal_later), MergeOutcome::default(), "and is never replaced by one");
+        assert!(left.rank() > normal_later.rank() && left.is_left() && !normal_later.is_left());
+        // Two nodes removing the same node at once: same generation and version, different values.
+        let leaving = state(6, 8, vec![vv(8, AppValue::Status(MemberStatus::Leaving))]);
+        let left_too = state(6, 8, vec![vv(8, AppValue::Status(MemberStatus::Left))]);
+        let mut x = leaving.clone();
+        x.merge(&left_too);
+        let mut y = left_too.clone();
+        y.merge(&leaving);
+        assert_eq!(x, y, "the tie breaks the same way on both sides");
+    }
+
+    /// The merge is a join semilattice over random states of a small
+    /// universe (generations, versions, values, LEFT or not): commutative,
+    /// associative and idempotent, so replicas converge whatever the order.
+    #[test]
+    fn merge_is_a_semilattice_on_random_states() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+        let statuses = [MemberStatus::Normal, MemberStatus::Leaving, MemberStatus::Left, MemberStatus::Joining];
+        let random = |rng: &mut rand::rngs::StdRng| {
+            let mut apps = Vec::new();
+            if rng.random_bool(0.8) {
+                apps.push(vv(rng.random_range(1..4), AppValue::Status(statuses[rng.random_range(0..4)].clone())));
+            }
+            if rng.random_bool(0.5) {
+                apps.push(vv(rng.random_range(1..4), AppValue::Tokens(vec![rng.random_range(0..3)])));
+            }
+            if rng.random_bool(0.5) {
+                apps.push(vv(rng.random_range(1..4), AppValue::Load(rng.random_range(0..3))));
+            }
+            state(rng.random_range(1..4), rng.random_range(0..4), apps)
+        };
+        let join = |a: &EndpointState, b: &EndpointState| {
+            let mut m = a.clone();
+            m.merge(b);
+            m
+        };
+        for _ in 0..20_000 {
+            let (a, b, c) = (random(&mut rng), random(&mut rng), random(&mut rng));
+            assert_eq!(join(&a, &b), join(&b, &a), "commutative: {a:?} {b:?}");
+            assert_eq!(join(&join(&a, &b), &c), join(&a, &join(&b, &c)), "associative: {a:?} {b:?} {c:?}");
+            assert_eq!(join(&a, &a), a, "idempotent");
+        }
     }
 
     #[test]

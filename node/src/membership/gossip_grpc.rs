@@ -43,6 +43,9 @@ pub trait GossipTransport: fmt::Debug + Send + Sync + 'static {
         ping: GossipPing,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<GossipPing, TransportError>>;
+    /// Drops the pooled connection to `to`: the next call dials anew (see
+    /// [`super::Probe::reconnect`]). A transport without a pool ignores it.
+    fn reconnect(&self, _to: SocketAddr) {}
 }
 
 /// [`GossipTransport`] over gRPC with pooled channels and deadlines.
@@ -119,11 +122,16 @@ fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportErr
     match status.code() {
         Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
         Code::DeadlineExceeded | Code::Cancelled => TransportError::Timeout { peer, timeout },
-        code => TransportError::Remote { peer, code: format!("{code:?}"), message: status.message().to_owned() },
+        _ => TransportError::remote(peer, status),
     }
 }
 
 impl GossipTransport for GrpcGossipTransport {
+    fn reconnect(&self, to: SocketAddr) {
+        // Calls in flight keep their clone of the old channel; it closes when they end.
+        self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&to);
+    }
+
     fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>> {
         let call = self.call(to, wire::syn_to_proto(&syn), |mut c, r| async move { c.syn(r).await });
         Box::pin(async move {

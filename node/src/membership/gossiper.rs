@@ -8,7 +8,9 @@
 //! one (probability unreachable / (live + 1)) and sometimes to a seed
 //! (always when no peer is live, else with probability seeds / known,
 //! unless the live peer just chosen was a seed and there are at least as
-//! many live peers as seeds), then every peer's phi is re-evaluated.
+//! many live peers as seeds), plus one to every DOWN peer whose advertised
+//! name resolves to an address other than its gossiped one
+//! ([`Gossiper::set_resolved`]), then every peer's phi is re-evaluated.
 //!
 //! Liveness comes from direct contact, as in ScyllaDB's direct failure
 //! detector, not from heartbeats relayed by gossip: every tick the shell also
@@ -25,6 +27,12 @@
 //! of, or restarted with a new generation), so a dead node learned of
 //! second-hand is convicted too.
 //!
+//! A probe to a peer not heard directly for two intervals asks for a new
+//! connection ([`Probe::reconnect`]): a pooled connection that lost packets
+//! during a network cut is stuck in TCP's retransmission backoff for
+//! seconds after the heal, while a new one gets through at once.
+//! Removals, saved membership and name lookups are in `durable`.
+//!
 //! Invariants: the local endpoint is changed only through
 //! [`Gossiper::update_local`] and the tick, never by what peers say about it;
 //! liveness is ALIVE below `threshold / 2`, SUSPECT up to the threshold and
@@ -34,7 +42,7 @@
 //! randomness only from the `rng` passed in; what changed is queued as
 //! [`GossipEvent`]s for the shell.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -44,6 +52,8 @@ use super::digest::{self, GossipAck, GossipAck2, GossipPing, GossipSyn};
 use super::endpoint::{AppValue, EndpointState, VersionedValue};
 use super::phi::{DetectorConfig, PhiAccrualDetector};
 use super::{Liveness, Member, MemberStatus};
+
+mod durable;
 
 /// A SYN to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +73,11 @@ pub struct Probe {
     pub to: SocketAddr,
     /// The message.
     pub ping: GossipPing,
+    /// Open a new connection for it (drop the pooled one): the peer has not
+    /// answered for two intervals, and a connection that lost packets
+    /// during a cut waits out TCP's retransmission backoff (seconds, and
+    /// doubling) before it carries anything again, long after the heal.
+    pub reconnect: bool,
 }
 
 /// Why a peer was chosen for a round.
@@ -74,6 +89,9 @@ pub enum TargetReason {
     Unreachable,
     /// A random seed.
     Seed,
+    /// A DOWN peer at the address its DNS name resolves to now (it may have
+    /// restarted elsewhere); the round brings its new state.
+    Resolved,
 }
 
 /// Something the shell must apply to the cluster view.
@@ -97,6 +115,9 @@ pub enum GossipEvent {
         /// phi at the change.
         phi: f64,
     },
+    /// Peers hold this node as LEFT (it was removed with `removenode` while
+    /// it was down): its host id no longer belongs to the cluster.
+    RemovedByPeers,
 }
 
 /// The gossip core of one node; see the module docs.
@@ -110,6 +131,12 @@ pub struct Gossiper {
     detector: PhiAccrualDetector,
     liveness: BTreeMap<String, Liveness>,
     events: Vec<GossipEvent>,
+    /// Peers silent for two intervals at the last tick: their probes reconnect.
+    stale: BTreeSet<String>,
+    /// Where DOWN peers' DNS names resolve now, when that differs from their gossiped address.
+    resolved: BTreeMap<String, SocketAddr>,
+    /// Peers said this node was removed ([`GossipEvent::RemovedByPeers`] queued once).
+    removed_here: bool,
 }
 
 impl Gossiper {
@@ -125,6 +152,9 @@ impl Gossiper {
             detector: PhiAccrualDetector::new(detector),
             liveness: BTreeMap::new(),
             events: Vec::new(),
+            stale: BTreeSet::new(),
+            resolved: BTreeMap::new(),
+            removed_here: false,
         };
         me.endpoints.insert(me.local.clone(), EndpointState::new(local.generation));
         me.update_local(AppValue::of_member(local));
@@ -139,6 +169,12 @@ impl Gossiper {
     /// Seeds contacted (without the local address).
     pub fn seeds(&self) -> &[SocketAddr] {
         &self.seeds
+    }
+
+    /// Replaces the seed addresses (their names were resolved again).
+    pub fn set_seeds(&mut self, seeds: Vec<SocketAddr>) {
+        let local = self.local_addr;
+        self.seeds = seeds.into_iter().filter(|s| *s != local).collect();
     }
 
     /// Sets local application states; each one that differs gets a new
@@ -191,6 +227,7 @@ impl Gossiper {
                 targets.extend(pick(&self.seeds, rng).map(|to| (to, TargetReason::Seed)));
             }
         }
+        targets.extend(self.resolved.values().map(|to| (*to, TargetReason::Resolved)));
         let mut sent = Vec::with_capacity(targets.len());
         for (to, reason) in targets {
             if !sent.iter().any(|o: &Outgoing| o.to == to) {
@@ -201,7 +238,24 @@ impl Gossiper {
         for peer in peers {
             self.evaluate(&peer, now);
         }
+        self.mark_stale(now);
         sent
+    }
+
+    /// Notes the peers not heard directly for two intervals (or never):
+    /// their next probes open new connections.
+    fn mark_stale(&mut self, now: Duration) {
+        let patience = self.detector.config().first_heartbeat_estimate * 2;
+        let detector = &self.detector;
+        self.stale = self
+            .endpoints
+            .keys()
+            .filter(|h| **h != self.local)
+            .filter(|h| {
+                detector.window(h).and_then(|w| w.last_arrival()).is_none_or(|last| now.saturating_sub(last) > patience)
+            })
+            .cloned()
+            .collect();
     }
 
     /// Addresses of live (not DOWN) and unreachable (DOWN) peers.
@@ -230,7 +284,7 @@ impl Gossiper {
             .filter(|(h, _)| **h != self.local)
             .filter_map(|(host, state)| state.to_member(host))
             .filter(|m| m.status != MemberStatus::Left && m.grpc_addr != self.local_addr)
-            .map(|m| Probe { to: m.grpc_addr, ping: ping.clone() })
+            .map(|m| Probe { to: m.grpc_addr, ping: ping.clone(), reconnect: self.stale.contains(&m.host_id) })
             .collect()
     }
 
@@ -277,6 +331,8 @@ impl Gossiper {
         if self.liveness(peer) == Liveness::Down {
             self.detector.reset(peer);
         }
+        self.resolved.remove(peer);
+        self.stale.remove(peer);
         self.detector.report(peer, now);
         self.evaluate(peer, now);
     }
@@ -285,6 +341,11 @@ impl Gossiper {
     fn apply(&mut self, now: Duration, states: &BTreeMap<String, EndpointState>) {
         for (host, remote) in states {
             if *host == self.local {
+                let mine = self.endpoints.get(host).is_some_and(EndpointState::is_left);
+                if remote.is_left() && !mine && !self.removed_here {
+                    self.removed_here = true;
+                    self.events.push(GossipEvent::RemovedByPeers);
+                }
                 continue;
             }
             // Only news of a peer (first heard of, or restarted) starts its
@@ -302,6 +363,7 @@ impl Gossiper {
             if changed && let Some(member) = self.endpoints.get(host).and_then(|s| s.to_member(host)) {
                 self.events.push(GossipEvent::MemberChanged { member, restarted });
             }
+            let news = news && !self.endpoints.get(host).is_some_and(durable::no_sign_of_life);
             if news {
                 if restarted {
                     self.detector.reset(host);
@@ -314,6 +376,10 @@ impl Gossiper {
 
     /// Re-judges `peer` at `now`, queuing an event when the verdict changes.
     fn evaluate(&mut self, peer: &str, now: Duration) {
+        if self.detector.window(peer).is_none() {
+            // Restored from disk and not heard since: it stays DOWN until it answers.
+            return;
+        }
         let phi = self.detector.phi(peer, now);
         let threshold = self.detector.config().convict_threshold;
         let to = if phi > threshold {

@@ -7,12 +7,16 @@
 //!   detection ([`phi`]) fed by direct pings to every peer;
 //! - [`GossipWorker`] (async shell): ticks the core every interval, sends its
 //!   SYNs through a [`GossipTransport`] (gRPC: [`GrpcGossipTransport`], the
-//!   service [`GossipService`]), and applies its events to the view.
+//!   service [`GossipService`]), and applies its events to the view;
+//! - [`saved`]: the peers' states a node keeps across restarts, and
+//!   [`resolve`]: the names (seeds, peers' advertised names) looked up again
+//!   on a schedule.
 //!
 //! Invariants: the local member is always present and alive; the ring is
 //! rebuilt whenever a member's tokens, zone or rack change; every liveness
 //! change bumps the version seen by [`ClusterView::subscribe`]; the failure
-//! detector never removes a member.
+//! detector never removes a member; a LEFT host id never comes back (see
+//! [`endpoint`]'s merge).
 
 pub mod digest;
 pub mod endpoint;
@@ -20,6 +24,8 @@ mod gossip_grpc;
 mod gossiper;
 mod metrics;
 pub mod phi;
+pub mod resolve;
+pub mod saved;
 mod shell;
 #[cfg(test)]
 mod shell_tests;
@@ -32,5 +38,6 @@ pub use gossip_grpc::{GossipService, GossipTransport, GrpcGossipTransport};
 pub use gossiper::{GossipEvent, Gossiper, Outgoing, Probe, TargetReason};
 pub use metrics::GossipMetrics;
 pub use phi::{ArrivalWindow, DetectorConfig, PhiAccrualDetector};
+pub use resolve::{DnsResolver, Resolver, StaticResolver};
 pub use shell::{GossipHandle, GossipWorker};
 pub use view::{ClusterView, Liveness, Member, MemberStatus};

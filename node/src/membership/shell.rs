@@ -5,20 +5,26 @@
 //!
 //! Every tick the shell first publishes what the view says about the local
 //! member (so `ClusterView::set_local_status` / `set_local_tokens` spread)
-//! and the storage's disk bytes as load, then ticks the core, starts one
+//! and the storage's disk bytes as load, then ticks the core, drops the
+//! pooled connection of every peer whose probe asks to reconnect, starts one
 //! concurrent round per SYN (SYN, apply the ACK, send the ACK2) and one
 //! probe per known peer (ping, report the answer), each probe bounded by the
-//! interval. A slow peer never delays the next tick.
+//! interval. A slow peer never delays the next tick. Every
+//! `resolve_every` it looks the seeds' names and the silent peers'
+//! advertised names up again (a [`Resolver`]; concurrently, bounded), and
+//! it saves the peers' states ([`super::saved`]) whenever they changed.
 //!
 //! Invariants: the core's lock is never held across an `.await`; events are
 //! applied to the view under the core's lock, so the view sees them in the
 //! order the core produced them (lock order: core, then view); the local
 //! member in the view is never replaced by gossip.
 //!
-//! This module may call `membership::{gossiper, gossip_grpc, metrics, view}`,
-//! `storage::Storage` (load) and `worker::Worker`.
+//! This module may call `membership::{gossiper, gossip_grpc, metrics,
+//! resolve, saved, view}`, `storage::Storage` (load, saved membership) and
+//! `worker::Worker`.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,6 +42,7 @@ use super::endpoint::AppValue;
 use super::gossip_grpc::GossipTransport;
 use super::gossiper::{GossipEvent, Gossiper, Outgoing, Probe};
 use super::metrics::{GossipMetrics, liveness_name};
+use super::resolve::{DnsResolver, Resolver};
 use super::{ClusterView, Liveness};
 
 /// The gossip core shared by the worker and the gRPC service. Cheap to clone.
@@ -146,6 +153,50 @@ impl GossipHandle {
         out
     }
 
+    /// Writes LEAVING or LEFT into the dead peer `host_id`'s state on its
+    /// behalf (removenode), so that gossip spreads it to every node, those
+    /// down now and those not yet started included. False when nothing changed.
+    pub fn advertise_removal(&self, host_id: &str, status: super::MemberStatus) -> bool {
+        let mut core = self.core();
+        let changed = core.advertise_removal(host_id, status);
+        self.apply_events(&mut core);
+        changed
+    }
+
+    /// Merges the peer states saved before a restart (see [`super::saved`]).
+    pub fn restore(&self, saved: std::collections::BTreeMap<String, super::EndpointState>) {
+        let mut core = self.core();
+        core.restore(saved);
+        self.apply_events(&mut core);
+    }
+
+    /// The peer states to save now.
+    pub fn saved_states(&self) -> std::collections::BTreeMap<String, super::EndpointState> {
+        self.core().saved_states()
+    }
+
+    /// Replaces the seeds with the addresses their names resolve to now;
+    /// while a name does not resolve, the addresses known before are kept too.
+    pub fn update_seeds(&self, resolved: Vec<Option<SocketAddr>>) {
+        let mut core = self.core();
+        let mut seeds: Vec<SocketAddr> = resolved.iter().flatten().copied().collect();
+        if resolved.iter().any(Option::is_none) {
+            seeds.extend(core.seeds().iter().copied());
+        }
+        seeds.sort();
+        seeds.dedup();
+        let before = core.seeds().to_vec();
+        core.set_seeds(seeds);
+        if core.seeds() != before {
+            tracing::info!(seeds = ?core.seeds(), ?before, "seed names resolve to new addresses");
+        }
+    }
+
+    /// The seed addresses contacted now.
+    pub fn seeds(&self) -> Vec<SocketAddr> {
+        self.core().seeds().to_vec()
+    }
+
     /// phi of `host_id` now.
     pub fn phi(&self, host_id: &str) -> f64 {
         let now = self.now();
@@ -189,12 +240,21 @@ impl GossipHandle {
                     }
                     view.set_liveness(&host_id, to);
                 }
+                GossipEvent::RemovedByPeers => {
+                    tracing::error!(
+                        host_id = view.local_host_id(),
+                        "the cluster removed this node (kvctl removenode) while it was down: peers ignore it and \
+                         it must not serve; stop it, wipe its data directory and add it as a new node"
+                    );
+                }
             }
         }
     }
 }
 
-/// The gossip [`Worker`]: ticks the core every `interval` and runs the rounds.
+/// The gossip [`Worker`]: ticks the core every `interval` and runs the
+/// rounds; every `resolve_every` looks the seeds' names and the silent
+/// peers' advertised names up again; saves the peers' states when they change.
 #[derive(Debug)]
 pub struct GossipWorker {
     gossip: GossipHandle,
@@ -202,11 +262,15 @@ pub struct GossipWorker {
     storage: Arc<dyn Storage>,
     schema: String,
     interval: Duration,
+    seed_names: Vec<String>,
+    resolver: Arc<dyn Resolver>,
+    resolve_every: Duration,
 }
 
 impl GossipWorker {
     /// A worker gossiping every `interval` through `transport`, reporting
-    /// `storage`'s disk bytes as load and `schema` as the schema version.
+    /// `storage`'s disk bytes as load and `schema` as the schema version,
+    /// and saving the peers' states in `storage`.
     pub fn new(
         gossip: GossipHandle,
         transport: Arc<dyn GossipTransport>,
@@ -214,12 +278,75 @@ impl GossipWorker {
         schema: String,
         interval: Duration,
     ) -> Self {
-        Self { gossip, transport, storage, schema, interval }
+        let resolve_every = interval * 5;
+        let resolver: Arc<dyn Resolver> = Arc::new(DnsResolver);
+        Self { gossip, transport, storage, schema, interval, seed_names: Vec::new(), resolver, resolve_every }
+    }
+
+    /// Looks `seed_names` (`HOST:PORT`) and silent peers' names up with
+    /// `resolver` every `every`, following a name to its new address.
+    pub fn with_names(mut self, seed_names: Vec<String>, resolver: Arc<dyn Resolver>, every: Duration) -> Self {
+        self.seed_names = seed_names.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        self.resolver = resolver;
+        self.resolve_every = every.max(self.interval);
+        self
     }
 
     async fn load(&self) -> Option<u64> {
         let storage = Arc::clone(&self.storage);
         tokio::task::spawn_blocking(move || storage.stats().disk_bytes).await.ok()
+    }
+
+    /// Saves the peers' states when they differ from what was saved last
+    /// (`last`: its hash); returns the hash now on disk.
+    async fn save_if_changed(&self, last: Option<u64>) -> Option<u64> {
+        let encoded = super::saved::encode(&self.gossip.saved_states());
+        let hash = xxhash_rust::xxh3::xxh3_64(&encoded);
+        if last == Some(hash) {
+            return last;
+        }
+        let storage = Arc::clone(&self.storage);
+        match tokio::task::spawn_blocking(move || super::saved::save_encoded(storage.as_ref(), &encoded)).await {
+            Ok(Ok(())) => Some(hash),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot save the membership; retrying next round");
+                last
+            }
+            Err(_) => last,
+        }
+    }
+
+    /// Resolves the seeds and the silent peers' names, and hands the answers to the core.
+    pub(super) async fn resolve(
+        gossip: GossipHandle,
+        resolver: Arc<dyn Resolver>,
+        seed_names: Vec<String>,
+        timeout: Duration,
+    ) {
+        let lookup = |name: String| {
+            let resolver = Arc::clone(&resolver);
+            async move {
+                match tokio::time::timeout(timeout, resolver.resolve(&name)).await {
+                    Ok(Ok(addrs)) => addrs.first().copied(),
+                    Ok(Err(e)) => {
+                        tracing::debug!(name, error = %e, "name does not resolve now");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+        };
+        if !seed_names.is_empty() {
+            let found = futures::future::join_all(seed_names.iter().cloned().map(lookup)).await;
+            gossip.update_seeds(found);
+        }
+        let peers = gossip.core().names_to_resolve();
+        for (host_id, name) in peers {
+            let addr = lookup(name.clone()).await;
+            if gossip.core().set_resolved(&host_id, addr) {
+                tracing::info!(%host_id, name, ?addr, "a silent peer's name resolves to a new address; gossiping there");
+            }
+        }
     }
 
     /// One round with one peer: SYN, apply the ACK, send the ACK2.
@@ -268,6 +395,7 @@ impl Worker for GossipWorker {
             // `interval` panics on zero; config validation refuses it, this keeps the worker alive regardless.
             let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut saved, mut last_resolved) = (None, Instant::now());
             tracing::info!(interval = ?self.interval, "gossip started");
             loop {
                 tokio::select! {
@@ -282,12 +410,22 @@ impl Worker for GossipWorker {
                 let mut states = vec![AppValue::Schema(self.schema.clone())];
                 states.extend(self.load().await.map(AppValue::Load));
                 let (syns, probes) = self.gossip.tick(&mut rng, states);
+                for probe in probes.iter().filter(|p| p.reconnect) {
+                    self.transport.reconnect(probe.to);
+                }
                 for out in syns {
                     rounds.spawn(Self::round(self.gossip.clone(), Arc::clone(&self.transport), out));
                 }
                 for probe in probes {
                     rounds.spawn(Self::probe(self.gossip.clone(), Arc::clone(&self.transport), probe, self.interval));
                 }
+                if last_resolved.elapsed() >= self.resolve_every {
+                    last_resolved = Instant::now();
+                    let (gossip, resolver) = (self.gossip.clone(), Arc::clone(&self.resolver));
+                    let timeout = self.interval.max(Duration::from_secs(1));
+                    rounds.spawn(Self::resolve(gossip, resolver, self.seed_names.clone(), timeout));
+                }
+                saved = self.save_if_changed(saved).await;
             }
             rounds.shutdown().await;
         })

@@ -197,3 +197,44 @@ async fn a_round_over_grpc_exchanges_states_and_an_unreachable_peer_is_an_error(
     stop.cancel();
     let _ = serving.await;
 }
+
+/// Names are looked up again: a seed whose name moved to a new address is
+/// followed (and kept while its name does not resolve), and a silent
+/// peer's advertised name leads a SYN to where it resolves now.
+#[tokio::test]
+async fn seed_names_and_silent_peers_names_are_followed_to_new_addresses() {
+    let me = member("me", 1, 1);
+    let old_seed = SocketAddr::from(([127, 0, 0, 2], 7100));
+    let new_seed = SocketAddr::from(([127, 0, 0, 3], 7100));
+    let h = handle(&me, vec![old_seed]);
+    let names = Arc::new(StaticResolver::new());
+    let resolver: Arc<dyn Resolver> = names.clone();
+    let seeds = vec!["seed-0:7100".to_owned()];
+    GossipWorker::resolve(h.clone(), Arc::clone(&resolver), seeds.clone(), Duration::from_secs(1)).await;
+    assert_eq!(h.seeds(), [old_seed], "an unresolvable name keeps the address known");
+    names.set("seed-0:7100", vec![new_seed]);
+    GossipWorker::resolve(h.clone(), Arc::clone(&resolver), seeds.clone(), Duration::from_secs(1)).await;
+    assert_eq!(h.seeds(), [new_seed], "the seed's name moved: followed");
+
+    // A peer known from saved membership, silent, advertising a name that now resolves elsewhere.
+    let peer = member("peer", 5, 3);
+    let mut peer_core = Gossiper::new(&peer, vec![], DetectorConfig::default());
+    peer_core.update_local([AppValue::HostName("peer-0:7100".into())]);
+    let state = peer_core.endpoint("peer").cloned().unwrap_or_else(|| panic!("own state"));
+    h.restore([("peer".to_owned(), state)].into_iter().collect());
+    assert_eq!(h.view().liveness("peer"), Liveness::Down, "restored peers are DOWN until they answer");
+    let moved = SocketAddr::from(([127, 0, 0, 9], 7100));
+    names.set("peer-0:7100", vec![moved]);
+    let mut rng = StdRng::seed_from_u64(3);
+    let (_, probes) = h.tick(&mut rng, vec![]);
+    assert!(
+        probes.iter().any(|p| p.to == peer.grpc_addr && p.reconnect),
+        "a silent peer is probed on a new connection"
+    );
+    GossipWorker::resolve(h.clone(), resolver, seeds, Duration::from_secs(1)).await;
+    let (out, _) = h.tick(&mut rng, vec![]);
+    assert!(
+        out.iter().any(|o| o.to == moved && o.reason == TargetReason::Resolved),
+        "a SYN goes where the peer's name resolves now: {out:?}"
+    );
+}

@@ -37,8 +37,9 @@ pub struct Member {
 /// Transitions: `Joining -> Normal`, `Replacing -> Normal`,
 /// `Normal -> Leaving -> Left`; a dead node removed by an operator becomes
 /// `Left` through `removenode`. Only the failure detector's verdict
-/// ([`Liveness`]) changes without the node itself saying so.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// ([`Liveness`]) changes without the node itself saying so. The order
+/// (declaration order) only breaks ties in gossip merges.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum MemberStatus {
     /// Owns tokens it is still streaming in; receives writes, serves no reads.
     Joining,

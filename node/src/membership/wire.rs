@@ -74,6 +74,20 @@ pub fn ack2_from_proto(req: pb::GossipAck2Request) -> Result<GossipAck2, Convert
     Ok(GossipAck2 { from: req.from_host_id, states: states_from_proto(req.states)? })
 }
 
+/// Endpoint states as bytes (what a node keeps of membership across restarts).
+pub fn encode_states(states: &BTreeMap<String, EndpointState>) -> Vec<u8> {
+    use prost::Message as _;
+    pb::GossipAck2Request { from_host_id: String::new(), states: states_to_proto(states) }.encode_to_vec()
+}
+
+/// Endpoint states from [`encode_states`] bytes.
+pub fn decode_states(bytes: &[u8]) -> Result<BTreeMap<String, EndpointState>, ConvertError> {
+    use prost::Message as _;
+    let decoded = pb::GossipAck2Request::decode(bytes)
+        .map_err(|_| ConvertError::MissingField { message: "saved membership", field: "states" })?;
+    states_from_proto(decoded.states)
+}
+
 fn states_to_proto(states: &BTreeMap<String, EndpointState>) -> Vec<pb::GossipEndpointState> {
     states
         .iter()
@@ -127,6 +141,7 @@ fn app_to_proto(v: &VersionedValue) -> pb::GossipAppState {
         }),
         AppValue::Load(bytes) => Value::LoadBytes(*bytes),
         AppValue::Schema(version) => Value::SchemaVersion(version.clone()),
+        AppValue::HostName(name) => Value::HostName(name.clone()),
     };
     pb::GossipAppState { version: v.version, value: Some(value) }
 }
@@ -146,6 +161,7 @@ fn app_from_proto(value: Option<pb::gossip_app_state::Value>) -> Result<Option<A
         },
         Some(Value::LoadBytes(bytes)) => AppValue::Load(bytes),
         Some(Value::SchemaVersion(v)) => AppValue::Schema(v),
+        Some(Value::HostName(name)) => AppValue::HostName(name),
     }))
 }
 
@@ -167,6 +183,7 @@ mod tests {
             },
             AppValue::Load(99),
             AppValue::Schema("abc".into()),
+            AppValue::HostName("node-a.example:7100".into()),
         ];
         EndpointState {
             heartbeat: HeartbeatState { generation: 3, version: 40 },

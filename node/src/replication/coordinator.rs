@@ -471,13 +471,15 @@ impl Inner {
         Ok(())
     }
 
-    /// The expiry of a write with `ttl_seconds` (or the keyspace default).
+    /// The expiry of a write with `ttl_seconds` (or, when absent, the keyspace
+    /// default). An explicit 0 is refused on every protocol, as Redis refuses
+    /// `EX 0`: it would otherwise silently mean "no TTL".
     pub(super) fn expiry(&self, ttl_seconds: Option<u64>, ks: &Keyspace) -> Result<Expiry, KvError> {
-        let Some(ttl) = ttl_seconds.filter(|t| *t > 0).or(ks.default_ttl_seconds) else {
+        let Some(ttl) = ttl_seconds.or(ks.default_ttl_seconds) else {
             return Ok(Expiry::Never);
         };
         let max = self.limits.max_ttl_seconds;
-        if ttl > max {
+        if ttl == 0 || ttl > max {
             return Err(KvError::TtlOutOfRange { ttl_seconds: ttl, max });
         }
         Ok(Expiry::At(self.clock.now_ms() + (ttl as i64) * 1000))

@@ -123,6 +123,7 @@ impl Coordinator {
                         this.local_page(q).await.map_err(|e| TransportError::Remote {
                             peer: "local".into(),
                             code: "Internal".into(),
+                            rkv_code: None,
                             message: e.to_string(),
                         })
                     }

@@ -103,8 +103,8 @@ impl Coordinator {
             self.inner.metrics.forwarded.inc();
             match self.inner.transport.coordinate(&Peer::from(replica), call.clone()).await {
                 Ok(reply) => return Ok(reply),
-                Err(TransportError::Remote { peer, code, message }) => {
-                    return Err(KvError::Remote { peer, code, message });
+                Err(TransportError::Remote { peer, code, rkv_code, message }) => {
+                    return Err(KvError::Remote { peer, code, rkv_code, message });
                 }
                 // The replica may have applied the write: the outcome is unknown, and
                 // retrying elsewhere could apply it twice.

@@ -15,6 +15,7 @@ use ringkv_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::antientropy::{AeError, RepairProgress, RepairRequest, Repairer};
+use crate::error::KvError;
 use crate::membership::{GossipHandle, MemberStatus};
 use crate::replication::{Coordinator, Keyspace};
 use crate::ring::TokenRange;
@@ -161,21 +162,19 @@ fn repair_progress_to_proto(p: &RepairProgress) -> pb::RepairProgress {
     }
 }
 
-#[tonic::async_trait]
-impl pb::admin_server::Admin for AdminService {
-    async fn cluster_status(
-        &self,
-        _: Request<pb::ClusterStatusRequest>,
-    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
-        let rf = self.coordinator.keyspaces().get("").map_err(|e| to_status(&e))?.replication_factor;
+impl AdminService {
+    /// Every member as this node sees it: what `Admin.ClusterStatus` and the
+    /// HTTP `/admin/cluster/status` both answer.
+    pub async fn cluster_status_snapshot(&self) -> Result<pb::ClusterStatusResponse, KvError> {
+        let rf = self.coordinator.keyspaces().get("")?.replication_factor;
         let view = self.coordinator.view();
         let ring = view.ring();
         let ownership = ring.ownership(rf as usize);
         let hints = self.coordinator.hints().clone();
+        // A failed task means a panic or a runtime shutting down, as in the coordinator.
         let pending = tokio::task::spawn_blocking(move || hints.pending_by_target())
             .await
-            .map_err(|e| Status::internal(format!("status task failed: {e}")))?
-            .map_err(|e| to_status(&e.into()))?;
+            .map_err(|_| KvError::ShuttingDown)??;
         let local = view.local_host_id().to_owned();
         let last_full_repair_ms = self.last_full_repair_ms().await;
         let streaming = self.streaming_progress().await;
@@ -205,12 +204,22 @@ impl pb::admin_server::Admin for AdminService {
                 }
             })
             .collect();
-        Ok(Response::new(pb::ClusterStatusResponse {
+        Ok(pb::ClusterStatusResponse {
             cluster_name: "ringkv".into(),
             nodes,
             replication_factor: rf,
             answered_by: self.identity.host_id.clone(),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn cluster_status(
+        &self,
+        _: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        self.cluster_status_snapshot().await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn ring(&self, _: Request<pb::RingRequest>) -> Result<Response<pb::RingResponse>, Status> {
@@ -274,7 +283,7 @@ impl pb::admin_server::Admin for AdminService {
         let host_id = request.into_inner().host_id;
         let topology = self.topology()?.clone();
         let reserved = topology.reserve().map_err(|e| topology_status(&e))?;
-        topology.check_remove(&host_id).map_err(|e| topology_status(&e))?;
+        topology.check_remove_everywhere(&host_id).await.map_err(|e| topology_status(&e))?;
         tracing::info!(%host_id, "removenode requested: its new owners stream its ranges from the survivors");
         tokio::spawn(async move {
             if let Err(e) = topology.remove_node(&host_id, reserved).await {

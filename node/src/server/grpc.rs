@@ -97,10 +97,6 @@ fn entries(page: &Page) -> Vec<pb::Entry> {
     page.entries.iter().map(|e| pb::Entry { key: e.key.clone(), value: e.value.clone().unwrap_or_default() }).collect()
 }
 
-fn ttl(t: Option<u64>) -> Option<u64> {
-    t.filter(|t| *t > 0)
-}
-
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvService {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
@@ -122,12 +118,8 @@ impl pb::kv_server::Kv for KvService {
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let req = request.into_inner();
         let consistency = consistency_from_proto(req.consistency)?;
-        let opts = PutOptions {
-            context: req.context,
-            ttl_seconds: ttl(req.ttl_seconds),
-            if_absent: req.if_absent,
-            consistency,
-        };
+        let opts =
+            PutOptions { context: req.context, ttl_seconds: req.ttl_seconds, if_absent: req.if_absent, consistency };
         self.timed("put", async {
             let r = self.coordinator.put(&req.keyspace, req.key, req.value, opts).await?;
             Ok(pb::PutResponse {
@@ -175,7 +167,7 @@ impl pb::kv_server::Kv for KvService {
                     return Err(invalid_argument("RKV-BAD-BATCH", "a batch op has neither put nor delete; set one"));
                 }
             };
-            ops.push(BatchOp { key: op.key, value, context: op.context, ttl_seconds: ttl(op.ttl_seconds) });
+            ops.push(BatchOp { key: op.key, value, context: op.context, ttl_seconds: op.ttl_seconds });
         }
         let keys: Vec<Bytes> = ops.iter().map(|o| o.key.clone()).collect();
         self.timed("batch_write", async {
@@ -224,7 +216,7 @@ impl pb::kv_server::Kv for KvService {
         self.timed("cas", async {
             let r = self
                 .coordinator
-                .compare_and_set(&req.keyspace, req.key, expected, req.new_value, ttl(req.ttl_seconds), c)
+                .compare_and_set(&req.keyspace, req.key, expected, req.new_value, req.ttl_seconds, c)
                 .await?;
             Ok(pb::CompareAndSetResponse {
                 applied: r.applied,
@@ -244,7 +236,7 @@ impl pb::kv_server::Kv for KvService {
         let c = consistency_from_proto(req.consistency)?;
         self.timed("incr", async {
             let (value, version) =
-                self.coordinator.increment(&req.keyspace, req.key, req.delta, ttl(req.ttl_seconds), c).await?;
+                self.coordinator.increment(&req.keyspace, req.key, req.delta, req.ttl_seconds, c).await?;
             Ok(pb::IncrementResponse { value, version })
         })
         .await

@@ -47,11 +47,13 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     /// A listener could not be bound.
     #[error(
-        "cannot listen on {addr}: {source}; is another process using the port? choose another with --grpc-addr/--http-addr"
+        "cannot listen on {addr} ({flag}): {source}; is another process using the port? choose another with {flag}"
     )]
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The flag that sets this listener's address (`--grpc-addr`, `--http-addr` or `--resp-addr`).
+        flag: &'static str,
         /// The OS error.
         source: std::io::Error,
     },
@@ -85,6 +87,8 @@ pub struct Node {
     identity: NodeIdentity,
     coordinator: Coordinator,
     storage: Arc<FjallStorage>,
+    /// This incarnation's version-vector actor (recorded at a clean stop).
+    actor: crate::version::NodeId,
     readiness: Readiness,
     shutdown: CancellationToken,
     workers: WorkerRunner,
@@ -105,8 +109,9 @@ async fn resolve_seeds(seeds: &[String]) -> Result<Vec<SocketAddr>, NodeError> {
     Ok(out)
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
+/// Binds the listener that `flag` configures; a failure names that flag.
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, flag, source })
 }
 
 impl Node {
@@ -140,18 +145,19 @@ impl Node {
         });
         let id = identity_task.await.map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })??;
 
-        let grpc_listener = bind(config.server.grpc_addr).await?;
-        let http_listener = bind(config.server.http_addr).await?;
+        let grpc_listener = bind(config.server.grpc_addr, "--grpc-addr").await?;
+        let http_listener = bind(config.server.http_addr, "--http-addr").await?;
         let resp_listener = match config.server.resp_addr {
-            Some(addr) => Some((bind(addr).await?, addr)),
+            Some(addr) => Some((bind(addr, "--resp-addr").await?, addr)),
             None => None,
         };
-        let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| NodeError::Bind { addr, source });
+        let local =
+            |l: &TcpListener, addr, flag| l.local_addr().map_err(|source| NodeError::Bind { addr, flag, source });
         let identity = NodeIdentity {
             host_id: id.host_id.clone(),
-            grpc_addr: local(&grpc_listener, config.server.grpc_addr)?,
-            http_addr: local(&http_listener, config.server.http_addr)?,
-            resp_addr: resp_listener.as_ref().map(|(l, addr)| local(l, *addr)).transpose()?,
+            grpc_addr: local(&grpc_listener, config.server.grpc_addr, "--grpc-addr")?,
+            http_addr: local(&http_listener, config.server.http_addr, "--http-addr")?,
+            resp_addr: resp_listener.as_ref().map(|(l, addr)| local(l, *addr, "--resp-addr")).transpose()?,
             data_dir: config.storage.data_dir.display().to_string(),
         };
         let member = Member {
@@ -212,6 +218,7 @@ impl Node {
             workers.spawn(Box::new(worker));
         }
         let gossip = start_gossip(&config, &view, seeds.clone(), &dyn_storage, &metrics, &mut workers);
+        topology.set_gossip(gossip.clone());
         workers.spawn(Box::new(HandoffWorker::new(
             coordinator.hints().clone(),
             Arc::clone(&view),
@@ -220,13 +227,17 @@ impl Node {
             config.hints.replay_rate_per_second,
         )));
 
+        let admin = AdminService::new(coordinator.clone(), identity.clone())
+            .with_repairer(Arc::clone(&ae.repairer))
+            .with_topology(topology.clone())
+            .with_gossip(gossip.clone());
         let parts = GrpcParts {
             coordinator: &coordinator,
             topology: &topology,
             metrics: &metrics,
-            identity: &identity,
             config: &config,
             ae: &ae,
+            admin: admin.clone(),
             gossip: GossipService::new(gossip.clone()),
         };
         let grpc = spawn_grpc(grpc_listener, parts, shutdown.clone())?;
@@ -235,6 +246,7 @@ impl Node {
             metrics: metrics.clone(),
             identity: identity.clone(),
             readiness: readiness.clone(),
+            admin,
         };
         let router = http_api::router(state, config.server.max_value_bytes);
         let http_shutdown = shutdown.clone();
@@ -265,7 +277,8 @@ impl Node {
             "node ready"
         );
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-        Ok(Node { identity, coordinator, storage, readiness, shutdown, workers, grpc, http, grace })
+        let actor = id.node_id;
+        Ok(Node { identity, coordinator, storage, actor, readiness, shutdown, workers, grpc, http, grace })
     }
 
     /// Who this node is (bound addresses included).
@@ -276,6 +289,11 @@ impl Node {
     /// The coordinator (for in-process tests).
     pub fn coordinator(&self) -> &Coordinator {
         &self.coordinator
+    }
+
+    /// This incarnation's version-vector actor (see `bootstrap`).
+    pub fn actor(&self) -> crate::version::NodeId {
+        self.actor
     }
 
     /// Waits for the shutdown token, then stops gracefully.
@@ -296,11 +314,21 @@ impl Node {
             }
         }
         self.workers.stop(self.grace).await;
-        let storage = Arc::clone(&self.storage);
-        tokio::task::spawn_blocking(move || storage.shutdown())
-            .await
-            .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })?;
-        tracing::info!("storage flushed and synced; bye");
+        let (storage, actor) = (Arc::clone(&self.storage), self.actor);
+        // Writes are refused from here on; the marker follows the final fsync (see `bootstrap`).
+        let marked = tokio::task::spawn_blocking(move || {
+            storage.shutdown();
+            super::bootstrap::mark_clean_shutdown(storage.as_ref(), actor)
+        })
+        .await
+        .map_err(|e| NodeError::Serve { server: "storage", message: e.to_string() })?;
+        match marked {
+            Ok(()) => tracing::info!("storage flushed and synced, clean shutdown recorded; bye"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "final sync failed: no clean shutdown recorded, the next start takes a fresh version-vector actor"
+            ),
+        }
         result
     }
 }
@@ -310,9 +338,9 @@ struct GrpcParts<'a> {
     coordinator: &'a Coordinator,
     topology: &'a crate::topology::Topology,
     metrics: &'a NodeMetrics,
-    identity: &'a NodeIdentity,
     config: &'a Config,
     ae: &'a AntiEntropyNode,
+    admin: AdminService,
     gossip: GossipService,
 }
 
@@ -336,14 +364,29 @@ fn start_gossip(
     }
     let interval = Duration::from_millis(membership.gossip_interval_ms);
     let detector = DetectorConfig::for_interval(interval, membership.phi_convict_threshold);
-    let core = Gossiper::new(&view.local(), seeds, detector);
+    let mut core = Gossiper::new(&view.local(), seeds, detector);
+    let name = membership.advertise_name.trim();
+    if !name.is_empty() {
+        core.update_local([crate::membership::AppValue::HostName(name.to_owned())]);
+    }
     let gossip = GossipHandle::new(core, Arc::clone(view), Some(GossipMetrics::registered(metrics.registry())));
+    // The ring and the LEFT host ids known before the restart, before anything serves.
+    match crate::membership::saved::load(storage.as_ref()) {
+        Ok(saved) => gossip.restore(saved),
+        Err(e) => tracing::warn!(error = %e, "cannot read the saved membership; relearning it from gossip"),
+    }
     // A round's calls may take two intervals: rounds run concurrently, so a slow peer delays no tick.
     let call_timeout = (interval * 2).max(Duration::from_secs(1));
     let transport = Arc::new(GrpcGossipTransport::new(call_timeout, Duration::from_secs(1)));
     let schema = serde_json::to_string(&config.keyspaces).unwrap_or_default();
     let schema = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(schema.as_bytes()));
-    workers.spawn(Box::new(GossipWorker::new(gossip.clone(), transport, Arc::clone(storage), schema, interval)));
+    let resolve_every = Duration::from_millis(membership.resolve_interval_ms);
+    let worker = GossipWorker::new(gossip.clone(), transport, Arc::clone(storage), schema, interval).with_names(
+        membership.seeds.clone(),
+        Arc::new(crate::membership::DnsResolver),
+        resolve_every,
+    );
+    workers.spawn(Box::new(worker));
     gossip
 }
 
@@ -352,26 +395,25 @@ fn spawn_grpc(
     parts: GrpcParts<'_>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
-    let GrpcParts { coordinator, topology, metrics, identity, config, ae, gossip } = parts;
+    let GrpcParts { coordinator, topology, metrics, config, ae, admin, gossip } = parts;
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
     let max_message = (config.server.max_value_bytes * 2 + 64 * 1024).max(4 * 1024 * 1024);
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
-    let admin = AdminServer::new(
-        AdminService::new(coordinator.clone(), identity.clone())
-            .with_repairer(Arc::clone(&ae.repairer))
-            .with_topology(topology.clone())
-            .with_gossip(gossip.handle()),
-    );
+    let admin = AdminServer::new(admin);
     let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
     let test_hooks =
         config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
     let streaming = crate::topology::streaming_server(topology.clone());
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl 1.8, Postman and other older
+    // clients only speak v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ringkv_proto::FILE_DESCRIPTOR_SET)
+    };
+    let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     Ok(tokio::spawn(async move {
         health_reporter.set_serving::<KvServer<KvService>>().await;
@@ -379,7 +421,8 @@ fn spawn_grpc(
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(kv)
             .add_service(admin)
             .add_service(replica)

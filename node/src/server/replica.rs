@@ -31,7 +31,12 @@ fn bad_request(e: &ConvertError) -> Status {
 
 /// The status of a failed batch item.
 fn item_status(status: &Status) -> pb::ItemStatus {
-    pb::ItemStatus { code: status.code() as i32, message: status.message().to_owned() }
+    let rkv_code = status.metadata().get(crate::error::ERROR_CODE_METADATA).and_then(|v| v.to_str().ok());
+    pb::ItemStatus {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        rkv_code: rkv_code.unwrap_or_default().to_owned(),
+    }
 }
 
 /// The `ringkv.cluster.v1.Replica` service over a [`ReplicaHandler`].

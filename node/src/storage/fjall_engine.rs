@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use self::journal_tail::{journal_content_lengths, report_torn_tails};
+use self::journal_tail::{journal_bytes, journal_content_lengths, report_torn_tails};
 
 use super::group_commit::{CommitSink, GroupCommitter};
 use super::*;
@@ -296,10 +296,14 @@ impl Storage for FjallStorage {
     }
 
     fn stats(&self) -> StorageStats {
+        let e = &self.engine;
+        // Not `db.disk_space()`: it counts each journal at its pre-allocated 64 MiB.
+        let tables: u64 = [&e.records, &e.by_key, &e.meta, &e.hints].iter().map(|k| k.disk_space()).sum();
+        let journal_bytes = journal_bytes(&e.data_dir);
         StorageStats {
-            disk_bytes: self.engine.db.disk_space().unwrap_or(0),
-            journal_bytes: self.engine.db.journal_disk_space().unwrap_or(0),
-            approximate_records: self.engine.records.approximate_len() as u64,
+            disk_bytes: tables + journal_bytes,
+            journal_bytes,
+            approximate_records: e.records.approximate_len() as u64,
         }
     }
 

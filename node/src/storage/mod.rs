@@ -141,9 +141,10 @@ pub struct ScanPosition {
 /// Sizes an engine reports for metrics and status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StorageStats {
-    /// Bytes on disk (SSTables + journal); for the memory engine, bytes held.
+    /// Bytes of data on disk (SSTables + what the journals hold, not their
+    /// pre-allocated length); for the memory engine, bytes held.
     pub disk_bytes: u64,
-    /// Bytes of journal not yet flushed into SSTables.
+    /// Bytes the journals hold (data not yet only in SSTables).
     pub journal_bytes: u64,
     /// Approximate number of records.
     pub approximate_records: u64,

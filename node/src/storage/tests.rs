@@ -40,3 +40,28 @@ fn memory_engine_reports_the_policy_it_was_built_with() {
     assert_eq!(MemoryStorage::new().sync_policy(), SyncPolicy::Periodic);
     assert_eq!(MemoryStorage::with_sync_policy(SyncPolicy::Always).sync_policy(), SyncPolicy::Always);
 }
+
+#[test]
+fn fjall_load_counts_data_not_the_journal_preallocation() {
+    const MIB: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = FjallStorage::open(&fjall_config(dir.path(), SyncPolicy::Always)).expect("open");
+    let empty = storage.stats();
+    // fjall pre-allocates the active journal to 64 MiB; none of it is data yet.
+    assert!(empty.disk_bytes < MIB && empty.journal_bytes < MIB, "an empty store reports {empty:?}");
+
+    // 256 KiB of xorshift noise, which no compression shrinks, durable in the journal.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let value: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    storage.put_meta("big", &value).expect("put_meta");
+    let written = storage.stats();
+    assert!(written.journal_bytes >= 256 * 1024, "the journal holds the value: {written:?}");
+    assert!(written.disk_bytes >= written.journal_bytes && written.disk_bytes < 2 * MIB, "{written:?}");
+}

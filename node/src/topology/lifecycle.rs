@@ -11,8 +11,11 @@
 //!   the dead node from the surviving replicas, then becomes NORMAL.
 //! - decommission: LEAVING; each new owner pulls the ranges it gains (from
 //!   the leaving node first); hints held here are handed over; LEFT; exit.
-//! - removenode: the dead node becomes LEAVING in every live view, the new
-//!   owners pull from the surviving replicas, then it becomes LEFT everywhere.
+//! - removenode: the dead node becomes LEAVING, written into gossip on its
+//!   behalf (a newer generation of its state) and pushed to every live
+//!   peer; the new owners pull from the surviving replicas; then LEFT the
+//!   same way. Gossip carries the LEFT state to nodes that were down or
+//!   start later, and every node saves it, so the host never comes back.
 //!
 //! The state of a change is persisted (`topology.state` in the meta
 //! partition) so that a restarted node resumes its join or replacement.
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::membership::{ClusterView, Member, MemberStatus};
+use crate::membership::{ClusterView, GossipHandle, Member, MemberStatus};
 use crate::replication::Coordinator;
 use crate::ring::NodeInfo;
 use crate::transport::{HintedWrite, Peer, ReplicaWrite};
@@ -34,6 +37,9 @@ use super::{TopologyError, pending_moves, replace_moves};
 
 /// Meta key of the lifecycle state of this node.
 pub const STATE_KEY: &str = "topology.state";
+
+/// Attempts of a gainer's streaming in a decommission or removenode before the change fails.
+pub const PENDING_ATTEMPTS: u32 = 5;
 
 /// Settings of the lifecycle (`[streaming]` plus membership timing).
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +70,8 @@ struct Inner {
     settings: TopologySettings,
     busy: Arc<tokio::sync::Mutex<()>>,
     shutdown: CancellationToken,
+    /// Gossip, once started: removals are written into it so that they spread and last.
+    gossip: std::sync::OnceLock<GossipHandle>,
 }
 
 fn is_moving(status: &MemberStatus) -> bool {
@@ -95,7 +103,23 @@ impl Topology {
             settings: settings.stream,
             stop: shutdown.clone(),
         };
-        Self { inner: Arc::new(Inner { coordinator, peers, streamer, settings, busy: Default::default(), shutdown }) }
+        let gossip = std::sync::OnceLock::new();
+        Self {
+            inner: Arc::new(Inner {
+                coordinator,
+                peers,
+                streamer,
+                settings,
+                busy: Default::default(),
+                shutdown,
+                gossip,
+            }),
+        }
+    }
+
+    /// Hands the node's gossip to the lifecycle (once): removals go through it.
+    pub fn set_gossip(&self, gossip: GossipHandle) {
+        let _ = self.inner.gossip.set(gossip);
     }
 
     /// The coordinator of this node.
@@ -275,10 +299,25 @@ impl Topology {
     }
 
     /// Streams in every range this node gains in the transition under way
-    /// (called by the node that drives a decommission or removenode).
+    /// (called by the node that drives a decommission or removenode). A
+    /// failed attempt (a lost call, a source restarting) is retried every
+    /// second, [`PENDING_ATTEMPTS`] times in all; progress is kept between attempts.
     pub async fn stream_pending(&self, prefer: Option<String>) -> Result<(u64, u64), TopologyError> {
-        let moves = self.current_moves();
-        self.inner.streamer.run("pending", &moves, prefer.as_deref()).await
+        let mut attempt = 1;
+        loop {
+            let moves = self.current_moves();
+            match self.inner.streamer.run("pending", &moves, prefer.as_deref()).await {
+                Err(e) if attempt < PENDING_ATTEMPTS && !matches!(e, TopologyError::Stopped) => {
+                    tracing::warn!(attempt, error = %e, "streaming failed; retrying in 1 s (progress is kept)");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = self.inner.shutdown.cancelled() => return Err(TopologyError::Stopped),
+                    }
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Checks what decommissioning this node needs, without changing anything.
@@ -324,7 +363,12 @@ impl Topology {
             self.set_state("normal").await?;
             return Err(e);
         }
-        self.hand_over_hints().await?;
+        if let Err(e) = self.hand_over_hints_retrying().await {
+            tracing::error!(error = %e, "decommission failed handing hints over; back to NORMAL");
+            view.set_local_status(MemberStatus::Normal);
+            self.set_state("normal").await?;
+            return Err(e);
+        }
         self.set_state("left").await?;
         view.set_local_status(MemberStatus::Left);
         self.wait_seen(&local, &MemberStatus::Left).await;
@@ -356,6 +400,23 @@ impl Topology {
             r?;
         }
         Ok(())
+    }
+
+    /// [`hand_over_hints`](Self::hand_over_hints), retried every second
+    /// ([`PENDING_ATTEMPTS`] in all): a hint is removed only once delivered,
+    /// so a retry sends what is left.
+    async fn hand_over_hints_retrying(&self) -> Result<(), TopologyError> {
+        let mut attempt = 1;
+        loop {
+            match self.hand_over_hints().await {
+                Err(e) if attempt < PENDING_ATTEMPTS && !matches!(e, TopologyError::Stopped) => {
+                    tracing::warn!(attempt, error = %e, "handing hints over failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Sends every hint held here to its target (or, when the target is
@@ -425,9 +486,29 @@ impl Topology {
             return Err(TopologyError::AlreadyLeft { host_id: host_id.to_owned() });
         }
         self.check_idle(&[host_id])?;
-        let (remaining, rf) = (self.normal_count().saturating_sub(1), self.max_rf());
+        // Not `normal_count() - 1`: a removal that failed half way left the node LEAVING, and a retry must pass.
+        let members = self.view().members();
+        let others = members.iter().filter(|m| m.host_id != host_id);
+        let remaining = others.filter(|m| m.status == MemberStatus::Normal && !m.tokens.is_empty()).count();
+        let rf = self.max_rf();
         if remaining < rf {
             return Err(TopologyError::TooFewNodes { what: "remove the node", remaining, rf: rf as u32 });
+        }
+        Ok(member)
+    }
+
+    /// [`Topology::check_remove`], and every live peer must see the node
+    /// DOWN too: removing a node part of the cluster still reaches would cut
+    /// it off while it serves.
+    pub async fn check_remove_everywhere(&self, host_id: &str) -> Result<Arc<Member>, TopologyError> {
+        let member = self.check_remove(host_id)?;
+        for peer in self.live_peers().into_iter().filter(|p| p.host_id != host_id) {
+            if let Ok(Some(d)) = self.inner.peers.describe(peer.grpc_addr, host_id).await.map(|d| d.member)
+                && d.alive
+            {
+                tracing::warn!(host_id, peer = %peer.host_id, "removenode refused: a peer still reaches the node");
+                return Err(TopologyError::HostAlive { host_id: host_id.to_owned(), what: "removed" });
+            }
         }
         Ok(member)
     }
@@ -452,13 +533,19 @@ impl Topology {
         Ok(())
     }
 
-    /// Sets another member's status in this node's view (removenode).
+    /// Sets another member's status (removenode): written into gossip on
+    /// its behalf, so that it reaches every node and outlives restarts;
+    /// without gossip (a bare lifecycle in tests), into this view only.
     pub fn set_member_status(&self, host_id: &str, status: MemberStatus) -> Result<(), TopologyError> {
         let view = self.view();
         if host_id == view.local_host_id() {
             return Err(TopologyError::Precondition { reason: "a node's own status is changed by itself only".into() });
         }
         let current = view.member(host_id).ok_or_else(|| TopologyError::UnknownHost { host_id: host_id.to_owned() })?;
+        if let Some(gossip) = self.inner.gossip.get() {
+            gossip.advertise_removal(host_id, status);
+            return Ok(());
+        }
         let mut m = Member::clone(&current);
         m.status = status;
         view.upsert(m);

@@ -15,8 +15,8 @@
 //! refused while any member is JOINING, LEAVING or REPLACING); a node only
 //! becomes NORMAL after every range it gained is streamed in; streamed
 //! records are merged with the normal version-vector merge, so streaming is
-//! idempotent and resumable. May call `membership` (the [`ClusterView`]
-//! only), `ring`, `storage`, `replication`, `transport` and `hints`.
+//! idempotent and resumable. May call `membership` (the [`ClusterView`],
+//! and the `GossipHandle` for removals), `ring`, `storage`, `replication`, `transport` and `hints`.
 //!
 //! [`ClusterView`]: crate::membership::ClusterView
 
@@ -31,7 +31,10 @@ mod stream;
 pub use error::TopologyError;
 pub use lifecycle::{Reservation, STATE_KEY, Topology, TopologySettings};
 pub use moves::{RangeMove, moved_width, pending_moves, replace_moves};
-pub use peers::{Described, Description, FetchPage, FetchedPage, GrpcStreamPeers, Segment, StreamPeers};
+pub use peers::{
+    Described, Description, FetchPage, FetchedPage, GrpcStreamPeers, Segment, StreamPeers, description, fetch_request,
+    fetched_page, peer_error, status_to_wire,
+};
 pub use progress::{ProgressSnapshot, StreamProgress, Throttle};
 pub use service::{StreamingService, streaming_server, topology_status};
 pub use stream::{StreamSettings, Streamer, segments};

@@ -134,12 +134,52 @@ impl GrpcStreamPeers {
     }
 }
 
-fn peer_error(addr: SocketAddr, status: tonic::Status) -> TopologyError {
+/// The error of a call to `addr` that ended with `status`.
+pub fn peer_error(addr: SocketAddr, status: tonic::Status) -> TopologyError {
     TopologyError::Peer { peer: addr.to_string(), message: format!("{}: {}", status.code(), status.message()) }
 }
 
+/// The wire form of a page request (shared with simulated peers, which call
+/// the [`StreamingService`](super::StreamingService) in process).
+pub fn fetch_request(req: FetchPage) -> pb::FetchRangeRequest {
+    pb::FetchRangeRequest {
+        lower: req.segment.lower,
+        upper: req.segment.upper,
+        after: req.after.map(|p| pb::ScanPosition { token: p.token, keyspace: p.keyspace, key: p.key }),
+        limit: req.limit,
+        requester_host_id: req.requester,
+    }
+}
+
+/// A page as `peer` answered it; a record that does not decode fails the page.
+pub fn fetched_page(peer: SocketAddr, resp: pb::FetchRangeResponse) -> Result<FetchedPage, TopologyError> {
+    let mut bytes = 0u64;
+    let mut records = Vec::with_capacity(resp.records.len());
+    for r in resp.records {
+        let encoded = r.record.unwrap_or_default();
+        bytes += (encoded.bytes.len() + r.key.len() + r.keyspace.len() + 8) as u64;
+        let record = record_from_proto(&encoded, "StreamedRecord.record")
+            .map_err(|e| TopologyError::Peer { peer: peer.to_string(), message: e.to_string() })?;
+        records.push(StoredRecord { token: r.token, keyspace: r.keyspace, key: r.key, record });
+    }
+    Ok(FetchedPage { records, bytes, done: resp.done })
+}
+
+/// What `peer` answered about a member.
+pub fn description(peer: SocketAddr, resp: pb::DescribeMemberResponse) -> Result<Description, TopologyError> {
+    let member = match (resp.known, resp.member) {
+        (true, Some(info)) => {
+            let member = member_from_proto(info)
+                .map_err(|e| TopologyError::Peer { peer: peer.to_string(), message: e.to_string() })?;
+            Some(Described { member, alive: resp.alive })
+        }
+        _ => None,
+    };
+    Ok(Description { member, ring_nodes: resp.ring_nodes })
+}
+
 /// The wire form of a member status (for SetMemberStatus).
-pub(super) fn status_to_wire(status: &MemberStatus) -> i32 {
+pub fn status_to_wire(status: &MemberStatus) -> i32 {
     (match status {
         MemberStatus::Joining => pb::MemberStatus::Joining,
         MemberStatus::Normal => pb::MemberStatus::Normal,
@@ -152,26 +192,10 @@ pub(super) fn status_to_wire(status: &MemberStatus) -> i32 {
 impl StreamPeers for GrpcStreamPeers {
     fn fetch(&self, peer: SocketAddr, req: FetchPage) -> BoxFuture<'static, Result<FetchedPage, TopologyError>> {
         let client = self.client(peer);
-        let msg = pb::FetchRangeRequest {
-            lower: req.segment.lower,
-            upper: req.segment.upper,
-            after: req.after.map(|p| pb::ScanPosition { token: p.token, keyspace: p.keyspace, key: p.key }),
-            limit: req.limit,
-            requester_host_id: req.requester,
-        };
-        let request = self.request(msg, self.call_timeout);
+        let request = self.request(fetch_request(req), self.call_timeout);
         async move {
             let resp = client?.fetch_range(request).await.map_err(|s| peer_error(peer, s))?.into_inner();
-            let mut bytes = 0u64;
-            let mut records = Vec::with_capacity(resp.records.len());
-            for r in resp.records {
-                let encoded = r.record.unwrap_or_default();
-                bytes += (encoded.bytes.len() + r.key.len() + r.keyspace.len() + 8) as u64;
-                let record = record_from_proto(&encoded, "StreamedRecord.record")
-                    .map_err(|e| TopologyError::Peer { peer: peer.to_string(), message: e.to_string() })?;
-                records.push(StoredRecord { token: r.token, keyspace: r.keyspace, key: r.key, record });
-            }
-            Ok(FetchedPage { records, bytes, done: resp.done })
+            fetched_page(peer, resp)
         }
         .boxed()
     }
@@ -181,15 +205,7 @@ impl StreamPeers for GrpcStreamPeers {
         let request = self.request(pb::DescribeMemberRequest { host_id: host_id.to_owned() }, self.call_timeout);
         async move {
             let resp = client?.describe_member(request).await.map_err(|s| peer_error(peer, s))?.into_inner();
-            let member = match (resp.known, resp.member) {
-                (true, Some(info)) => {
-                    let member = member_from_proto(info)
-                        .map_err(|e| TopologyError::Peer { peer: peer.to_string(), message: e.to_string() })?;
-                    Some(Described { member, alive: resp.alive })
-                }
-                _ => None,
-            };
-            Ok(Description { member, ring_nodes: resp.ring_nodes })
+            description(peer, resp)
         }
         .boxed()
     }

@@ -22,6 +22,13 @@ pub struct StreamingService {
     topology: Topology,
 }
 
+impl StreamingService {
+    /// The service of `topology` (in process: simulations call it without gRPC).
+    pub fn new(topology: Topology) -> Self {
+        Self { topology }
+    }
+}
+
 /// The service, ready to add to the node's gRPC server.
 pub fn streaming_server(topology: Topology) -> StreamingServer<StreamingService> {
     StreamingServer::new(StreamingService { topology })

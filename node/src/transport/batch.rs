@@ -146,7 +146,12 @@ mod tests {
     }
 
     fn remote(i: u32) -> TransportError {
-        TransportError::Remote { peer: "peer".into(), code: "Internal".into(), message: format!("item {i}") }
+        TransportError::Remote {
+            peer: "peer".into(),
+            code: "Internal".into(),
+            rkv_code: None,
+            message: format!("item {i}"),
+        }
     }
 
     fn unreachable_peer() -> TransportError {

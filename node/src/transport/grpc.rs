@@ -1,9 +1,11 @@
 //! [`GrpcTransport`]: the [`Transport`] over tonic (`ringkv.cluster.v1.Replica`).
 //!
 //! Connection pooling: one lazily connected tonic [`Channel`] per peer
-//! address, cached for the life of the transport. HTTP/2 multiplexes every
-//! call to a peer over it, and tonic reconnects it when the peer comes back,
-//! so a cached channel never needs to be evicted.
+//! address. HTTP/2 multiplexes every call to a peer over it, and tonic
+//! reconnects it when the peer closes it; a call that times out evicts it
+//! (the next call dials anew), because a connection whose packets were
+//! dropped by a network cut stays open and waits out TCP's retransmission
+//! backoff (seconds, doubling) after the network heals.
 //!
 //! Invariants: every call has a deadline, enforced locally with
 //! `tokio::time::timeout` and sent to the peer as `grpc-timeout`; no error
@@ -16,7 +18,12 @@
 //! the load is light), which divides the per-call HTTP/2 and wake-up cost by
 //! the batch size under load.
 //!
-//! This module may call `transport::convert`, `transport::batch` and the generated proto client only.
+//! A peer's error keeps its stable `RKV-…` code ([`TransportError::remote`]),
+//! from the `rkv-code` status metadata of a unary call or the `rkv_code` of a
+//! batch item.
+//!
+//! This module may call `transport::convert`, `transport::batch`, the generated proto client and
+//! `error::ERROR_CODE_METADATA` only.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -71,7 +78,13 @@ struct Inner {
 fn item_result(peer: &str, timeout: Duration, status: Option<&pb::ItemStatus>) -> Result<(), TransportError> {
     match status {
         Some(s) if s.code == 0 => Ok(()),
-        Some(s) => Err(from_status(peer.to_owned(), timeout, &Status::new(Code::from(s.code), s.message.clone()))),
+        Some(s) => {
+            let mut status = Status::new(Code::from(s.code), s.message.clone());
+            if let Some(Ok(code)) = (!s.rkv_code.is_empty()).then(|| s.rkv_code.parse()) {
+                status.metadata_mut().insert(crate::error::ERROR_CODE_METADATA, code);
+            }
+            Err(from_status(peer.to_owned(), timeout, &status))
+        }
         None => Err(TransportError::Malformed { peer: peer.to_owned(), reason: "a batch item has no status".into() }),
     }
 }
@@ -90,7 +103,13 @@ impl Inner {
         match tokio::time::timeout(timeout, call(client, request)).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(from_status(peer.to_owned(), timeout, &status)),
-            Err(_) => Err(TransportError::Timeout { peer: peer.to_owned(), timeout }),
+            Err(_) => {
+                // A connection that lost packets (a network cut) waits out TCP's
+                // retransmission backoff, seconds after the network heals: the next
+                // call dials a new one instead.
+                self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&addr);
+                Err(TransportError::Timeout { peer: peer.to_owned(), timeout })
+            }
         }
     }
 
@@ -223,7 +242,7 @@ fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportErr
         Code::Cancelled if status.message() == TimeoutExpired(()).to_string() => {
             TransportError::Timeout { peer, timeout }
         }
-        code => TransportError::Remote { peer, code: format!("{code:?}"), message: status.message().to_owned() },
+        _ => TransportError::remote(peer, status),
     }
 }
 
@@ -359,6 +378,9 @@ mod tests {
 
         fn handle_coordinate(&self, call: CoordinateCall) -> BoxFuture<'static, Result<CoordinateReply, KvError>> {
             self.log(format!("coordinate {} {:?}", call.mutation.name(), call.consistency.level));
+            if &call.key[..] == b"text" {
+                return Box::pin(async { Err(KvError::NotAnInteger) });
+            }
             let result = WriteResult { applied: true, version: 7, ..WriteResult::default() };
             Box::pin(async move { Ok(CoordinateReply { result, counter: 3, current: Some(sample_record()) }) })
         }
@@ -435,9 +457,28 @@ mod tests {
             hint_for: Some("other".into()),
         };
         let err = transport(Duration::from_secs(5)).write(&to, write).await.unwrap_err();
-        let TransportError::Remote { code, message, .. } = err else { panic!("expected Remote, got {err:?}") };
-        assert_eq!(code, "InvalidArgument");
-        assert!(message.contains("RKV-UNKNOWN-KEYSPACE"), "{message}");
+        let TransportError::Remote { code, rkv_code, message, .. } = err else {
+            panic!("expected Remote, got {err:?}")
+        };
+        assert_eq!((code.as_str(), rkv_code.as_deref()), ("InvalidArgument", Some("RKV-UNKNOWN-KEYSPACE")));
+        assert!(message.starts_with("keyspace \"nope\" does not exist"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_call_keeps_the_stable_code_its_replica_answered_with() {
+        let to = peer(serve(Arc::new(FakeHandler::default())).await);
+        let call = CoordinateCall {
+            keyspace: "ks".into(),
+            key: Bytes::from_static(b"text"),
+            mutation: Mutation::Increment { delta: 1, ttl_seconds: None },
+            consistency: Consistency::level(ConsistencyLevel::Quorum),
+        };
+        let err = transport(Duration::from_secs(5)).coordinate(&to, call).await.unwrap_err();
+        let TransportError::Remote { code, rkv_code, message, .. } = err else {
+            panic!("expected Remote, got {err:?}")
+        };
+        assert_eq!((code.as_str(), rkv_code.as_deref()), ("FailedPrecondition", Some("RKV-NOT-AN-INTEGER")));
+        assert!(message.starts_with("value of key is not a decimal integer"), "{message}");
     }
 
     #[tokio::test]

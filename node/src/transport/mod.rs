@@ -161,7 +161,9 @@ pub enum TransportError {
         peer: String,
         /// gRPC status code name.
         code: String,
-        /// Its message.
+        /// The stable `RKV-…` code the peer sent in the status metadata, if any.
+        rkv_code: Option<String>,
+        /// Its message (without the `[RKV-…]` prefix when the code came separately).
         message: String,
     },
     /// The peer's answer could not be decoded.
@@ -172,6 +174,26 @@ pub enum TransportError {
         /// What was wrong.
         reason: String,
     },
+}
+
+impl TransportError {
+    /// The error for a status a peer answered with: its gRPC code, and the
+    /// stable code from the `rkv-code` metadata when it sent one (then the
+    /// message loses its `[RKV-…] ` prefix, which would only repeat it).
+    pub fn remote(peer: String, status: &tonic::Status) -> Self {
+        let rkv_code = status
+            .metadata()
+            .get(crate::error::ERROR_CODE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .filter(|c| c.starts_with("RKV-"))
+            .map(str::to_owned);
+        let message = status.message();
+        let message = match &rkv_code {
+            Some(code) => message.strip_prefix(&format!("[{code}] ")).unwrap_or(message),
+            None => message,
+        };
+        Self::Remote { peer, code: format!("{:?}", status.code()), rkv_code, message: message.to_owned() }
+    }
 }
 
 /// The result of a coordinated write, as the coordinating replica reports it.

@@ -332,7 +332,8 @@ impl SimNetwork {
             Ok(Ok(answer)) => answer,
             Ok(Err(join)) => {
                 let reason = format!("handler task failed: {join}");
-                return Err(TransportError::Remote { peer: peer(), code: "Internal".into(), message: reason });
+                let (peer, code, rkv_code) = (peer(), "Internal".into(), None);
+                return Err(TransportError::Remote { peer, code, rkv_code, message: reason });
             }
             Err(_) => {
                 bump(&self.counters.timed_out);
@@ -362,7 +363,7 @@ fn remote_error(peer: &str, timeout: Duration, err: &KvError) -> TransportError 
     match status.code() {
         tonic::Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
         tonic::Code::DeadlineExceeded => TransportError::Timeout { peer, timeout },
-        code => TransportError::Remote { peer, code: format!("{code:?}"), message: status.message().to_owned() },
+        _ => TransportError::remote(peer, &status),
     }
 }
 

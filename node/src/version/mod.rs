@@ -10,7 +10,16 @@
 //! Invariants:
 //! - every sibling's dot is contained in the record's clock;
 //! - siblings are sorted by dot and have distinct dots;
-//! - in [`ConflictMode::Lww`] a record keeps at most one sibling.
+//! - in [`ConflictMode::Lww`] a record keeps at most one sibling;
+//! - cluster-wide, a dot names exactly one write: merge keeps one sibling per
+//!   dot and drops a dot the other clock covers, so two values under one dot
+//!   would never converge. [`Record::apply_write`] mints
+//!   `(coordinator, clock[coordinator] + 1)` from the local copy, which is
+//!   unique only while the coordinator's actor has every write it minted for
+//!   the key. Actors are therefore per *incarnation*, not per host:
+//!   `server::bootstrap` gives a fresh one to a new data directory (a
+//!   replacement included) and after any stop that was not clean (a crash,
+//!   a power loss under `sync = periodic`).
 //!
 //! This module may call nothing but `std` and `bytes`.
 
@@ -96,7 +105,9 @@ impl Record {
     /// the others stay as concurrent siblings. Returns the new write's dot.
     ///
     /// The coordinator must be a replica of the key, so that its counter for
-    /// the key only grows (server-side ids, as in dotted version vectors).
+    /// the key only grows (server-side ids, as in dotted version vectors),
+    /// and `coordinator` must be an actor that never lost a write it minted
+    /// (see the module invariants).
     pub fn apply_write(
         &mut self,
         coordinator: NodeId,

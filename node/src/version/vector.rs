@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-/// Compact identity of a node inside version vectors (derived from its host id).
+/// A version-vector actor: the writer named in dots. One per node
+/// *incarnation* (see `server::bootstrap`), not the host id: a node that may
+/// have lost its own writes takes a fresh one, so no dot is ever minted twice.
 pub type NodeId = u64;
 
 /// One event: the `counter`-th write coordinated by `node` for a key.

@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 pub mod antientropy;
+pub mod dots;
 pub mod writes;
 
 use std::ops::RangeInclusive;
@@ -53,12 +54,13 @@ use writes::{LoggedStorage, WriteLog};
 pub const KS: &str = "default";
 
 /// Virtual-time epoch of the simulated wall clocks (µs since the Unix epoch).
-const EPOCH_MICROS: i64 = 1_700_000_000_000_000;
+pub const EPOCH_MICROS: i64 = 1_700_000_000_000_000;
 
 /// A wall clock that follows tokio's (paused, virtual) clock.
 #[derive(Debug)]
-struct VirtualClock {
-    start: tokio::time::Instant,
+pub struct VirtualClock {
+    /// Virtual time zero.
+    pub start: tokio::time::Instant,
 }
 
 impl Clock for VirtualClock {

@@ -51,6 +51,11 @@ impl WriteLog {
         minted.iter().filter(|m| m.keyspace == keyspace && m.key == key).cloned().collect()
     }
 
+    /// Every write, in the order applied.
+    pub fn all(&self) -> Vec<Minted> {
+        self.minted.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Number of writes recorded.
     pub fn len(&self) -> usize {
         self.minted.lock().unwrap_or_else(PoisonError::into_inner).len()

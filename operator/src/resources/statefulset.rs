@@ -36,11 +36,16 @@ const REPLACE_DIR: &str = "/etc/ringkv/replace";
 
 /// The node's start line. `--replace` is added when the replace map has an
 /// entry for this pod (the operator writes it before recreating the pod).
-fn start_script() -> String {
+/// The pod's command. `--advertise-name` is the pod's stable DNS name, which
+/// travels in gossip: peers look it up again when the pod comes back on a
+/// new IP.
+fn start_script(kvc: &KVCluster) -> String {
+    let name = super::pod_dns(kvc, "$POD_NAME");
     format!(
         "r={REPLACE_DIR}/\"$POD_NAME\"; set --; if [ -s \"$r\" ]; then set -- --replace \"$(cat \"$r\")\"; fi; \
          exec kvnode serve --config /etc/ringkv/node.toml --data-dir {DATA_DIR} \
          --grpc-addr \"$POD_IP:{GRPC_PORT}\" --http-addr \"$POD_IP:{HTTP_PORT}\" \
+         --advertise-name \"{name}:{GRPC_PORT}\" \
          --zone \"$RINGKV_ZONE\" --rack \"$RINGKV_RACK\" \"$@\""
     )
 }
@@ -111,7 +116,7 @@ fn container(kvc: &KVCluster, rack: &RackSpec) -> Container {
     Container {
         name: "kvnode".into(),
         image: Some(kvc.spec.image.clone()),
-        command: Some(vec!["/bin/sh".into(), "-c".into(), start_script()]),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), start_script(kvc)]),
         env: Some(vec![
             field_env("POD_IP", "status.podIP"),
             field_env("POD_NAME", "metadata.name"),

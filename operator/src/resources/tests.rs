@@ -165,6 +165,11 @@ fn start_script_adds_replace_only_for_the_pod_being_replaced() -> Result<(), Box
     assert!(replaced.windows(2).any(|w| w == ["--replace", "host-dead-1"]), "{replaced:?}");
     assert!(replaced.windows(2).any(|w| w == ["--grpc-addr", "10.1.2.3:7100"]), "{replaced:?}");
     assert!(!normal.iter().any(|a| a == "--replace"), "{normal:?}");
+    let advertised = format!("kv-default-1.{}:7100", crate::resources::pod_dns(&kvc, "x").trim_start_matches("x."));
+    assert!(
+        normal.windows(2).any(|w| w[0] == "--advertise-name" && w[1] == advertised),
+        "the pod's stable DNS name is advertised: {normal:?}"
+    );
     assert!(normal.windows(2).any(|w| w == ["--zone", ""]), "empty zone passed as an empty value: {normal:?}");
     Ok(())
 }

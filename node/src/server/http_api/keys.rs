@@ -7,7 +7,8 @@
 //!   back to these when a field is absent). 200
 //!   `{"key","version","timestamp" (µs),"status":"success","context"}`, or
 //!   412 `{"key","status":"exists","version","context"}` when
-//!   `if_not_exists` found a live value.
+//!   `if_not_exists` found a live value. `ttl` is 1 to `server.max_ttl_seconds`
+//!   seconds; 0 is refused (400 `RKV-TTL-RANGE`), as over gRPC and RESP.
 //! - `GET`: 200 `{"key","value"|"value_base64","version","timestamp",
 //!   "ttl_remaining"?,"ttl_remaining_ms"?,"context"}`; 300
 //!   `{"key","siblings":[…],"context","version"}` with several live

@@ -3,7 +3,8 @@
 //! Role: translate HTTP requests into [`Coordinator`] calls and their results
 //! into JSON. No storage logic lives here; this module may call
 //! `replication` (the coordinator and its types), `server::status` (error
-//! classes), `server::metrics` and `storage` (stats only).
+//! classes), `server::metrics`, `server::admin` (the cluster status shared
+//! with gRPC) and `storage` (stats only).
 //!
 //! # Conventions
 //! - Every data endpoint takes `?keyspace=NAME` (default `default`) and the
@@ -58,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::replication::{Consistency, Coordinator};
 
+use super::admin::AdminService;
 use super::metrics::NodeMetrics;
 use super::{NodeIdentity, Readiness};
 
@@ -74,6 +76,8 @@ pub struct HttpState {
     pub identity: NodeIdentity,
     /// Whether `/readyz` answers ready.
     pub readiness: Readiness,
+    /// Answers `/admin/cluster/status` as gRPC `Admin.ClusterStatus` does.
+    pub admin: AdminService,
 }
 
 /// Router state: the public state plus body limits.

@@ -5,7 +5,9 @@
 //!   "ttl"?}` with exactly one expectation: 200
 //!   `{"success":true,"new_version","context"}`, or 409
 //!   `{"success":false,"current_version","context","current":[siblings]}`.
-//! - `POST …/ttl` `{"ttl_seconds": N}` (0 clears): `{"key","ttl_seconds","version"}`, 404 when absent.
+//! - `POST …/ttl` `{"ttl": N}` (0 clears; `"ttl_seconds"` is accepted as an
+//!   alias, the name this endpoint used before): `{"key","ttl","ttl_seconds","version"}`
+//!   (both names carry N), 404 when absent.
 //! - `POST …/incr` `{"delta": N, "ttl"?}` (body optional, delta 1):
 //!   `{"key","value","version"}`; 409 `RKV-NOT-AN-INTEGER` on a non-integer value.
 //!
@@ -113,7 +115,9 @@ pub(super) async fn cas(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TtlBody {
-    ttl_seconds: u64,
+    /// The same name as PUT, CAS and incr use.
+    #[serde(alias = "ttl_seconds")]
+    ttl: u64,
 }
 
 /// `POST /keys/{key}/ttl`.
@@ -124,10 +128,12 @@ pub(super) async fn touch(
     Params(q): Params<KeyspaceQuery>,
     JsonBody(body): JsonBody<TtlBody>,
 ) -> Result<Response, HttpError> {
-    let ttl = body.ttl_seconds;
+    let ttl = body.ttl;
     let coordinator = &ctx.http.coordinator;
     match coordinator.touch(keyspace(&q.keyspace), Bytes::from(key.clone()), ttl, consistency).await? {
-        Some(version) => Ok(Json(json!({ "key": key, "ttl_seconds": ttl, "version": version })).into_response()),
+        Some(version) => {
+            Ok(Json(json!({ "key": key, "ttl": ttl, "ttl_seconds": ttl, "version": version })).into_response())
+        }
         None => Ok(not_found(&key)),
     }
 }

@@ -1,25 +1,55 @@
-//! Torn-tail reporting for journal recovery.
+//! Journal files as they are on disk: torn-tail reporting for recovery, and
+//! the bytes the journals really hold (for load and metrics).
 //!
 //! fjall truncates a torn or corrupt journal tail itself when it opens. This
 //! measures every journal before opening and compares afterwards, so that the
 //! loss is logged with structured fields. Best effort: it only feeds a
-//! diagnostic and never fails the open. It may call only `std` and `tracing`.
+//! diagnostic and never fails the open.
+//!
+//! fjall also pre-allocates every journal to 64 MiB with `set_len`, so a
+//! journal's length is not its data; [`journal_bytes`] counts the blocks the
+//! file system allocated instead. It may call only `std` and `tracing`.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+/// The journal files (`<id>.jnl`) in the data dir.
+fn journal_files(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "jnl"))
+}
+
+/// Bytes the journals in `dir` hold: for each, the space the file system
+/// allocated to it, at most its length. The pre-allocated part of a journal
+/// is a hole (never written), so it holds no blocks and counts nothing; the
+/// written part is counted to the next 4 KiB block. Files that vanish while
+/// being measured (a sealed journal fjall deletes) count nothing.
+pub(super) fn journal_bytes(dir: &Path) -> u64 {
+    journal_files(dir).filter_map(|p| std::fs::metadata(p).ok()).map(|m| allocated(&m).min(m.len())).sum()
+}
+
+#[cfg(unix)]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    // `st_blocks` is in 512-byte units whatever the file system's block size.
+    meta.blocks().saturating_mul(512)
+}
+
+#[cfg(not(unix))]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
 
 /// For each journal file (`<id>.jnl` in the data dir), the length up to its
 /// last non-zero byte. fjall preallocates journals with zeros and trims them
 /// on recovery, so only a shrink below this length means data was dropped.
 /// Best effort: this only feeds a diagnostic.
 pub(super) fn journal_content_lengths(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "jnl"))
+    journal_files(dir)
         .filter_map(|p| match content_length(&p) {
             Ok(len) => Some((p, len)),
             Err(err) => {

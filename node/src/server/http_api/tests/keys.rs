@@ -207,3 +207,39 @@ async fn ttl_and_increment() {
     let text = req(Method::POST, "/api/v1/keys/t/incr").send(&app).await;
     text.assert_error(StatusCode::CONFLICT, "RKV-NOT-AN-INTEGER");
 }
+
+#[tokio::test]
+async fn an_explicit_ttl_of_zero_is_refused_and_writes_nothing() {
+    let (app, _) = app();
+    let refusals = [
+        req(Method::PUT, "/api/v1/keys/z?ttl=0").raw("v"),
+        req(Method::PUT, "/api/v1/keys/z").json(json!({ "value": "v", "ttl": 0 })),
+        req(Method::POST, "/api/v1/keys/z/cas").json(json!({ "expect_absent": true, "new_value": "v", "ttl": 0 })),
+        req(Method::POST, "/api/v1/keys/z/incr").json(json!({ "delta": 1, "ttl": 0 })),
+    ];
+    for request in refusals {
+        let msg = request.send(&app).await.assert_error(StatusCode::BAD_REQUEST, "RKV-TTL-RANGE");
+        assert!(msg.contains("ttl of 0 s") && msg.contains("use 1 to"), "{msg}");
+    }
+    // A non-atomic batch reports the refusal per operation.
+    let ops = json!({ "operations": [{ "key": "z", "value": "v", "ttl": 0 }] });
+    let batch = req(Method::POST, "/api/v1/batch/put").json(ops).send(&app).await.json();
+    assert_eq!((batch["success_count"].as_u64(), &batch["results"][0]["code"]), (Some(0), &json!("RKV-TTL-RANGE")));
+    let get = req(Method::GET, "/api/v1/keys/z").send(&app).await;
+    assert_eq!(get.status, StatusCode::NOT_FOUND, "a refused write wrote: {}", get.json());
+}
+
+#[tokio::test]
+async fn the_ttl_endpoint_takes_ttl_like_put_and_ttl_seconds_as_an_alias() {
+    let (app, _) = app();
+    put_text(&app, "t", "v").await;
+    let touched = req(Method::POST, "/api/v1/keys/t/ttl").json(json!({ "ttl": 60 })).send(&app).await;
+    assert_eq!(touched.status, StatusCode::OK);
+    assert_eq!((touched.json()["ttl"].as_u64(), touched.json()["ttl_seconds"].as_u64()), (Some(60), Some(60)));
+    let ms = req(Method::GET, "/api/v1/keys/t").send(&app).await.json()["ttl_remaining_ms"].as_i64();
+    assert!(ms.is_some_and(|ms| ms > 50_000 && ms <= 60_000), "{ms:?}");
+    let alias = req(Method::POST, "/api/v1/keys/t/ttl").json(json!({ "ttl_seconds": 30 })).send(&app).await;
+    assert_eq!((alias.status, alias.json()["ttl"].as_u64()), (StatusCode::OK, Some(30)));
+    let both = req(Method::POST, "/api/v1/keys/t/ttl").json(json!({ "ttl": 1, "ttl_seconds": 2 })).send(&app).await;
+    both.assert_error(StatusCode::BAD_REQUEST, "RKV-BAD-JSON");
+}

@@ -18,6 +18,7 @@ use tower::ServiceExt as _;
 use crate::clock::SystemClock;
 use crate::config::{Config, ServerConfig};
 use crate::replication::{Coordinator, Keyspaces, Limits};
+use crate::server::admin::AdminService;
 use crate::server::metrics::NodeMetrics;
 use crate::server::{NodeIdentity, Readiness};
 use crate::storage::MemoryStorage;
@@ -45,7 +46,9 @@ fn app() -> (Router, HttpState) {
         resp_addr: None,
         data_dir: "/tmp".into(),
     };
-    let state = HttpState { coordinator, metrics: NodeMetrics::new(), identity, readiness: Readiness::default() };
+    let admin = AdminService::new(coordinator.clone(), identity.clone());
+    let state =
+        HttpState { coordinator, metrics: NodeMetrics::new(), identity, readiness: Readiness::default(), admin };
     (router(state.clone(), MAX_VALUE), state)
 }
 
