@@ -20,7 +20,7 @@
 //!   by distinct dots, every dot in the clock), merge idempotent and
 //!   commutative, and a new write under the record's own context supersedes
 //!   every sibling.
-//! - [`gossip`]: a decoded SYN/ACK/ACK2/ping round-trips through its proto,
+//! - [`gossip`]: a decoded SYN/ACK/ACK2/ping or saved membership round-trips through its proto,
 //!   and a live gossip core fed it never changes its own state from outside
 //!   and answers with messages that round-trip too.
 //! - [`hint`]: stored hints, `Hint` and `ReplicaWriteRequest` messages
@@ -203,7 +203,7 @@ pub fn gossip(data: &[u8]) {
     let mut core = gossip_core();
     let local_before = core.endpoint(LOCAL).cloned();
     let now = Duration::from_secs(100);
-    match selector % 4 {
+    match selector % 5 {
         0 => {
             let Ok(p) = pb::GossipPing::decode(rest) else { return };
             let ping = wire::ping_from_proto(p.clone());
@@ -225,11 +225,17 @@ pub fn gossip(data: &[u8]) {
             let ack2 = core.on_ack(now, &ack);
             assert_eq!(wire::ack2_from_proto(wire::ack2_to_proto(&ack2)).as_ref(), Ok(&ack2), "our ACK2");
         }
-        _ => {
+        3 => {
             let Ok(p) = pb::GossipAck2Request::decode(rest) else { return };
             let Ok(ack2) = wire::ack2_from_proto(p) else { return };
             assert_eq!(wire::ack2_from_proto(wire::ack2_to_proto(&ack2)).as_ref(), Ok(&ack2));
             core.on_ack2(now, &ack2);
+        }
+        _ => {
+            // The membership a node saved before a restart, read back from disk.
+            let Ok(states) = wire::decode_states(rest) else { return };
+            assert_eq!(wire::decode_states(&wire::encode_states(&states)).as_ref(), Ok(&states), "saved states");
+            core.on_ack2(now, &GossipAck2 { from: peer_id(), states });
         }
     }
     assert_eq!(core.endpoint(LOCAL).cloned(), local_before, "a peer's message changed the local state");

@@ -151,6 +151,7 @@ fn gossip() -> Vec<Vec<u8>> {
             &wire::ack2_to_proto(&crate::membership::GossipAck2 { from: "y".into(), states: BTreeMap::new() })
                 .encode_to_vec(),
         ),
+        tagged(4, &wire::encode_states(core.endpoints())),
     ]
 }
 
