@@ -19,11 +19,13 @@
 //! - [`worker`]: background jobs (periodic sync, purge of expired records).
 //! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
 //! - [`error`]: the error a client operation can end with.
+//! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`), also replayed by `tests/fuzz_corpus.rs`.
 
 pub mod antientropy;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod hints;
 pub mod membership;
 pub mod replication;

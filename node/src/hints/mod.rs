@@ -15,4 +15,5 @@ mod store;
 mod worker;
 
 pub use store::{HintKey, HintStore};
+pub(crate) use store::{decode_hint, encode_hint};
 pub use worker::{HandoffWorker, ReplayStats};

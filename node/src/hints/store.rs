@@ -30,7 +30,8 @@ fn created_at_of(key: &[u8], prefix_len: usize) -> Option<i64> {
     Some(i64::from_be_bytes(key.get(prefix_len..prefix_len + 8)?.try_into().ok()?))
 }
 
-fn encode_hint(h: &HintedWrite) -> Bytes {
+/// A hint as stored: `len(keyspace) | keyspace | len(key) (BE u32) | key | created_at_ms (BE) | record`.
+pub(crate) fn encode_hint(h: &HintedWrite) -> Bytes {
     let record = h.record.encode();
     let mut b = BytesMut::with_capacity(16 + h.keyspace.len() + h.key.len() + record.len());
     b.put_u8(h.keyspace.len().min(255) as u8);
@@ -42,7 +43,8 @@ fn encode_hint(h: &HintedWrite) -> Bytes {
     b.freeze()
 }
 
-fn decode_hint(v: &Bytes) -> Option<HintedWrite> {
+/// A stored hint; `None` when it does not decode (such hints are dropped).
+pub(crate) fn decode_hint(v: &Bytes) -> Option<HintedWrite> {
     let ks_len = usize::from(*v.first()?);
     let ks = std::str::from_utf8(v.get(1..1 + ks_len)?).ok()?.to_owned();
     let mut pos = 1 + ks_len;

@@ -30,7 +30,7 @@ mod shell;
 #[cfg(test)]
 mod shell_tests;
 mod view;
-mod wire;
+pub(crate) mod wire;
 
 pub use digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};
 pub use endpoint::{AppStateKey, AppValue, EndpointState, HeartbeatState, VersionedValue};

@@ -14,6 +14,15 @@ const FLAG_TOMBSTONE: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
 /// Upper bound on entries a decoder accepts, so corrupt input cannot make us allocate wildly.
 const MAX_ENTRIES: u64 = 1 << 16;
+/// Largest counter a client's causal context may carry. A write under a
+/// context mints `counter + 1`, which must not overflow, and the record it
+/// makes must decode again: clocks start from contexts and grow by one per
+/// write, so a record built from accepted contexts stays far below
+/// [`MAX_COUNTER`] (2^62 writes by one node to one key cannot happen).
+pub(crate) const MAX_CONTEXT_COUNTER: u64 = 1 << 62;
+/// Largest counter a stored or replicated record may carry; anything larger
+/// is corruption (or a hostile peer), never the result of writes.
+pub(crate) const MAX_COUNTER: u64 = i64::MAX as u64;
 
 /// Why bytes could not be decoded as a record or a causal context.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,11 +137,16 @@ fn put_clock(out: &mut Vec<u8>, clock: &VersionVector) {
     }
 }
 
-fn read_clock(r: &mut Reader<'_>) -> Result<VersionVector, CodecError> {
+fn read_clock(r: &mut Reader<'_>, max_counter: u64) -> Result<VersionVector, CodecError> {
     let n = r.count("clock length")?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
-        entries.push((r.varint("clock node")?, r.varint("clock counter")?));
+        let node = r.varint("clock node")?;
+        let counter = r.varint("clock counter")?;
+        if counter > max_counter {
+            return Err(CodecError::OutOfRange { what: r.what, field: "clock counter" });
+        }
+        entries.push((node, counter));
     }
     Ok(VersionVector::from_entries(entries))
 }
@@ -176,11 +190,19 @@ impl Record {
         if format != RECORD_FORMAT_V1 {
             return Err(CodecError::UnknownFormat { what, found: format, expected: RECORD_FORMAT_V1 });
         }
-        let clock = read_clock(&mut r)?;
+        let clock = read_clock(&mut r, MAX_COUNTER)?;
         let n = r.count("sibling count")?;
         let mut siblings = Vec::with_capacity(n);
         for _ in 0..n {
             let dot = Dot { node: r.varint("dot node")?, counter: r.varint("dot counter")? };
+            // The record invariants (see the module docs of `version`): merge
+            // and supersession rely on them, so a record breaking them is malformed.
+            if dot.counter == 0 || !clock.contains(dot) {
+                return Err(CodecError::OutOfRange { what, field: "dot (not a write of the clock)" });
+            }
+            if siblings.last().is_some_and(|prev: &Sibling| prev.dot >= dot) {
+                return Err(CodecError::OutOfRange { what, field: "dot (siblings must be sorted by distinct dots)" });
+            }
             let timestamp_micros = unzigzag(r.varint("timestamp")?);
             let flags = r.byte("flags")?;
             if flags & !(FLAG_TOMBSTONE | FLAG_EXPIRES) != 0 {
@@ -223,7 +245,7 @@ impl VersionVector {
         if format != CONTEXT_FORMAT_V1 {
             return Err(CodecError::UnknownFormat { what, found: format, expected: CONTEXT_FORMAT_V1 });
         }
-        let clock = read_clock(&mut r)?;
+        let clock = read_clock(&mut r, MAX_CONTEXT_COUNTER)?;
         r.finish()?;
         Ok(clock)
     }

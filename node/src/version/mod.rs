@@ -27,6 +27,7 @@ mod codec;
 mod vector;
 
 pub use codec::CodecError;
+pub(crate) use codec::MAX_COUNTER;
 pub use vector::{Dot, NodeId, VersionVector};
 
 use bytes::Bytes;

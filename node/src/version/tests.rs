@@ -157,3 +157,62 @@ fn truncated_record_is_a_clear_error() {
     let err = Record::decode(&Bytes::from(bytes[..bytes.len() - 2].to_vec())).unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
 }
+
+/// Found by the `context` fuzz target: a context whose counter for the
+/// coordinator is `u64::MAX` decoded fine, and the write under it overflowed
+/// `counter + 1` (a panic in debug builds; in release a dot with counter 0,
+/// which every clock "contains", so the acknowledged write was superseded at
+/// once). Such counters are refused by the decoder now.
+#[test]
+fn a_counter_that_cannot_be_incremented_is_refused() {
+    let mut huge = vec![1u8, 1, 7];
+    huge.extend([0xff; 9]);
+    huge.push(0x01); // LEB128 of u64::MAX
+    let err = VersionVector::decode_context(&huge);
+    assert!(matches!(err, Err(CodecError::OutOfRange { field: "clock counter", .. })), "{err:?}");
+    let max = VersionVector::from_entries([(7, codec::MAX_CONTEXT_COUNTER)]);
+    let decoded = VersionVector::decode_context(&max.encode_context()).unwrap_or_default();
+    assert_eq!(decoded, max, "the largest counter still decodes");
+    let over = VersionVector::from_entries([(7, codec::MAX_CONTEXT_COUNTER + 1)]);
+    assert!(VersionVector::decode_context(&over.encode_context()).is_err());
+    let mut record = Record::default();
+    let dot = record.apply_write(7, &decoded, write("v", 1), ConflictMode::Siblings);
+    assert_eq!(dot, Dot { node: 7, counter: codec::MAX_CONTEXT_COUNTER + 1 });
+    // Found next by the `record` target: with one cap for both, the record
+    // that write made no longer decoded (its counter was over the cap).
+    assert_eq!(Record::decode(&Bytes::from(record.encode())), Ok(record.clone()), "the record decodes again");
+    let at_cap = Record { clock: VersionVector::from_entries([(7, codec::MAX_COUNTER)]), siblings: vec![] };
+    assert_eq!(Record::decode(&Bytes::from(at_cap.encode())), Ok(at_cap));
+    let over_cap = Record { clock: VersionVector::from_entries([(7, codec::MAX_COUNTER + 1)]), siblings: vec![] };
+    assert!(Record::decode(&Bytes::from(over_cap.encode())).is_err());
+}
+
+/// Found by the `record` and `hint` fuzz targets: a record whose siblings
+/// break the invariants (a dot outside the clock or with counter 0, siblings
+/// out of order or with one dot twice) decoded fine; merge and supersession
+/// then misbehave (a sibling a context never covers, duplicates that merge
+/// keeps). The decoder refuses them now.
+#[test]
+fn records_breaking_the_invariants_are_refused() {
+    let sibling = |node: u64, counter: u64| Sibling {
+        dot: Dot { node, counter },
+        timestamp_micros: 1,
+        expires_at_ms: None,
+        value: Some(Bytes::from_static(b"v")),
+    };
+    let clock = VersionVector::from_entries([(1, 2), (2, 1)]);
+    let broken = [
+        vec![sibling(3, 1)],
+        vec![sibling(1, 3)],
+        vec![sibling(1, 0)],
+        vec![sibling(2, 1), sibling(1, 1)],
+        vec![sibling(1, 1), sibling(1, 1)],
+    ];
+    for siblings in broken {
+        let record = Record { clock: clock.clone(), siblings };
+        let err = Record::decode(&Bytes::from(record.encode()));
+        assert!(matches!(err, Err(CodecError::OutOfRange { .. })), "{record:?} decoded: {err:?}");
+    }
+    let fine = Record { clock, siblings: vec![sibling(1, 1), sibling(1, 2), sibling(2, 1)] };
+    assert_eq!(Record::decode(&Bytes::from(fine.encode())), Ok(fine));
+}

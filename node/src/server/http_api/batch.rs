@@ -61,6 +61,13 @@ impl PutOp {
     }
 }
 
+/// The keys (for the reply), operations and `atomic` flag of a `batch/put` body.
+pub(super) fn batch_ops(body: PutBatch) -> Result<(Vec<String>, Vec<BatchOp>, bool), HttpError> {
+    let keys: Vec<String> = body.operations.iter().map(|op| op.key.clone()).collect();
+    let ops = body.operations.into_iter().enumerate().map(|(i, op)| op.into_op(i)).collect::<Result<Vec<_>, _>>()?;
+    Ok((keys, ops, body.atomic))
+}
+
 /// `POST /batch/put`.
 pub(super) async fn put(
     State(ctx): State<Ctx>,
@@ -68,10 +75,9 @@ pub(super) async fn put(
     Params(q): Params<KeyspaceQuery>,
     JsonBody(body): JsonBody<PutBatch>,
 ) -> Result<Json<Value>, HttpError> {
-    let keys: Vec<String> = body.operations.iter().map(|op| op.key.clone()).collect();
-    let ops = body.operations.into_iter().enumerate().map(|(i, op)| op.into_op(i)).collect::<Result<Vec<_>, _>>()?;
+    let (keys, ops, atomic) = batch_ops(body)?;
     let coordinator = &ctx.http.coordinator;
-    let outcomes = coordinator.batch_write(keyspace(&q.keyspace), ops, body.atomic, consistency).await?;
+    let outcomes = coordinator.batch_write(keyspace(&q.keyspace), ops, atomic, consistency).await?;
     let mut failed_keys = Vec::new();
     let mut results = Vec::with_capacity(outcomes.len());
     for (key, outcome) in keys.into_iter().zip(outcomes) {
@@ -94,6 +100,11 @@ pub(super) struct GetBatch {
     keys: Vec<String>,
 }
 
+/// The keys of a `batch/get` body.
+pub(super) fn batch_keys(body: GetBatch) -> Vec<Bytes> {
+    body.keys.into_iter().map(Bytes::from).collect()
+}
+
 /// `POST /batch/get`.
 pub(super) async fn get(
     State(ctx): State<Ctx>,
@@ -101,7 +112,7 @@ pub(super) async fn get(
     Params(q): Params<KeyspaceQuery>,
     JsonBody(body): JsonBody<GetBatch>,
 ) -> Result<Json<Value>, HttpError> {
-    let keys = body.keys.into_iter().map(Bytes::from).collect();
+    let keys = batch_keys(body);
     let reads = ctx.http.coordinator.batch_get(keyspace(&q.keyspace), keys, consistency).await?;
     let results: Vec<Value> = reads.iter().map(|(key, read)| read_entry(key, read)).collect();
     Ok(Json(json!({ "results": results })))

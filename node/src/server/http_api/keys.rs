@@ -28,7 +28,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::replication::{PutOptions, ReadResult, WriteResult};
+use crate::replication::{Consistency, PutOptions, ReadResult, WriteResult};
 
 use super::Ctx;
 use super::error::{HttpError, not_found};
@@ -163,14 +163,7 @@ pub(super) async fn put(
 ) -> Result<Response, HttpError> {
     let header_context = context_header(&headers)?;
     let (value, opts) = if is_json(&headers) {
-        let b: PutBody = parse_json(&body)?;
-        let value = value_from("value", b.value, b.value_base64.as_deref())?;
-        let context = match b.context.as_deref() {
-            Some(c) => context_from("context", Some(c))?,
-            None => context_from("X-Causal-Context", header_context)?,
-        };
-        let if_absent = b.if_not_exists || q.if_not_exists;
-        (value, PutOptions { context, ttl_seconds: b.ttl.or(q.ttl), if_absent, consistency })
+        put_from_json(&body, &q, header_context, consistency)?
     } else {
         let context = context_from("X-Causal-Context", header_context)?;
         (body, PutOptions { context, ttl_seconds: q.ttl, if_absent: q.if_not_exists, consistency })
@@ -178,6 +171,23 @@ pub(super) async fn put(
     let keyspace = keyspace(&q.keyspace);
     let written = ctx.http.coordinator.put(keyspace, Bytes::from(key.clone()), value, opts).await?;
     Ok(with_context(write_response(&key, &written), &written.context))
+}
+
+/// The value and options of a JSON `PUT` body (query and header as fallbacks).
+pub(super) fn put_from_json(
+    body: &[u8],
+    q: &PutQuery,
+    header_context: Option<&str>,
+    consistency: Consistency,
+) -> Result<(Bytes, PutOptions), HttpError> {
+    let b: PutBody = parse_json(body)?;
+    let value = value_from("value", b.value, b.value_base64.as_deref())?;
+    let context = match b.context.as_deref() {
+        Some(c) => context_from("context", Some(c))?,
+        None => context_from("X-Causal-Context", header_context)?,
+    };
+    let if_absent = b.if_not_exists || q.if_not_exists;
+    Ok((value, PutOptions { context, ttl_seconds: b.ttl.or(q.ttl), if_absent, consistency }))
 }
 
 fn write_response(key: &str, w: &WriteResult) -> Response {

@@ -37,6 +37,7 @@ mod admin;
 mod batch;
 mod error;
 mod extract;
+pub(crate) mod fuzz;
 mod json;
 mod keys;
 mod paging;

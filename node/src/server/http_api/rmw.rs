@@ -76,6 +76,13 @@ impl CasBody {
     }
 }
 
+/// The expectation, new value and TTL of a CAS body.
+pub(super) fn cas_request(body: CasBody) -> Result<(CasExpectation, Bytes, Option<u64>), HttpError> {
+    let expected = body.expectation()?;
+    let new_value = value_from("new_value", body.new_value, body.new_value_base64.as_deref())?;
+    Ok((expected, new_value, body.ttl))
+}
+
 /// `POST /keys/{key}/cas`.
 pub(super) async fn cas(
     State(ctx): State<Ctx>,
@@ -84,12 +91,11 @@ pub(super) async fn cas(
     Params(q): Params<KeyspaceQuery>,
     JsonBody(body): JsonBody<CasBody>,
 ) -> Result<Response, HttpError> {
-    let expected = body.expectation()?;
-    let new_value = value_from("new_value", body.new_value, body.new_value_base64.as_deref())?;
+    let (expected, new_value, ttl) = cas_request(body)?;
     let outcome = ctx
         .http
         .coordinator
-        .compare_and_set(keyspace(&q.keyspace), Bytes::from(key), expected, new_value, body.ttl, consistency)
+        .compare_and_set(keyspace(&q.keyspace), Bytes::from(key), expected, new_value, ttl, consistency)
         .await?;
     let context = b64(&outcome.context);
     let response = if outcome.applied {
@@ -144,6 +150,16 @@ fn one() -> i64 {
     1
 }
 
+/// The delta and TTL of an increment body (absent or blank: delta 1).
+pub(super) fn incr_request(raw: &[u8]) -> Result<(i64, Option<u64>), HttpError> {
+    let body = if raw.iter().all(u8::is_ascii_whitespace) {
+        IncrBody { delta: 1, ttl: None }
+    } else {
+        parse_json::<IncrBody>(raw)?
+    };
+    Ok((body.delta, body.ttl))
+}
+
 /// `POST /keys/{key}/incr`.
 pub(super) async fn incr(
     State(ctx): State<Ctx>,
@@ -152,14 +168,9 @@ pub(super) async fn incr(
     Params(q): Params<KeyspaceQuery>,
     Body(raw): Body,
 ) -> Result<Response, HttpError> {
-    let body = if raw.iter().all(u8::is_ascii_whitespace) {
-        IncrBody { delta: 1, ttl: None }
-    } else {
-        parse_json::<IncrBody>(&raw)?
-    };
+    let (delta, ttl) = incr_request(&raw)?;
     let coordinator = &ctx.http.coordinator;
     let ks = keyspace(&q.keyspace);
-    let (value, version) =
-        coordinator.increment(ks, Bytes::from(key.clone()), body.delta, body.ttl, consistency).await?;
+    let (value, version) = coordinator.increment(ks, Bytes::from(key.clone()), delta, ttl, consistency).await?;
     Ok(Json(json!({ "key": key, "value": value, "version": version })).into_response())
 }

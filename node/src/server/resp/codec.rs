@@ -82,6 +82,7 @@ pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
     let Some(end) = find_crlf(buf, 1) else {
         return check_partial_line(buf, limits.max_inline, "multibulk header");
     };
+    check_line(end, limits.max_inline, "multibulk header")?;
     let count = parse_len(&buf[1..end], "multibulk length")?;
     let count = usize::try_from(count.max(0)).unwrap_or(0);
     if count > limits.max_args {
@@ -97,8 +98,9 @@ pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
             return Err(ProtocolError::ExpectedBulk { got: char::from(first) });
         }
         let Some(line_end) = find_crlf(buf, pos + 1) else {
-            return check_partial_line(&buf[pos..], 32, "bulk length");
+            return check_partial_line(&buf[pos..], MAX_BULK_LINE, "bulk length");
         };
+        check_line(line_end - pos, MAX_BULK_LINE, "bulk length")?;
         let len = parse_len(&buf[pos + 1..line_end], "bulk length")?;
         let len = usize::try_from(len)
             .map_err(|_| ProtocolError::BadNumber { what: "bulk length", text: len.to_string() })?;
@@ -120,14 +122,27 @@ pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
     Ok(Some(spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect()))
 }
 
+/// Longest `$<len>` line (with its `$`).
+const MAX_BULK_LINE: usize = 32;
+
+/// A length line still waiting for its CRLF: refused as soon as it is
+/// longer than `limit` (a trailing `\r` may be half of the CRLF, so it does
+/// not count), the same verdict [`check_line`] gives the complete line, so
+/// that how the bytes were split into reads never changes the outcome.
 fn check_partial_line(partial: &[u8], limit: usize, what: &'static str) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    if partial.len() > limit { Err(ProtocolError::TooLarge { what, len: partial.len(), limit }) } else { Ok(None) }
+    let len = partial.strip_suffix(b"\r").unwrap_or(partial).len();
+    check_line(len, limit, what).map(|()| None)
+}
+
+/// A complete length line of `len` bytes (without its CRLF) within `limit`.
+fn check_line(len: usize, limit: usize, what: &'static str) -> Result<(), ProtocolError> {
+    if len > limit { Err(ProtocolError::TooLarge { what, len, limit }) } else { Ok(()) }
 }
 
 /// An inline command: one line of space-separated words (`PING\r\n`).
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return check_partial_line(buf, limits.max_inline, "inline command");
+        return check_line(buf.len(), limits.max_inline, "inline command").map(|()| None);
     };
     if nl > limits.max_inline {
         return Err(ProtocolError::TooLarge { what: "inline command", len: nl, limit: limits.max_inline });
@@ -146,6 +161,13 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
             i += 1;
         }
         if i > start {
+            if args.len() == limits.max_args {
+                return Err(ProtocolError::TooLarge {
+                    what: "inline argument count",
+                    len: args.len() + 1,
+                    limit: limits.max_args,
+                });
+            }
             args.push(text.slice(start..i));
         }
     }
@@ -272,6 +294,39 @@ mod tests {
         assert!(matches!(parse_all(b"*99999999999\r\n"), Err(ProtocolError::TooLarge { .. })));
         let endless = vec![b'a'; 70 * 1024];
         assert!(matches!(parse_all(&endless), Err(ProtocolError::TooLarge { .. })));
+    }
+
+    /// Found by the `resp` fuzz target: an inline command was not held to
+    /// `max_args` (a multibulk one was).
+    #[test]
+    fn inline_commands_are_held_to_max_args() {
+        let limits = Limits { max_args: 3, ..Limits::default() };
+        let mut ok = BytesMut::from(&b"SET k v\r\n"[..]);
+        assert_eq!(parse_command(&mut ok, &limits).map(|c| c.map(|c| c.len())), Ok(Some(3)));
+        let mut over = BytesMut::from(&b"MSET a 1 b\r\n"[..]);
+        let err = parse_command(&mut over, &limits);
+        assert!(matches!(err, Err(ProtocolError::TooLarge { what: "inline argument count", limit: 3, .. })), "{err:?}");
+    }
+
+    /// Found by the `resp` fuzz target: a length line longer than its limit
+    /// (zero-padded) was refused when it arrived in pieces but accepted when
+    /// it arrived whole, so TCP segmentation decided the outcome.
+    #[test]
+    fn a_long_length_line_gets_one_verdict_however_it_arrives() {
+        let limits = Limits { max_inline: 16, ..Limits::default() };
+        let header = format!("*{:0>20}\r\n$1\r\nx\r\n", 1);
+        let bulk = format!("*1\r\n${:0>40}\r\nx\r\n", 1);
+        for wire in [header.as_bytes(), bulk.as_bytes()] {
+            for cut in 0..=wire.len() {
+                let mut buf = BytesMut::from(&wire[..cut]);
+                let mut outcome = parse_command(&mut buf, &limits);
+                if outcome == Ok(None) {
+                    buf.extend_from_slice(&wire[cut..]);
+                    outcome = parse_command(&mut buf, &limits);
+                }
+                assert!(matches!(outcome, Err(ProtocolError::TooLarge { .. })), "cut at {cut}: {outcome:?}");
+            }
+        }
     }
 
     #[test]

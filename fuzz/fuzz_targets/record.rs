@@ -1,0 +1,5 @@
+//! Fuzz target `record`: its body is [`ringkv_node::fuzzing::record`], which the
+//! corpus replay test (node/tests/fuzz_corpus.rs) also runs.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ringkv_node::fuzzing::record(data));
