@@ -41,7 +41,7 @@ pub use lifecycle::{Reservation, STATE_KEY, Topology, TopologySettings};
 pub use moves::{RangeMove, moved_width, pending_moves, replace_moves};
 pub use peers::{
     Described, Description, FetchPage, FetchedPage, GrpcStreamPeers, Segment, StreamPeers, description, fetch_request,
-    fetched_page, peer_error, status_to_wire,
+    fetched_page, peer_error, progress_from_wire, progress_to_wire, status_to_wire,
 };
 pub use progress::{ProgressSnapshot, StreamProgress, Throttle};
 pub use readiness::can_serve;

@@ -178,6 +178,32 @@ pub fn description(peer: SocketAddr, resp: pb::DescribeMemberResponse) -> Result
     Ok(Description { member, ring_nodes: resp.ring_nodes })
 }
 
+/// A peer's streaming progress from its wire form.
+pub fn progress_from_wire(p: pb::ProgressResponse) -> ProgressSnapshot {
+    ProgressSnapshot {
+        operation: p.operation,
+        ranges_total: p.ranges_total,
+        ranges_done: p.ranges_done,
+        records: p.records,
+        bytes: p.bytes,
+        active: p.active,
+        waiting: p.waiting,
+    }
+}
+
+/// This node's streaming progress in its wire form.
+pub fn progress_to_wire(p: ProgressSnapshot) -> pb::ProgressResponse {
+    pb::ProgressResponse {
+        operation: p.operation,
+        ranges_total: p.ranges_total,
+        ranges_done: p.ranges_done,
+        records: p.records,
+        bytes: p.bytes,
+        active: p.active,
+        waiting: p.waiting,
+    }
+}
+
 /// The wire form of a member status (for SetMemberStatus).
 pub fn status_to_wire(status: &MemberStatus) -> i32 {
     (match status {
@@ -247,15 +273,7 @@ impl StreamPeers for GrpcStreamPeers {
         let request = self.request(pb::ProgressRequest {}, self.call_timeout);
         async move {
             let p = client?.progress(request).await.map_err(|s| peer_error(peer, s))?.into_inner();
-            Ok(ProgressSnapshot {
-                operation: p.operation,
-                ranges_total: p.ranges_total,
-                ranges_done: p.ranges_done,
-                records: p.records,
-                bytes: p.bytes,
-                active: p.active,
-                waiting: p.waiting,
-            })
+            Ok(progress_from_wire(p))
         }
         .boxed()
     }

@@ -132,15 +132,6 @@ impl Streaming for StreamingService {
     }
 
     async fn progress(&self, _: Request<pb::ProgressRequest>) -> Result<Response<pb::ProgressResponse>, Status> {
-        let p = self.topology.progress().snapshot();
-        Ok(Response::new(pb::ProgressResponse {
-            operation: p.operation,
-            ranges_total: p.ranges_total,
-            ranges_done: p.ranges_done,
-            records: p.records,
-            bytes: p.bytes,
-            active: p.active,
-            waiting: p.waiting,
-        }))
+        Ok(Response::new(super::peers::progress_to_wire(self.topology.progress().snapshot())))
     }
 }

@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use ringkv_node::membership::{ClusterView, Member, MemberStatus};
 use ringkv_node::topology::{
     Description, FetchPage, FetchedPage, ProgressSnapshot, StreamPeers, StreamingService, Topology, TopologyError,
-    description, fetch_request, fetched_page, peer_error, status_to_wire,
+    description, fetch_request, fetched_page, peer_error, progress_from_wire, status_to_wire,
 };
 use ringkv_node::transport::{SimNetwork, TransportError};
 use ringkv_proto::cluster::v1 as pb;
@@ -168,19 +168,7 @@ impl StreamPeers for SimStreamPeers {
     fn progress(&self, peer: SocketAddr) -> BoxFuture<'static, Result<ProgressSnapshot, TopologyError>> {
         let call = self
             .call(peer, CALL_TIMEOUT, move |s| async move { s.progress(Request::new(pb::ProgressRequest {})).await });
-        async move {
-            let p = call.await?.into_inner();
-            Ok(ProgressSnapshot {
-                operation: p.operation,
-                ranges_total: p.ranges_total,
-                ranges_done: p.ranges_done,
-                records: p.records,
-                bytes: p.bytes,
-                active: p.active,
-                waiting: p.waiting,
-            })
-        }
-        .boxed()
+        async move { Ok(progress_from_wire(call.await?.into_inner())) }.boxed()
     }
 }
 
