@@ -7,7 +7,7 @@
 //!   throttled, resumable from positions kept in the meta partition.
 //! - `progress`: [`StreamProgress`] (status and `ringkv_streaming_*` metrics), [`Throttle`].
 //! - `lifecycle`: [`Topology`], the state machine of the local node and the
-//!   driver of decommission and removenode.
+//!   driver of decommission; `removal`: its removenode half.
 //! - `turn` (pure): whose turn it is to form or join when many fresh nodes
 //!   start at once; `entry`: the waiting loop of a fresh node around it.
 //! - `readiness` (pure): whether the node can serve its ranges (`/readyz`).
@@ -31,6 +31,7 @@ mod moves;
 mod peers;
 mod progress;
 mod readiness;
+mod removal;
 mod service;
 mod stream;
 mod turn;
