@@ -215,6 +215,14 @@ async fn seed_names_and_silent_peers_names_are_followed_to_new_addresses() {
     names.set("seed-0:7100", vec![new_seed]);
     GossipWorker::resolve(h.clone(), Arc::clone(&resolver), seeds.clone(), Duration::from_secs(1)).await;
     assert_eq!(h.seeds(), [new_seed], "the seed's name moved: followed");
+    // A seed with no name yet at start (its pod not created yet) is used once its name resolves.
+    let late = SocketAddr::from(([127, 0, 0, 4], 7100));
+    let both = vec!["seed-0:7100".to_owned(), "seed-1:7100".to_owned()];
+    GossipWorker::resolve(h.clone(), Arc::clone(&resolver), both.clone(), Duration::from_secs(1)).await;
+    assert_eq!(h.seeds(), [new_seed]);
+    names.set("seed-1:7100", vec![late]);
+    GossipWorker::resolve(h.clone(), Arc::clone(&resolver), both, Duration::from_secs(1)).await;
+    assert_eq!(h.seeds(), [new_seed, late], "the late seed is contacted once it resolves");
 
     // A peer known from saved membership, silent, advertising a name that now resolves elsewhere.
     let peer = member("peer", 5, 3);

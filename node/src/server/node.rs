@@ -57,8 +57,11 @@ pub enum NodeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A seed address could not be resolved.
-    #[error("cannot resolve seed {seed:?}: {reason}; use HOST:PORT of another node's gRPC address")]
+    /// Seeds are configured but not one of them resolves.
+    #[error(
+        "cannot resolve any seed of {seed:?}: {reason}; use HOST:PORT of other nodes' gRPC addresses, or wait until \
+         their names resolve"
+    )]
     Seed {
         /// The seed as given.
         seed: String,
@@ -98,13 +101,35 @@ pub struct Node {
 }
 
 /// Resolves seeds (`HOST:PORT`, DNS names allowed) to addresses.
+///
+/// A seed that does not resolve is skipped with a warning: in Kubernetes a
+/// StatefulSet creates its pods one at a time, so when pod 0 starts, the
+/// seeds pods 1 and 2 have no DNS name yet (Cassandra's seed provider skips
+/// an unknown seed host the same way). Gossip looks every seed name up again
+/// each `membership.resolve_interval_ms` and starts using it once it
+/// resolves. Starting fails only when seeds are configured and not one of
+/// them resolves, even when this node is one of them: a node that started
+/// as if it had no seeds would form a ring of its own (a split cluster);
+/// failing lets the supervisor restart it once names resolve.
 async fn resolve_seeds(seeds: &[String]) -> Result<Vec<SocketAddr>, NodeError> {
     let mut out = Vec::new();
+    let mut failures = Vec::new();
     for seed in seeds.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let addrs = tokio::net::lookup_host(seed)
-            .await
-            .map_err(|e| NodeError::Seed { seed: seed.to_owned(), reason: e.to_string() })?;
-        out.extend(addrs.take(1));
+        let reason = match tokio::net::lookup_host(seed).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(addr) => {
+                    out.push(addr);
+                    continue;
+                }
+                None => "no address".to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(seed, %reason, "seed does not resolve now; skipped (gossip looks it up again)");
+        failures.push(format!("{seed}: {reason}"));
+    }
+    if out.is_empty() && !failures.is_empty() {
+        return Err(NodeError::Seed { seed: seeds.join(", "), reason: failures.join("; ") });
     }
     Ok(out)
 }
@@ -434,4 +459,23 @@ fn spawn_grpc(
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// D3 of issue 11: pods 1 and 2 have no DNS name yet when pod 0 starts.
+    #[tokio::test]
+    async fn seeds_that_do_not_resolve_yet_are_skipped_unless_none_resolves() {
+        let seeds = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let found = resolve_seeds(&seeds(&["127.0.0.1:7100", "seed-1.invalid:7100", " ", "seed-2.invalid:7100"]))
+            .await
+            .expect("one seed resolves");
+        assert_eq!(found, [SocketAddr::from(([127, 0, 0, 1], 7100))]);
+        let err = resolve_seeds(&seeds(&["seed-1.invalid:7100", "seed-2.invalid:7100"])).await.expect_err("none");
+        let text = err.to_string();
+        assert!(text.contains("seed-1.invalid:7100") && text.contains("seed-2.invalid:7100"), "{text}");
+        assert!(resolve_seeds(&[]).await.expect("no seeds: a cluster of its own").is_empty());
+    }
 }
