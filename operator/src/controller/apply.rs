@@ -96,7 +96,8 @@ pub async fn run_step(kvc: &KVCluster, ctx: &Context, obs: &Observed, step: &Ste
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
     let cms = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns);
     match step {
-        Step::Decommission { host_id, .. } => ctx.admin.decommission(&ctx.admin_endpoint(kvc), host_id).await?,
+        // To the leaving node itself: a node refuses to decommission another host.
+        Step::Decommission { host_id, endpoint, .. } => ctx.admin.decommission(endpoint, host_id).await?,
         Step::DeletePvc { pvc } => delete(&pvcs, pvc).await?,
         Step::ReplaceNode { pod, pvc, old_host_id, .. } => {
             // Order matters: the replace map first, so the recreated pod starts with --replace.

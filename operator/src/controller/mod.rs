@@ -179,6 +179,9 @@ async fn apply_cluster(kvc: &KVCluster, ctx: &Context) -> Result<Action, Error> 
     let text = describe(&decision.step);
     match &decision.step {
         Step::Refuse { .. } => publish(ctx, kvc, EventType::Warning, "InvalidSpec", "validate", text.clone()).await,
+        Step::ReplacementRefused { .. } => {
+            publish(ctx, kvc, EventType::Warning, "ReplacementRefused", "replace", text.clone()).await;
+        }
         Step::Wait { .. } | Step::Idle => {}
         _ => publish(ctx, kvc, EventType::Normal, "TopologyStep", "reconcile", text.clone()).await,
     }

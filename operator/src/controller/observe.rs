@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use super::Context;
 use crate::crd::KVCluster;
 use crate::error::{Error, KubeContext};
-use crate::plan::{Observed, PodObserved, PvcObserved, RackObserved, map_nodes};
+use crate::plan::{MembershipView, Observed, PodObserved, PvcObserved, RackObserved, map_nodes};
 use crate::resources::{self, RACK_LABEL};
 
 /// True when a pod's local volume is gone: its PVC is missing or `Lost`, its PV
@@ -153,7 +153,28 @@ pub async fn observe(kvc: &KVCluster, ctx: &Context, now_ms: i64) -> Result<Obse
     } else {
         None
     };
-    Ok(Observed { cluster, racks, nodes, replacing, now_ms })
+    let views = if nodes.is_some() { membership_views(ctx, &all_pods).await } else { Vec::new() };
+    let previous_phase = kvc.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    Ok(Observed { cluster, racks, nodes, replacing, now_ms, views, previous_phase })
+}
+
+/// Every ready pod's own view of the membership, asked at the pod's own
+/// address (not through the client Service, which picks one node).
+async fn membership_views(ctx: &Context, pods: &[PodObserved]) -> Vec<MembershipView> {
+    let asks = pods.iter().filter(|p| p.ready).filter_map(|p| Some((p.name.clone(), p.ip.clone()?))).map(
+        |(pod, ip)| async move {
+            let endpoint = resources::node_endpoint(Some(&ip), "");
+            let nodes = match ctx.admin.cluster_status(&endpoint).await {
+                Ok(nodes) => Some(nodes),
+                Err(e) => {
+                    tracing::warn!(%pod, error = %e, "cannot ask a pod for its view of the membership");
+                    None
+                }
+            };
+            MembershipView { pod, nodes }
+        },
+    );
+    futures::future::join_all(asks).await
 }
 
 /// Names of existing Kubernetes Nodes, and the PV bound to each PVC.

@@ -42,11 +42,14 @@ pub fn describe(step: &Step) -> String {
             format!("spec refused: {}", list.join("; "))
         }
         Step::ScaleRack { rack, replicas } => format!("set rack {rack} to {replicas} pod(s)"),
-        Step::Decommission { pod, host_id } => format!("decommission node {host_id} in pod {pod}"),
+        Step::Decommission { pod, host_id, endpoint } => {
+            format!("decommission node {host_id} in pod {pod} (asked at {endpoint})")
+        }
         Step::DeletePvc { pvc } => format!("delete PVC {pvc} of a removed node (pvcRetention: Delete)"),
         Step::ReplaceNode { pod, old_host_id, reason, .. } => {
-            format!("replace node {} in pod {pod} ({reason:?})", old_host_id.as_deref().unwrap_or("(never joined)"))
+            format!("replace node {} in pod {pod}: {reason}", old_host_id.as_deref().unwrap_or("(never joined)"))
         }
+        Step::ReplacementRefused { why, .. } => format!("replacement waits: {why}"),
         Step::FinishReplace { pod } => format!("replacement in pod {pod} finished"),
         Step::RestartPod { pod } => format!("restart pod {pod} on the new template"),
         Step::Wait { reason } => format!("waiting: {reason}"),
@@ -89,9 +92,16 @@ fn conditions(kvc: &KVCluster, obs: &Observed, decision: &Decision, ready: i32, 
     let text = describe(&decision.step);
     let invalid = matches!(decision.step, Step::Refuse { .. });
     let idle = decision.step == Step::Idle;
+    // A LEFT node (a finished scale-down) is reported DOWN: it is gone, not unhealthy.
     let degraded = decision.phase == Phase::Degraded
-        || obs.nodes.iter().flatten().any(|n| n.liveness == Liveness::Down)
+        || obs.nodes.iter().flatten().any(|n| n.liveness == Liveness::Down && n.state != NodeState::Left)
         || obs.racks.values().flat_map(|r| &r.pods).any(|p| p.volume_lost);
+    let problems = obs.health_problems();
+    let degraded_message = match (degraded, problems.is_empty()) {
+        (false, _) => "every node is alive".to_string(),
+        (true, false) => problems.join("; "),
+        (true, true) => text.clone(),
+    };
     let all_ready = ready >= kvc.spec.nodes && ready > 0;
     let cond = |type_, ok, reason, message| condition(prev, type_, ok, reason, message, generation, now);
     let mut out = vec![
@@ -102,12 +112,7 @@ fn conditions(kvc: &KVCluster, obs: &Observed, decision: &Decision, ready: i32, 
             format!("{ready}/{} nodes NORMAL, alive and ready", kvc.spec.nodes),
         ),
         cond("Progressing", !invalid && !idle, if idle { "Idle" } else { "Step" }, text.clone()),
-        cond(
-            "Degraded",
-            degraded,
-            if degraded { "NodesUnhealthy" } else { "Healthy" },
-            if degraded { text.clone() } else { "every node is alive".into() },
-        ),
+        cond("Degraded", degraded, if degraded { "NodesUnhealthy" } else { "Healthy" }, degraded_message),
     ];
     if invalid {
         out.push(cond("Invalid", true, "SpecRefused", text));

@@ -86,6 +86,11 @@ impl KVClusterBuilder {
         });
         self
     }
+    /// Opt in to replacing a node DOWN for `after_s` seconds.
+    pub fn replace_after_down(mut self, after_s: i32) -> Self {
+        self.cluster.spec.replacement.on_down_time = Some(DownTimeReplacement { after_seconds: after_s });
+        self
+    }
     /// Auth with an operator-made token Secret.
     pub fn auth(mut self) -> Self {
         self.cluster.spec.auth = Some(AuthSpec { enabled: true, secret_name: None });

@@ -88,7 +88,7 @@ pub struct KVClusterSpec {
     /// What happens to a node's PVC when the node is removed by scale-down or the cluster is deleted.
     #[serde(default)]
     pub pvc_retention: PvcRetention,
-    /// Automatic replacement of dead nodes.
+    /// Automatic replacement of dead nodes: when a node's volume is gone; after downtime only with onDownTime.
     #[serde(default)]
     pub replacement: ReplacementSpec,
 }
@@ -244,29 +244,42 @@ pub enum PvcRetention {
     Retain,
 }
 
-/// Replacement of dead nodes.
+/// Replacement of dead nodes. A node is replaced automatically only on proof
+/// that its volume is gone (PVC lost, PV or machine deleted); downtime alone
+/// is no proof (a node down for a kernel upgrade or a zone outage comes back
+/// with its data), so replacing a node that is merely DOWN is opt-in.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplacementSpec {
     /// Whether the operator replaces dead nodes by itself.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// A node DOWN for this long is replaced, in seconds.
-    #[serde(default = "default_down_timeout")]
-    #[x_kube(validation = Rule::new("self >= 60").message("downTimeoutSeconds must be at least 60"))]
-    pub down_timeout_seconds: i32,
+    /// Opt-in: also replace a node that has been DOWN this long; absent means never by downtime alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_down_time: Option<DownTimeReplacement>,
+    /// Deprecated and ignored (it used to replace a node DOWN this long by
+    /// default); set onDownTime.afterSeconds to opt in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_timeout_seconds: Option<i32>,
+}
+
+/// Replacement of a node that stays DOWN: refused while any other node is not
+/// NORMAL and ALIVE, or while a range would lack a quorum.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DownTimeReplacement {
+    /// A node DOWN for this long is replaced (its PVC deleted, a new node streams its ranges), in seconds.
+    #[x_kube(validation = Rule::new("self >= 60").message("onDownTime.afterSeconds must be at least 60"))]
+    pub after_seconds: i32,
 }
 
 fn yes() -> bool {
     true
 }
-fn default_down_timeout() -> i32 {
-    900
-}
 
 impl Default for ReplacementSpec {
     fn default() -> Self {
-        Self { enabled: true, down_timeout_seconds: default_down_timeout() }
+        Self { enabled: true, on_down_time: None, down_timeout_seconds: None }
     }
 }
 
@@ -441,6 +454,9 @@ impl KVClusterSpec {
             if a.target_disk_utilisation.is_some_and(|t| t <= 0.0 || t > 1.0) {
                 bad("autoscaling.targetDiskUtilisation", "must be in (0, 1]".into());
             }
+        }
+        if let Some(d) = self.replacement.on_down_time.as_ref().filter(|d| d.after_seconds < 60) {
+            bad("replacement.onDownTime.afterSeconds", format!("is {}; use 60 or more", d.after_seconds));
         }
         if self.tls.as_ref().is_some_and(|t| t.enabled && t.secret_name.is_none()) {
             bad("tls.secretName", "is needed when tls.enabled is true".into());

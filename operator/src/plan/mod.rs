@@ -16,14 +16,23 @@
 //! 4. Scale-down decommissions the top pod of the fullest rack through the
 //!    Admin API, waits for LEFT, shrinks its StatefulSet, then applies
 //!    `pvcRetention`.
-//! 5. A node whose local volume is gone, or that stays DOWN past
-//!    `replacement.downTimeoutSeconds`, is replaced (PVC and pod deleted, the
-//!    new pod starts with `--replace <host-id>`), one at a time.
+//! 5. A node whose local volume is gone is replaced (PVC and pod deleted, the
+//!    new pod starts with `--replace <host-id>`), one at a time. Downtime
+//!    alone is no proof: only with `replacement.onDownTime` is a node DOWN
+//!    past `afterSeconds` replaced, and never while another node is not
+//!    NORMAL and ALIVE or a range would lack a quorum.
 //! 6. A pod whose template is outdated is restarted, one at a time, only if
 //!    every range keeps a quorum while it is down.
+//! 7. No scale, decommission, replacement or restart starts unless every
+//!    ready node, asked at its own address, reports the same membership and
+//!    sees the others ALIVE ([`disagreement`]).
+//! 8. The phase of a create, scale-up or upgrade is kept while the only
+//!    unhealthy pods are the ones it started; Degraded is for the rest.
 
+mod agreement;
 mod observed;
 
+pub use agreement::*;
 pub use observed::*;
 
 use crate::crd::{KVClusterSpec, Phase, PvcRetention, SpecProblem};
@@ -44,12 +53,14 @@ pub enum Step {
         /// New replica count.
         replicas: i32,
     },
-    /// Ask the cluster to decommission `host_id` (running in `pod`).
+    /// Ask the node `host_id` (running in `pod`) to decommission itself.
     Decommission {
         /// The pod.
         pod: String,
         /// The node.
         host_id: String,
+        /// The node's own gRPC endpoint (a node decommissions only itself).
+        endpoint: String,
     },
     /// Delete the PVC of a removed node (`pvcRetention: Delete`).
     DeletePvc {
@@ -77,6 +88,13 @@ pub enum Step {
         /// The pod.
         pod: String,
     },
+    /// A node is DOWN past `replacement.onDownTime.afterSeconds`, but replacing it now is unsafe.
+    ReplacementRefused {
+        /// The pod of the DOWN node.
+        pod: String,
+        /// Why it is due and why it is refused.
+        why: String,
+    },
     /// Nothing may be done now.
     Wait {
         /// Why, for the status and the events.
@@ -91,8 +109,26 @@ pub enum Step {
 pub enum ReplaceReason {
     /// Its PVC is lost or unbound, or the machine holding its local volume is gone.
     VolumeLost,
-    /// It has been DOWN longer than the deadline.
-    DownTooLong,
+    /// It has been DOWN longer than `replacement.onDownTime.afterSeconds` (opt-in).
+    DownTooLong {
+        /// Seconds it has been DOWN.
+        down_for_s: i64,
+        /// The configured `afterSeconds`.
+        after_s: i32,
+    },
+}
+
+impl std::fmt::Display for ReplaceReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::VolumeLost => f.write_str("its volume is gone: PVC lost or deleted, or its PV or machine deleted"),
+            Self::DownTooLong { down_for_s, after_s } => write!(
+                f,
+                "DOWN for {down_for_s} s > replacement.onDownTime.afterSeconds {after_s}; every other node is \
+                 NORMAL and ALIVE"
+            ),
+        }
+    }
 }
 
 /// A step and the phase it puts the cluster in.
@@ -143,7 +179,7 @@ pub fn plan(spec: &KVClusterSpec, obs: &Observed) -> Decision {
         let phase = match n.state {
             NodeState::Leaving => Phase::ScalingDown,
             NodeState::Replacing => Phase::Replacing,
-            _ => Phase::ScalingUp,
+            _ => growing_phase(obs),
         };
         return wait(format!("node {} ({}) is {}", n.host_id, n.pod.as_deref().unwrap_or("no pod"), n.state), phase);
     }
@@ -153,20 +189,79 @@ pub fn plan(spec: &KVClusterSpec, obs: &Observed) -> Decision {
     if let Some(d) = delete_orphan_pvc(spec, obs) {
         return d;
     }
-    if let Some(d) = replacement(spec, obs, nodes) {
-        return d;
-    }
-    if let Some(d) = scale(spec, obs, nodes) {
-        return d;
-    }
-    if let Some(d) = rolling_restart(spec, obs, nodes) {
-        return d;
+    let topology_step =
+        replacement(spec, obs, nodes).or_else(|| scale(spec, obs, nodes)).or_else(|| rolling_restart(spec, obs, nodes));
+    if let Some(d) = topology_step {
+        return when_agreed(d, obs, nodes);
     }
     let unhealthy = unhealthy_pods(obs, nodes);
     if let Some(p) = unhealthy.first() {
+        if let Some(d) = still_starting(obs, nodes) {
+            return d;
+        }
         return wait(format!("pod {p} is not ready or its node is not NORMAL and ALIVE"), Phase::Degraded);
     }
     decide(Step::Idle, Phase::Running)
+}
+
+/// The phase of adding nodes: Creating while the cluster is being created, else ScalingUp.
+fn growing_phase(obs: &Observed) -> Phase {
+    if obs.previous_phase == Phase::Creating { Phase::Creating } else { Phase::ScalingUp }
+}
+
+/// `d` when it changes nothing or every asked node agrees on the membership; else a wait naming who disagrees.
+fn when_agreed(d: Decision, obs: &Observed, nodes: &[NodeObserved]) -> Decision {
+    let what = match &d.step {
+        Step::ScaleRack { rack, replicas } => format!("setting rack {rack} to {replicas} pod(s)"),
+        Step::Decommission { pod, .. } => format!("decommissioning pod {pod}"),
+        Step::ReplaceNode { pod, .. } => format!("replacing pod {pod}"),
+        Step::RestartPod { pod } => format!("restarting pod {pod}"),
+        _ => return d,
+    };
+    // The node being replaced is DOWN by definition: its own view and its liveness do not count.
+    let except = match &d.step {
+        Step::ReplaceNode { pod, .. } => Some(pod.as_str()),
+        _ => None,
+    };
+    match disagreement(obs, nodes, except) {
+        Some(why) => wait(format!("{what} waits until the nodes agree on the membership: {why}"), d.phase),
+        None => d,
+    }
+}
+
+/// While a create, scale-up or upgrade is in progress (the last status said
+/// so) and the only unhealthy pod is the one it started (one at a time: the
+/// top pod of a growing rack whose node is not DOWN, or a pod restarted on
+/// the new template, or a pod not created yet), that phase is kept: a pod
+/// that is starting is not a degraded cluster.
+fn still_starting(obs: &Observed, nodes: &[NodeObserved]) -> Option<Decision> {
+    let phase = obs.previous_phase;
+    if !matches!(phase, Phase::Creating | Phase::ScalingUp | Phase::Upgrading) {
+        return None;
+    }
+    let node_of = |p: &PodObserved| nodes.iter().find(|n| n.pod.as_deref() == Some(p.name.as_str()));
+    let started = |r: &RackObserved, p: &PodObserved| match phase {
+        Phase::Upgrading => r.update_revision.is_some() && p.revision == r.update_revision,
+        _ => {
+            p.ordinal == r.replicas - 1
+                && node_of(p).is_none_or(|n| {
+                    matches!(n.state, NodeState::Joining | NodeState::Normal) && n.liveness != Liveness::Down
+                })
+        }
+    };
+    let mut starting = Vec::new();
+    for r in obs.racks.values() {
+        for p in r.pods.iter().filter(|p| !pod_healthy(p, nodes)) {
+            if p.volume_lost || !started(r, p) {
+                return None;
+            }
+            starting.push(format!("pod {}", p.name));
+        }
+        let missing = r.replicas - i32::try_from(r.pods.len()).unwrap_or(0);
+        starting.extend((missing > 0).then(|| format!("{missing} pod(s) not created yet")));
+    }
+    let [one] = starting.as_slice() else { return None };
+    Some(wait(format!("{one} is starting ({phase:?} in progress)"), phase))
 }
 
 /// Before any node answers the Admin API: create the first pod, or wait for it.
@@ -232,41 +327,85 @@ fn replacement(spec: &KVClusterSpec, obs: &Observed, nodes: &[NodeObserved]) -> 
     if !spec.replacement.enabled {
         return None;
     }
-    let deadline = i64::from(spec.replacement.down_timeout_seconds) * 1000;
-    for pod in obs.racks.values().flat_map(|r| r.pods.iter()) {
-        let node = nodes.iter().find(|n| n.pod.as_deref() == Some(pod.name.as_str()));
-        let reason = if pod.volume_lost {
-            ReplaceReason::VolumeLost
-        } else if node.is_some_and(|n| {
-            n.liveness == Liveness::Down && n.down_since_ms.is_some_and(|t| obs.now_ms - t >= deadline)
-        }) {
-            ReplaceReason::DownTooLong
-        } else {
-            continue;
-        };
-        let step = Step::ReplaceNode {
-            pod: pod.name.clone(),
-            pvc: crate::resources::pvc_name(&pod.name),
-            old_host_id: node.map(|n| n.host_id.clone()),
-            reason,
-        };
-        return Some(decide(step, Phase::Replacing));
+    let node_of = |pod: &str| nodes.iter().find(|n| n.pod.as_deref() == Some(pod));
+    let pods = || obs.racks.values().flat_map(|r| r.pods.iter());
+    // Proof that the volume is gone: always replaced.
+    if let Some(pod) = pods().find(|p| p.volume_lost) {
+        let old_host_id = node_of(&pod.name).map(|n| n.host_id.clone());
+        return Some(replace(&pod.name, old_host_id, ReplaceReason::VolumeLost));
+    }
+    // Downtime alone: only when asked for, and only when it is safe.
+    let after_s = spec.replacement.on_down_time.as_ref()?.after_seconds;
+    let (pod, node, down_for_s) = pods().find_map(|p| {
+        let n = node_of(&p.name).filter(|n| n.liveness == Liveness::Down)?;
+        let down_for_s = (obs.now_ms - n.down_since_ms?) / 1000;
+        (down_for_s >= i64::from(after_s)).then_some((p, n, down_for_s))
+    })?;
+    let due = format!(
+        "node {} in pod {} DOWN for {down_for_s} s > replacement.onDownTime.afterSeconds {after_s}",
+        node.host_id, pod.name
+    );
+    if let Some(refusal) = down_time_refusal(spec, obs, nodes, node) {
+        let step = Step::ReplacementRefused { pod: pod.name.clone(), why: format!("{due}, but refused: {refusal}") };
+        return Some(decide(step, Phase::Degraded));
+    }
+    Some(replace(&pod.name, Some(node.host_id.clone()), ReplaceReason::DownTooLong { down_for_s, after_s }))
+}
+
+fn replace(pod: &str, old_host_id: Option<String>, reason: ReplaceReason) -> Decision {
+    let step = Step::ReplaceNode { pod: pod.into(), pvc: crate::resources::pvc_name(pod), old_host_id, reason };
+    decide(step, Phase::Replacing)
+}
+
+/// Why replacing the DOWN node `down` is unsafe now: another node is not
+/// NORMAL and ALIVE, another pod is not ready, or a range would lack a quorum.
+fn down_time_refusal(
+    spec: &KVClusterSpec,
+    obs: &Observed,
+    nodes: &[NodeObserved],
+    down: &NodeObserved,
+) -> Option<String> {
+    let others = nodes.iter().filter(|n| n.state != NodeState::Left && n.host_id != down.host_id);
+    let at = |n: &NodeObserved| n.pod.as_deref().map_or_else(String::new, |p| format!(" (pod {p})"));
+    for n in others {
+        if n.liveness != Liveness::Alive {
+            return Some(format!("node {}{} is also {}", n.host_id, at(n), n.liveness));
+        }
+        if n.state != NodeState::Normal {
+            return Some(format!("node {}{} is {}, not NORMAL", n.host_id, at(n), n.state));
+        }
+    }
+    let unhealthy: Vec<String> =
+        unhealthy_pods(obs, nodes).into_iter().filter(|p| Some(p.as_str()) != down.pod.as_deref()).collect();
+    if let Some(p) = unhealthy.first() {
+        return Some(format!("pod {p} is not ready too"));
+    }
+    if !restart_keeps_quorum(spec.replication_factor, unhealthy.len()) {
+        return Some(format!(
+            "with replicationFactor {} a range would lack a quorum while it is rebuilt",
+            spec.replication_factor
+        ));
     }
     None
 }
 
+/// A pod is ready and its node NORMAL and ALIVE.
+fn pod_healthy(p: &PodObserved, nodes: &[NodeObserved]) -> bool {
+    p.ready
+        && nodes.iter().any(|n| {
+            n.pod.as_deref() == Some(p.name.as_str()) && n.state == NodeState::Normal && n.liveness == Liveness::Alive
+        })
+}
+
 /// Pods that are not ready, or whose node is not NORMAL and ALIVE (or unknown).
 fn unhealthy_pods(obs: &Observed, nodes: &[NodeObserved]) -> Vec<String> {
-    let healthy = |p: &PodObserved| {
-        p.ready
-            && nodes.iter().any(|n| {
-                n.pod.as_deref() == Some(p.name.as_str())
-                    && n.state == NodeState::Normal
-                    && n.liveness == Liveness::Alive
-            })
-    };
-    let mut out: Vec<String> =
-        obs.racks.values().flat_map(|r| r.pods.iter()).filter(|p| !healthy(p)).map(|p| p.name.clone()).collect();
+    let mut out: Vec<String> = obs
+        .racks
+        .values()
+        .flat_map(|r| r.pods.iter())
+        .filter(|p| !pod_healthy(p, nodes))
+        .map(|p| p.name.clone())
+        .collect();
     // A pod the StatefulSet should have but has not created yet counts too.
     for (name, r) in &obs.racks {
         let missing = r.replicas - i32::try_from(r.pods.len()).unwrap_or(0);
@@ -285,7 +424,7 @@ fn scale(spec: &KVClusterSpec, obs: &Observed, nodes: &[NodeObserved]) -> Option
     }
     let unhealthy = unhealthy_pods(obs, nodes);
     let growing = total < spec.nodes;
-    let phase = if growing { Phase::ScalingUp } else { Phase::ScalingDown };
+    let phase = if growing { growing_phase(obs) } else { Phase::ScalingDown };
     if let Some(p) = unhealthy.first() {
         return Some(wait(format!("scaling waits: pod {p} is not ready or its node is not NORMAL and ALIVE"), phase));
     }
@@ -314,7 +453,8 @@ fn scale(spec: &KVClusterSpec, obs: &Observed, nodes: &[NodeObserved]) -> Option
     let Some(node) = nodes.iter().find(|n| n.pod.as_deref() == Some(victim.as_str())) else {
         return Some(wait(format!("scale-down waits: no node is known for pod {victim}"), phase));
     };
-    Some(decide(Step::Decommission { pod: victim, host_id: node.host_id.clone() }, phase))
+    let endpoint = crate::resources::node_endpoint(obs.pod(&victim).and_then(|p| p.ip.as_deref()), &node.grpc_addr);
+    Some(decide(Step::Decommission { pod: victim, host_id: node.host_id.clone(), endpoint }, phase))
 }
 
 fn rolling_restart(spec: &KVClusterSpec, obs: &Observed, nodes: &[NodeObserved]) -> Option<Decision> {

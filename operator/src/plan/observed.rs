@@ -134,6 +134,10 @@ pub struct Observed {
     pub replacing: BTreeMap<String, String>,
     /// Now, unix ms.
     pub now_ms: i64,
+    /// Each ready pod's own view of the membership (asked at the pod's address).
+    pub views: Vec<super::MembershipView>,
+    /// The phase the last status reported (an operation in progress keeps its phase).
+    pub previous_phase: crate::crd::Phase,
 }
 
 impl Observed {
@@ -150,6 +154,29 @@ impl Observed {
         let orphan_pods = pods.filter(|p| !nodes.iter().any(|n| n.pod.as_deref() == Some(p.name.as_str()))).count();
         let orphan_nodes = nodes.iter().filter(|n| n.pod.is_none() && n.state != NodeState::Left).count();
         orphan_pods + orphan_nodes
+    }
+
+    /// What is unhealthy, in words (for the Degraded condition): nodes that
+    /// are not ALIVE or not NORMAL (LEFT ones are gone, not unhealthy), pods
+    /// whose volume is gone, pods that are not ready.
+    pub fn health_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in self.nodes.iter().flatten().filter(|n| n.state != NodeState::Left) {
+            let at = n.pod.as_deref().map_or_else(|| " (no pod)".to_string(), |p| format!(" (pod {p})"));
+            if n.liveness != Liveness::Alive {
+                out.push(format!("node {}{at} is {}", n.host_id, n.liveness));
+            } else if n.state != NodeState::Normal {
+                out.push(format!("node {}{at} is {}", n.host_id, n.state));
+            }
+        }
+        for p in self.racks.values().flat_map(|r| r.pods.iter()) {
+            if p.volume_lost {
+                out.push(format!("pod {} lost its volume", p.name));
+            } else if !p.ready {
+                out.push(format!("pod {} is not ready", p.name));
+            }
+        }
+        out
     }
 
     /// The pod named `name`.

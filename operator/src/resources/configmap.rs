@@ -63,12 +63,34 @@ pub fn node_config(kvc: &KVCluster) -> Config {
         ConflictModeSpec::Lww => ConflictMode::Lww,
     };
     c.ring.vnodes = u32::try_from(spec.vnodes).unwrap_or(64);
-    // One seed: the first pod of the first rack, always the first pod created.
-    // Every node says hello to it and learns the others from it.
-    if let Some(rack) = spec.racks.first() {
-        c.membership.seeds = vec![format!("{}:{GRPC_PORT}", pod_dns(kvc, &pod_name(kvc, &rack.name, 0)))];
-    }
+    c.membership.seeds = seed_pods(kvc).iter().map(|pod| format!("{}:{GRPC_PORT}", pod_dns(kvc, pod))).collect();
     c
+}
+
+/// Seeds wanted when there are few racks.
+const MIN_SEEDS: usize = 3;
+
+/// The seed pods: the first pod of every rack, then the next ordinals of the
+/// racks in turn until there are [`MIN_SEEDS`]. With one seed, a restarted
+/// seed that came back on a new IP could start a ring of its own; with
+/// several, every node keeps a way into the one ring. Independent of
+/// `spec.nodes`, so that scaling never changes `node.toml` (and never rolls
+/// the pods); a seed pod that does not exist (yet) is skipped by the nodes.
+pub fn seed_pods(kvc: &KVCluster) -> Vec<String> {
+    let racks = &kvc.spec.racks;
+    let mut out = Vec::new();
+    for ordinal in 0.. {
+        for rack in racks {
+            if ordinal > 0 && out.len() >= MIN_SEEDS {
+                return out;
+            }
+            out.push(pod_name(kvc, &rack.name, ordinal));
+        }
+        if racks.is_empty() || (out.len() >= MIN_SEEDS) {
+            return out;
+        }
+    }
+    out
 }
 
 /// `node.toml` as text, checked by the node's own `validate()`.

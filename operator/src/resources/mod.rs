@@ -91,6 +91,18 @@ pub fn admin_endpoint(kvc: &KVCluster) -> String {
     format!("http://{}.{}.svc.cluster.local:{GRPC_PORT}", client_service_name(kvc), namespace(kvc))
 }
 
+/// The gRPC endpoint of one node itself, for the calls a node accepts only
+/// about itself (a node refuses to decommission another host): its pod's IP
+/// and [`GRPC_PORT`], else the address the node advertises. The one place
+/// this endpoint is computed.
+pub fn node_endpoint(pod_ip: Option<&str>, grpc_addr: &str) -> String {
+    match pod_ip.filter(|ip| !ip.is_empty()) {
+        Some(ip) if ip.contains(':') => format!("http://[{ip}]:{GRPC_PORT}"),
+        Some(ip) => format!("http://{ip}:{GRPC_PORT}"),
+        None => format!("http://{grpc_addr}"),
+    }
+}
+
 /// Labels selecting every node pod of the cluster.
 pub fn selector_labels(kvc: &KVCluster) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -209,8 +209,23 @@ fn configmap_is_the_nodes_own_config_and_passes_its_validation() -> Result<(), B
     assert_eq!(config.replication.write_consistency.name(), "ALL");
     assert_eq!(config.replication.default_keyspace_conflict_mode, ringkv_node::version::ConflictMode::Lww);
     assert_eq!(config.storage.data_dir, std::path::PathBuf::from(DATA_DIR));
-    assert_eq!(config.membership.seeds, ["kv-a-0.kv-peers.db.svc.cluster.local:7100"]);
+    let dns = |pod: &str| format!("{pod}.kv-peers.db.svc.cluster.local:7100");
+    assert_eq!(config.membership.seeds, [dns("kv-a-0"), dns("kv-b-0"), dns("kv-a-1")]);
     Ok(())
+}
+
+/// D3: one seed (pod 0) let a restarted pod 0 start a ring of its own.
+#[test]
+fn seeds_are_the_first_pod_of_every_rack_filled_to_three_whatever_the_node_count() {
+    let seeds = |racks: &[&str], nodes: i32| configmap::seed_pods(&KVCluster::test().nodes(nodes).racks(racks).build());
+    assert_eq!(seeds(&["default"], 3), ["kv-default-0", "kv-default-1", "kv-default-2"]);
+    assert_eq!(seeds(&["a", "b", "c"], 3), ["kv-a-0", "kv-b-0", "kv-c-0"]);
+    assert_eq!(seeds(&["a", "b", "c", "d"], 4), ["kv-a-0", "kv-b-0", "kv-c-0", "kv-d-0"], "every rack has one");
+    assert_eq!(seeds(&["a", "b"], 9), ["kv-a-0", "kv-b-0", "kv-a-1"]);
+    // Scaling never changes node.toml (which would roll every pod).
+    let toml = |nodes: i32| configmap::render(&KVCluster::test().nodes(nodes).build()).expect("render");
+    assert_eq!(toml(3), toml(7));
+    assert_eq!(toml(3).matches(".kv-peers.db.svc.cluster.local:7100").count(), 3, "{}", toml(3));
 }
 
 #[test]

@@ -175,23 +175,51 @@ pub(super) fn serve(api: Arc<FakeApi>) -> Client {
     Client::new(service, "db")
 }
 
+/// The Admin API of a fake cluster. Like a real node, it refuses a
+/// `Decommission` for any host but the one at that endpoint.
 #[derive(Debug, Default)]
 pub(super) struct FakeAdmin {
+    /// What every endpoint answers to ClusterStatus, unless `views` says otherwise.
     pub(super) nodes: Option<Vec<NodeObserved>>,
-    pub(super) decommissioned: Mutex<Vec<String>>,
+    /// ClusterStatus by endpoint (one node's own view of the membership).
+    pub(super) views: BTreeMap<String, Vec<NodeObserved>>,
+    /// Endpoints that do not answer.
+    pub(super) unreachable: Vec<String>,
+    /// Every Decommission call: (endpoint, host id), refused ones included.
+    pub(super) decommissioned: Mutex<Vec<(String, String)>>,
+}
+
+impl FakeAdmin {
+    /// The endpoint of the node `host_id` itself (its advertised gRPC address).
+    fn own_endpoint(&self, host_id: &str) -> Option<String> {
+        let n = self.nodes.iter().flatten().find(|n| n.host_id == host_id)?;
+        Some(format!("http://{}", n.grpc_addr))
+    }
 }
 
 impl NodeAdmin for FakeAdmin {
     fn cluster_status<'a>(&'a self, endpoint: &'a str) -> BoxFuture<'a, Result<Vec<NodeObserved>, AdminError>> {
-        let r = self
-            .nodes
-            .clone()
-            .ok_or(AdminError::Unreachable { endpoint: endpoint.into(), reason: "fake: no cluster".into() });
+        let unreachable = |reason: &str| AdminError::Unreachable { endpoint: endpoint.into(), reason: reason.into() };
+        let r = if self.unreachable.iter().any(|e| e == endpoint) {
+            Err(unreachable("fake: connection refused"))
+        } else {
+            self.views.get(endpoint).cloned().or_else(|| self.nodes.clone()).ok_or(unreachable("fake: no cluster"))
+        };
         Box::pin(async move { r })
     }
-    fn decommission<'a>(&'a self, _endpoint: &'a str, host_id: &'a str) -> BoxFuture<'a, Result<(), AdminError>> {
-        self.decommissioned.lock().expect("lock").push(host_id.into());
-        Box::pin(async { Ok(()) })
+    fn decommission<'a>(&'a self, endpoint: &'a str, host_id: &'a str) -> BoxFuture<'a, Result<(), AdminError>> {
+        self.decommissioned.lock().expect("lock").push((endpoint.into(), host_id.into()));
+        let r = if self.own_endpoint(host_id).as_deref() == Some(endpoint) {
+            Ok(())
+        } else {
+            Err(AdminError::Call {
+                call: "Decommission",
+                endpoint: endpoint.into(),
+                code: "FailedPrecondition".into(),
+                message: "[RKV-TOPOLOGY-PRECONDITION] a node decommissions itself; send it to that node".into(),
+            })
+        };
+        Box::pin(async move { r })
     }
 }
 

@@ -3,7 +3,9 @@
 //! and records every request with its parsed body; tests assert on bodies.
 
 mod fake;
+mod topology;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kube::Client;
@@ -182,7 +184,9 @@ async fn scale_down_decommissions_through_the_admin_api_and_keeps_the_statefulse
     let admin = Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() });
     let ctx = context(serve(api.clone()), admin.clone(), NodeSample::default());
     reconcile(Arc::new(kvc), ctx).await?;
-    assert_eq!(*admin.decommissioned.lock().expect("lock"), ["host-3"]);
+    // To the leaving node's own pod IP, not the client Service (a node decommissions only itself).
+    let calls = admin.decommissioned.lock().expect("lock").clone();
+    assert_eq!(calls, [("http://10.0.0.3:7100".to_string(), "host-3".to_string())]);
     let reqs = api.requests();
     let sts = applied(&reqs, "/apis/apps/v1/namespaces/db/statefulsets/kv-default").ok_or("statefulset")?;
     assert_eq!(sts["spec"]["replicas"], 4, "never shrunk before the node has LEFT");

@@ -6,6 +6,8 @@ use super::*;
 use crate::crd::{KVCluster, PvcRetention};
 use crate::resources::pvc_name;
 
+mod safety;
+
 const REV: &str = "rev-1";
 
 /// A cluster of pods, each running a healthy node unless changed.
@@ -16,6 +18,13 @@ struct World {
 
 fn host(pod: &str) -> String {
     format!("host-{pod}")
+}
+
+/// The decommission of the node in `pod` (`kv-<rack>-<n>`), sent to the pod's own IP.
+fn decommission(pod: &str) -> Step {
+    let (rack, ordinal) = pod.trim_start_matches("kv-").rsplit_once('-').expect("kv-<rack>-<n>");
+    let endpoint = format!("http://10.0.{}.{ordinal}:7100", rack.len());
+    Step::Decommission { pod: pod.into(), host_id: host(pod), endpoint }
 }
 
 impl World {
@@ -239,7 +248,7 @@ fn scale_down_5_to_3_decommissions_then_shrinks_then_deletes_pvcs() {
     let kvc = KVCluster::test().nodes(3).rf(3).racks(&["a", "b", "c"]).pvc_retention(PvcRetention::Delete).build();
     let mut w = World::healthy(&["a", "b", "c"], &[2, 2, 1]);
     let d = plan(&kvc.spec, &w.obs);
-    assert_eq!(d.step, Step::Decommission { pod: "kv-a-1".into(), host_id: host("kv-a-1") });
+    assert_eq!(d.step, decommission("kv-a-1"));
     assert_eq!(d.phase, Phase::ScalingDown);
     w.apply(&d.step);
     // LEAVING: never shrink yet.
@@ -250,14 +259,11 @@ fn scale_down_5_to_3_decommissions_then_shrinks_then_deletes_pvcs() {
     assert_eq!(plan(&kvc.spec, &w.obs).step, Step::DeletePvc { pvc: "data-kv-a-1".into() });
     let steps = drive(&kvc, &mut w, 20);
     assert_eq!(w.replicas(), [1, 1, 1]);
-    assert!(steps.contains(&Step::Decommission { pod: "kv-b-1".into(), host_id: host("kv-b-1") }));
+    assert!(steps.contains(&decommission("kv-b-1")));
     assert!(steps.contains(&Step::DeletePvc { pvc: "data-kv-b-1".into() }));
     // Every shrink came after its node was decommissioned.
     let pos = |s: &Step| steps.iter().position(|x| x == s).expect("step");
-    assert!(
-        pos(&Step::Decommission { pod: "kv-b-1".into(), host_id: host("kv-b-1") })
-            < pos(&Step::ScaleRack { rack: "b".into(), replicas: 1 })
-    );
+    assert!(pos(&decommission("kv-b-1")) < pos(&Step::ScaleRack { rack: "b".into(), replicas: 1 }));
 }
 
 #[test]
@@ -326,9 +332,9 @@ fn lost_local_pv_replaces_the_node_and_waits_for_streaming() {
 }
 
 #[test]
-fn node_down_past_the_deadline_is_replaced_not_before() {
-    let kvc = spec(3, &["a", "b", "c"]);
-    let timeout_ms = i64::from(kvc.spec.replacement.down_timeout_seconds) * 1000;
+fn node_down_past_the_deadline_is_replaced_not_before_when_opted_in() {
+    let kvc = KVCluster::test().nodes(3).rf(3).racks(&["a", "b", "c"]).replace_after_down(900).build();
+    let timeout_ms = 900_000;
     let mut w = World::healthy(&["a", "b", "c"], &[1, 1, 1]);
     let now = w.obs.now_ms;
     w.pod("kv-c-0").ready = false;
@@ -345,7 +351,7 @@ fn node_down_past_the_deadline_is_replaced_not_before() {
             pod: "kv-c-0".into(),
             pvc: "data-kv-c-0".into(),
             old_host_id: Some(host("kv-c-0")),
-            reason: ReplaceReason::DownTooLong
+            reason: ReplaceReason::DownTooLong { down_for_s: 900, after_s: 900 }
         }
     );
     // Disabled replacement: never.
