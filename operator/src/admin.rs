@@ -22,7 +22,8 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum AdminError {
     /// No connection to the endpoint.
     #[error(
-        "cannot reach the RingKV Admin API at {endpoint}: {reason}; check that a node is ready behind the client Service"
+        "cannot reach the RingKV Admin API at {endpoint}: {reason}; check that the node there (or one behind the client \
+         Service) is ready and reachable from the operator"
     )]
     Unreachable {
         /// The endpoint.

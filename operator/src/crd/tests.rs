@@ -76,6 +76,20 @@ fn each_rule_names_its_field() {
     let mut s = valid();
     s.vnodes = 0;
     assert_eq!(fields(&s), ["vnodes"]);
+    let mut s = valid();
+    s.replacement.on_down_time = Some(DownTimeReplacement { after_seconds: 30 });
+    assert_eq!(fields(&s), ["replacement.onDownTime.afterSeconds"]);
+}
+
+/// D11: an object stored before (the API server defaulted
+/// `downTimeoutSeconds: 900` into every one) still parses, and opts in to nothing.
+#[test]
+fn an_old_replacement_block_parses_and_does_not_opt_in_to_downtime_replacement() -> Result<(), serde_json::Error> {
+    let old: ReplacementSpec = serde_json::from_value(serde_json::json!({"enabled": true, "downTimeoutSeconds": 900}))?;
+    assert_eq!((old.enabled, old.on_down_time, old.down_timeout_seconds), (true, None, Some(900)));
+    let absent: KVClusterSpec = serde_json::from_value(serde_json::json!({"nodes": 3}))?;
+    assert_eq!(absent.replacement, ReplacementSpec::default());
+    Ok(())
 }
 
 #[test]
