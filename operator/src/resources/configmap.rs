@@ -78,17 +78,12 @@ const MIN_SEEDS: usize = 3;
 /// the pods); a seed pod that does not exist (yet) is skipped by the nodes.
 pub fn seed_pods(kvc: &KVCluster) -> Vec<String> {
     let racks = &kvc.spec.racks;
-    let mut out = Vec::new();
-    for ordinal in 0.. {
-        for rack in racks {
-            if ordinal > 0 && out.len() >= MIN_SEEDS {
-                return out;
-            }
-            out.push(pod_name(kvc, &rack.name, ordinal));
-        }
-        if racks.is_empty() || (out.len() >= MIN_SEEDS) {
-            return out;
-        }
+    let mut out: Vec<String> = racks.iter().map(|r| pod_name(kvc, &r.name, 0)).collect();
+    let mut ordinal = 1;
+    while !racks.is_empty() && out.len() < MIN_SEEDS {
+        let wanted = MIN_SEEDS - out.len();
+        out.extend(racks.iter().take(wanted).map(|r| pod_name(kvc, &r.name, ordinal)));
+        ordinal += 1;
     }
     out
 }

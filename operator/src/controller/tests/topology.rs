@@ -56,6 +56,13 @@ async fn a_rolling_restart_waits_while_two_pods_see_different_rings() -> Result<
     );
     assert_eq!(status_patch(&api)["phase"], "Upgrading");
 
+    // A ready pod that cannot be asked is no agreement.
+    let unreachable = vec!["http://10.0.0.1:7100".to_string()];
+    let admin = Arc::new(FakeAdmin { nodes: Some(nodes.clone()), unreachable, ..FakeAdmin::default() });
+    reconcile(Arc::new(kvc.clone()), context(serve(api.clone()), admin, NodeSample::default())).await?;
+    assert!(!deleted(&api, "/api/v1/namespaces/db/pods/kv-default-0"), "restarted without asking every pod");
+    assert!(last_step(&api).contains("pod kv-default-1 cannot be asked"), "{}", last_step(&api));
+
     // The views agree: the restart proceeds.
     let admin = Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() });
     reconcile(Arc::new(kvc), context(serve(api.clone()), admin, NodeSample::default())).await?;
