@@ -145,7 +145,7 @@ fn decide_keeping_every_sample(
     }
     let older = memory.recommendations.iter().filter(|r| r.at_ms < cutoff).count();
     memory.recommendations.drain(..older.saturating_sub(1));
-    if !memory.recommendations.first().is_some_and(|r| r.at_ms <= cutoff) {
+    if memory.recommendations.first().is_none_or(|r| r.at_ms > cutoff) {
         return None;
     }
     let in_window = memory.recommendations.iter().filter(|r| r.at_ms >= cutoff).map(|r| r.nodes);
