@@ -293,3 +293,31 @@ async fn shutdown_is_bounded_when_the_api_server_is_unreachable() -> Result<(), 
     hold.abort();
     Ok(())
 }
+
+/// D4: the autoscaler samples on its own cadence: a reconcile triggered
+/// before the next sample is due does not sample (no new lastSample, no new
+/// recommendation) and requeues for when it is due.
+#[tokio::test]
+async fn a_reconcile_before_the_next_sample_is_due_does_not_sample() -> Result<(), Box<dyn std::error::Error>> {
+    let api = Arc::new(FakeApi::default());
+    let memory = AutoscalerStatus {
+        last_sample: Some(CounterSample { at_ms: NOW_MS - 5_000, requests_total: 0.0, pods: 3 }),
+        recommendations: vec![Recommendation { at_ms: NOW_MS - 5_000, nodes: 3 }],
+    };
+    let kvc = KVCluster::test()
+        .nodes(3)
+        .autoscaling(3, 6, 100.0, 60)
+        .finalized()
+        .status(KVClusterStatus { autoscaler: Some(memory.clone()), ..KVClusterStatus::default() })
+        .build();
+    store_cluster(&api, &kvc);
+    let nodes = store_healthy(&api, 3);
+    let admin = Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() });
+    let ctx = context(serve(api.clone()), admin, NodeSample { requests_total: 10_000.0, disk_bytes: 0.0 });
+    let action = reconcile(Arc::new(kvc), ctx).await?;
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)), "requeued for the next sample (15 s after the last)");
+    let status = status_patch(&api);
+    assert_eq!(status["autoscaler"], serde_json::to_value(&memory)?, "not sampled: {}", status["autoscaler"]);
+    assert!(api.find("PATCH", &format!("{KVC_PATH}/scale")).is_empty());
+    Ok(())
+}
