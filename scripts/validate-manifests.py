@@ -4,7 +4,8 @@
 - renders charts/ringkv with Helm (helm-python-sdk: Helm's Go SDK as a library,
   no helm binary, no cluster), with default values and with every option on,
   lints it for Kubernetes 1.33, and validates every rendered manifest strictly
-  against the Kubernetes 1.33 JSON schemas (kubernetes-validate);
+  against the Kubernetes 1.33 JSON schemas (kubernetes-validate); checks that
+  it refuses `operator.replicas` other than 1 (no leader election);
 - validates the CRD (crds/kvcluster.yaml and the chart's copy) as an
   apiextensions.k8s.io/v1 CustomResourceDefinition;
 - validates every example KVCluster against the CRD's own openAPIV3Schema;
@@ -103,6 +104,15 @@ def chart():
                 fail(f"chart[{label}]", f"renders no {needed}")
         if values and not {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds):
             fail("chart[all options]", f"monitoring objects missing: {kinds}")
+    # No leader election: the chart must refuse more than one operator replica.
+    try:
+        c.render({"operator": {"replicas": 2}}, name="ringkv", namespace="ringkv-system", is_install=True)
+        fail("chart[operator.replicas=2]", "rendered; it must refuse (no leader election)")
+    except Exception as e:  # helm_python raises HelmRenderError for a template `fail`
+        if "operator.replicas must be 1" in str(e):
+            ok("chart[operator.replicas=2] refused: no leader election")
+        else:
+            fail("chart[operator.replicas=2]", f"failed for another reason: {e}")
     crds = c.crds
     if len(crds) != 1:
         fail("chart crds/", f"expected the KVCluster CRD, found {len(crds)}")

@@ -1,4 +1,6 @@
-//! The reconciler's error type: what failed and what to do about it.
+//! The reconciler's error type: what failed (with the kind of object) and
+//! what to do about it. [`Error::reason`] gives a stable `PascalCase` reason
+//! for the `ReconcileFailed` condition and the Warning event.
 
 use crate::admin::AdminError;
 use crate::resources::configmap::RenderError;
@@ -8,11 +10,11 @@ use crate::resources::configmap::RenderError;
 #[non_exhaustive]
 pub enum Error {
     /// A Kubernetes API call failed.
-    #[error("Kubernetes API call {action} on {object} failed: {source}; check the operator's RBAC and the API server")]
+    #[error("Kubernetes API call failed: {action} {object}: {source}; check the operator's RBAC and the API server")]
     Kube {
         /// What was attempted (`apply`, `delete`, `list`, ...).
         action: &'static str,
-        /// The object or collection.
+        /// The object or collection, with its kind (`PodDisruptionBudget db/demo`).
         object: String,
         /// The client error.
         #[source]
@@ -24,6 +26,15 @@ pub enum Error {
     /// The node configuration could not be rendered.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The planned step could not be carried out.
+    #[error("step \"{step}\" failed: {source}")]
+    Step {
+        /// The step, as `status.lastStep` describes it.
+        step: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
     /// The object lacks a namespace or name (the API server always sets them).
     #[error("KVCluster has no {field}; this operator only handles namespaced, named objects")]
     Metadata {
@@ -40,14 +51,57 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Wraps `source` as the failure of `step`.
+    pub fn step(step: impl Into<String>, source: Error) -> Self {
+        Self::Step { step: step.into(), source: Box::new(source) }
+    }
+
+    /// A stable reason (`PascalCase`) for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube { .. } => "KubernetesApiFailed",
+            Self::Admin(_) => "AdminApiFailed",
+            Self::Render(_) => "ConfigRenderFailed",
+            Self::Step { .. } => "StepFailed",
+            Self::Metadata { .. } => "MetadataMissing",
+            Self::Finalizer { .. } => "FinalizerFailed",
+        }
+    }
+}
+
+/// `Kind namespace/name` of an object of type `K`, for error messages.
+pub fn object_id<K: kube::Resource<DynamicType = ()>>(namespace: &str, name: &str) -> String {
+    format!("{} {namespace}/{name}", K::kind(&()))
+}
+
 /// Adds context to a kube result.
 pub(crate) trait KubeContext<T> {
-    /// Names the action and object of a failed call.
+    /// Names the action and object (with its kind) of a failed call.
     fn ctx(self, action: &'static str, object: impl Into<String>) -> Result<T, Error>;
 }
 
 impl<T> KubeContext<T> for Result<T, kube::Error> {
     fn ctx(self, action: &'static str, object: impl Into<String>) -> Result<T, Error> {
         self.map_err(|source| Error::Kube { action, object: object.into(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+    use super::*;
+
+    #[test]
+    fn a_kube_error_names_the_action_the_kind_and_the_object() {
+        let source = kube::Error::Api(kube::core::Status::failure("forbidden", "Forbidden").with_code(403).boxed());
+        let e = Error::Kube { action: "apply", object: object_id::<PodDisruptionBudget>("db", "demo"), source };
+        let text = e.to_string();
+        assert!(text.contains("apply PodDisruptionBudget db/demo"), "{text}");
+        assert!(text.contains("forbidden") && text.contains("RBAC"), "{text}");
+        let step = Error::step("decommission node h3 in pod demo-default-3", e);
+        assert_eq!(step.reason(), "StepFailed");
+        assert!(step.to_string().starts_with("step \"decommission node h3"), "{step}");
     }
 }

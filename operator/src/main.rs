@@ -71,23 +71,30 @@ async fn run(http_addr: SocketAddr, admin_endpoint: Option<String>) -> anyhow::R
     let reporter = Reporter { controller: "kv-operator".into(), instance: std::env::var("POD_NAME").ok() };
     let ctx = Arc::new(Context::production(client, reporter, metrics, admin_endpoint));
     tracing::info!(%http_addr, "kv-operator started");
+    // After the signal, in-flight reconciles get controller::SHUTDOWN_GRACE, then are dropped.
     controller::run(ctx, shutdown_signal()).await;
     http.abort();
     tracing::info!("kv-operator stopped");
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    match Cli::parse().command {
-        Command::Run { http_addr, admin_endpoint } => run(http_addr, admin_endpoint).await,
-        Command::Drain { endpoint } => {
-            admin::drain(&endpoint).await.with_context(|| format!("cannot drain the node at {endpoint}"))?;
-            tracing::info!(%endpoint, "node drained");
-            Ok(())
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        match Cli::parse().command {
+            Command::Run { http_addr, admin_endpoint } => run(http_addr, admin_endpoint).await,
+            Command::Drain { endpoint } => {
+                admin::drain(&endpoint).await.with_context(|| format!("cannot drain the node at {endpoint}"))?;
+                tracing::info!(%endpoint, "node drained");
+                Ok(())
+            }
         }
-    }
+    });
+    // Tasks still blocked (e.g. a DNS lookup of an unreachable API server) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

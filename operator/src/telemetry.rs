@@ -59,6 +59,15 @@ impl Metrics {
         self.divergence.with_label_values(&[namespace, cluster]).set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
+    /// Removes every series of a cluster (it was deleted: its gauges would
+    /// otherwise be exported, frozen, until the operator restarts).
+    pub fn forget_cluster(&self, namespace: &str, cluster: &str) {
+        for kind in ["ready", "desired"] {
+            let _ = self.nodes.remove_label_values(&[namespace, cluster, kind]);
+        }
+        let _ = self.divergence.remove_label_values(&[namespace, cluster]);
+    }
+
     /// The Prometheus text of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -98,6 +107,19 @@ mod tests {
             text.contains("ringkv_operator_cluster_nodes{cluster=\"kv\",kind=\"ready\",namespace=\"db\"} 2"),
             "{text}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_forgotten_cluster_exports_no_series() -> Result<(), prometheus::Error> {
+        let m = Metrics::new()?;
+        m.set_nodes("db", "kv", 3, 3);
+        m.set_divergence("db", "kv", 0);
+        m.set_nodes("db", "other", 1, 1);
+        m.forget_cluster("db", "kv");
+        let text = m.render();
+        assert!(!text.contains("cluster=\"kv\""), "{text}");
+        assert!(text.contains("cluster=\"other\""), "{text}");
         Ok(())
     }
 }

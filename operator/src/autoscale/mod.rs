@@ -12,6 +12,13 @@
 //! window and scaling down to the *highest*, so a short spike or dip changes
 //! nothing. The result stays within `[max(minNodes, RF), maxNodes]` and moves
 //! by one node per decision.
+//!
+//! Cadence and memory bound: the reconciler samples at most once per
+//! [`sample_interval_ms`] (it requeues for the next sample; a reconcile
+//! triggered by anything else does not sample), and a run of equal
+//! recommendations is kept as its first and last entry, which gives the
+//! stabilisation exactly the same answer as keeping every sample. At most
+//! [`MAX_RECOMMENDATIONS`] entries are kept whatever happens.
 
 pub mod scrape;
 
@@ -68,6 +75,40 @@ fn clamp(t: Targets<'_>, n: i32) -> i32 {
     n.max(floor).min(t.spec.max_nodes.max(floor))
 }
 
+/// Shortest time between two samples.
+pub const MIN_SAMPLE_INTERVAL_MS: i64 = 15_000;
+/// Hard cap on `status.autoscaler.recommendations` (the oldest go first).
+pub const MAX_RECOMMENDATIONS: usize = 64;
+
+/// Time between two samples: 15 s, or 1/32 of a longer window (so a window
+/// holds at most ~33 samples).
+pub fn sample_interval_ms(spec: &AutoscalingSpec) -> i64 {
+    (i64::from(spec.stabilisation_window_seconds.max(0)) * 1000 / 32).max(MIN_SAMPLE_INTERVAL_MS)
+}
+
+/// Milliseconds until the next sample is due (0: sample now).
+pub fn next_sample_in_ms(spec: &AutoscalingSpec, memory: &AutoscalerStatus, now_ms: i64) -> i64 {
+    match memory.last_sample {
+        // A sample "from the future" (clock moved back) must not stop sampling.
+        Some(last) if last.at_ms <= now_ms => (last.at_ms + sample_interval_ms(spec) - now_ms).max(0),
+        _ => 0,
+    }
+}
+
+/// Appends `r`, extending a run of equal values instead of growing it: a run
+/// is kept as its first and its last entry.
+fn record(memory: &mut AutoscalerStatus, r: Recommendation) {
+    let recs = &mut memory.recommendations;
+    let n = recs.len();
+    if n >= 2 && recs[n - 1].nodes == r.nodes && recs[n - 2].nodes == r.nodes {
+        recs[n - 1].at_ms = r.at_ms;
+    } else {
+        recs.push(r);
+    }
+    let over = recs.len().saturating_sub(MAX_RECOMMENDATIONS);
+    recs.drain(..over);
+}
+
 /// Records `now` and its recommendation in `memory`, and returns the new
 /// `spec.nodes` when the stabilised recommendation differs from `current`
 /// (one node closer to it).
@@ -77,7 +118,7 @@ pub fn decide(t: Targets<'_>, memory: &mut AutoscalerStatus, current: i32, now: 
     let window_ms = i64::from(t.spec.stabilisation_window_seconds.max(0)) * 1000;
     let cutoff = now.at_ms - window_ms;
     if let Some(nodes) = raw {
-        memory.recommendations.push(Recommendation { at_ms: now.at_ms, nodes });
+        record(memory, Recommendation { at_ms: now.at_ms, nodes });
     }
     // Keep the window, plus the newest recommendation older than it (proof the window is covered).
     let older = memory.recommendations.iter().filter(|r| r.at_ms < cutoff).count();

@@ -128,3 +128,105 @@ fn a_counter_reset_or_pod_set_change_gives_no_rate() {
     let ok = Sample { at_ms: 10_000, requests_total: 2000.0, disk_bytes: 0.0, pods: 3 };
     assert_eq!(raw_recommendation(t, Some(prev), ok), Some(10));
 }
+
+/// The stabilisation before the memory was bounded: every recommendation of
+/// the window is kept. The bounded memory must decide exactly like it.
+fn decide_keeping_every_sample(
+    t: Targets<'_>,
+    memory: &mut AutoscalerStatus,
+    current: i32,
+    now: Sample,
+) -> Option<i32> {
+    let raw = raw_recommendation(t, memory.last_sample, now);
+    memory.last_sample = Some(CounterSample { at_ms: now.at_ms, requests_total: now.requests_total, pods: now.pods });
+    let cutoff = now.at_ms - i64::from(t.spec.stabilisation_window_seconds) * 1000;
+    if let Some(nodes) = raw {
+        memory.recommendations.push(Recommendation { at_ms: now.at_ms, nodes });
+    }
+    let older = memory.recommendations.iter().filter(|r| r.at_ms < cutoff).count();
+    memory.recommendations.drain(..older.saturating_sub(1));
+    if memory.recommendations.first().is_none_or(|r| r.at_ms > cutoff) {
+        return None;
+    }
+    let in_window = memory.recommendations.iter().filter(|r| r.at_ms >= cutoff).map(|r| r.nodes);
+    let (lo, hi) = in_window.fold((i32::MAX, i32::MIN), |(lo, hi), n| (lo.min(n), hi.max(n)));
+    let clamped = clamp(t, current);
+    if lo == i32::MAX {
+        None
+    } else if clamped != current {
+        Some(current + (clamped - current).signum())
+    } else if lo > current {
+        Some(current + 1)
+    } else if hi < current {
+        Some(current - 1)
+    } else {
+        None
+    }
+}
+
+#[test]
+fn steady_load_keeps_the_memory_bounded() {
+    let s = spec(3, 10, 100.0, 300);
+    let t = Targets { spec: &s, rf: 3, volume_bytes: 0 };
+    let mut memory = AutoscalerStatus::default();
+    // One sample a second for an hour at a steady 450 req/s (5 nodes wanted, 5 present).
+    for i in 0..3600 {
+        let sample = Sample { at_ms: i * 1000, requests_total: 450.0 * i as f64, disk_bytes: 0.0, pods: 5 };
+        assert_eq!(decide(t, &mut memory, 5, sample), None);
+    }
+    assert!(
+        memory.recommendations.len() <= 3,
+        "{} entries: {:?}",
+        memory.recommendations.len(),
+        memory.recommendations
+    );
+}
+
+#[test]
+fn an_oscillating_load_is_capped() {
+    let s = spec(3, 10, 100.0, 3600);
+    let t = Targets { spec: &s, rf: 3, volume_bytes: 0 };
+    let mut memory = AutoscalerStatus::default();
+    let mut counter = 0.0;
+    for i in 0..2000 {
+        counter += if i % 2 == 0 { 350.0 } else { 650.0 };
+        let sample = Sample { at_ms: i * 1000, requests_total: counter, disk_bytes: 0.0, pods: 5 };
+        decide(t, &mut memory, 5, sample);
+        assert!(memory.recommendations.len() <= MAX_RECOMMENDATIONS, "{} entries", memory.recommendations.len());
+    }
+}
+
+#[test]
+fn the_bounded_memory_decides_like_keeping_every_sample() {
+    let s = spec(3, 12, 100.0, 300);
+    let t = Targets { spec: &s, rf: 3, volume_bytes: 0 };
+    let (mut bounded, mut full) = (AutoscalerStatus::default(), AutoscalerStatus::default());
+    let (mut current_b, mut current_f, mut counter, mut x) = (5, 5, 0.0, 12345_u64);
+    for i in 0..2000_i64 {
+        // A load that stays put for a while, then jumps (xorshift, deterministic).
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let rate = if (i / 40) % 3 == 0 { 300.0 + (x % 3) as f64 * 100.0 } else { 200.0 + (i / 40 % 7) as f64 * 150.0 };
+        counter += rate * 30.0;
+        let sample = |pods| Sample { at_ms: i * 30_000, requests_total: counter, disk_bytes: 0.0, pods };
+        let b = decide(t, &mut bounded, current_b, sample(5));
+        let f = decide_keeping_every_sample(t, &mut full, current_f, sample(5));
+        assert_eq!(b, f, "sample {i}: bounded {:?} vs full {:?}", bounded.recommendations, full.recommendations);
+        current_b = b.unwrap_or(current_b);
+        current_f = f.unwrap_or(current_f);
+    }
+}
+
+#[test]
+fn samples_come_on_their_own_cadence() {
+    let s = spec(3, 10, 100.0, 300);
+    assert_eq!(sample_interval_ms(&s), MIN_SAMPLE_INTERVAL_MS);
+    assert_eq!(sample_interval_ms(&spec(3, 10, 100.0, 3200)), 100_000, "1/32 of a long window");
+    let mut memory = AutoscalerStatus::default();
+    assert_eq!(next_sample_in_ms(&s, &memory, 1_000_000), 0, "no sample yet: now");
+    memory.last_sample = Some(CounterSample { at_ms: 1_000_000, requests_total: 0.0, pods: 3 });
+    assert_eq!(next_sample_in_ms(&s, &memory, 1_004_000), 11_000);
+    assert_eq!(next_sample_in_ms(&s, &memory, 1_020_000), 0, "overdue");
+    assert_eq!(next_sample_in_ms(&s, &memory, 900_000), 0, "a sample from the future does not block sampling");
+}

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::Context;
 use crate::crd::KVCluster;
-use crate::error::{Error, KubeContext};
+use crate::error::{Error, KubeContext, object_id};
 use crate::plan::{Observed, Step};
 use crate::resources::{self, configmap, pdb, secret, service, statefulset};
 
@@ -23,21 +23,24 @@ pub const MANAGER: &str = "kv-operator";
 
 async fn ssa<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
 where
-    K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj)).await.ctx("apply", name)?;
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj))
+        .await
+        .ctx("apply", object_id::<K>(&ns, &name))?;
     Ok(())
 }
 
-async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+async fn delete<K>(api: &Api<K>, ns: &str, name: &str) -> Result<(), Error>
 where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(source) => Err(Error::Kube { action: "delete", object: name.into(), source }),
+        Err(source) => Err(Error::Kube { action: "delete", object: object_id::<K>(ns, name), source }),
     }
 }
 
@@ -59,9 +62,9 @@ pub async fn apply_static(kvc: &KVCluster, ctx: &Context) -> Result<u64, Error> 
     let name = resources::auth_secret_name(kvc);
     // The token is made once: never overwrite an existing Secret.
     if let Some(s) = secret::build_auth(kvc, &(ctx.token)())
-        && secrets.get_opt(&name).await.ctx("get", name.clone())?.is_none()
+        && secrets.get_opt(&name).await.ctx("get", object_id::<Secret>(&ns, &name))?.is_none()
     {
-        secrets.create(&PostParams::default(), &s).await.ctx("create", name)?;
+        secrets.create(&PostParams::default(), &s).await.ctx("create", object_id::<Secret>(&ns, &name))?;
     }
     Ok(hash)
 }
@@ -98,7 +101,7 @@ pub async fn run_step(kvc: &KVCluster, ctx: &Context, obs: &Observed, step: &Ste
     match step {
         // To the leaving node itself: a node refuses to decommission another host.
         Step::Decommission { host_id, endpoint, .. } => ctx.admin.decommission(endpoint, host_id).await?,
-        Step::DeletePvc { pvc } => delete(&pvcs, pvc).await?,
+        Step::DeletePvc { pvc } => delete(&pvcs, &ns, pvc).await?,
         Step::ReplaceNode { pod, pvc, old_host_id, .. } => {
             // Order matters: the replace map first, so the recreated pod starts with --replace.
             if let Some(old) = old_host_id {
@@ -106,15 +109,15 @@ pub async fn run_step(kvc: &KVCluster, ctx: &Context, obs: &Observed, step: &Ste
                 map.insert(pod.clone(), old.clone());
                 ssa(&cms, &configmap::build_replace_map(kvc, &map)).await?;
             }
-            delete(&pvcs, pvc).await?;
-            delete(&pods, pod).await?;
+            delete(&pvcs, &ns, pvc).await?;
+            delete(&pods, &ns, pod).await?;
         }
         Step::FinishReplace { pod } => {
             let mut map = obs.replacing.clone();
             map.remove(pod);
             ssa(&cms, &configmap::build_replace_map(kvc, &map)).await?;
         }
-        Step::RestartPod { pod } => delete(&pods, pod).await?,
+        Step::RestartPod { pod } => delete(&pods, &ns, pod).await?,
         _ => {}
     }
     Ok(())
@@ -130,14 +133,14 @@ pub async fn cleanup(kvc: &KVCluster, ctx: &Context) -> Result<(), Error> {
     let ns = resources::namespace(kvc);
     let sts = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns);
     for rack in &kvc.spec.racks {
-        delete(&sts, &resources::statefulset_name(kvc, &rack.name)).await?;
+        delete(&sts, &ns, &resources::statefulset_name(kvc, &rack.name)).await?;
     }
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
     let selector = resources::selector_string(kvc);
     let lp = kube::api::ListParams::default().labels(&selector);
-    for pvc in pvcs.list(&lp).await.ctx("list", format!("persistentvolumeclaims {selector}"))?.items {
+    for pvc in pvcs.list(&lp).await.ctx("list", format!("PersistentVolumeClaims {ns} {selector}"))?.items {
         if let Some(name) = pvc.metadata.name {
-            delete(&pvcs, &name).await?;
+            delete(&pvcs, &ns, &name).await?;
         }
     }
     Ok(())

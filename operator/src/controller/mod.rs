@@ -10,6 +10,8 @@
 
 mod apply;
 mod observe;
+pub mod report;
+mod run;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -17,27 +19,23 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 pub use apply::MANAGER;
 pub use observe::volume_lost;
+pub use run::{OWNED_SELECTOR, SHUTDOWN_GRACE, pod_watch_selector, run, run_with_grace, trigger_hash};
 pub use status::describe;
 
 use crate::admin::NodeAdmin;
 use crate::autoscale::scrape::MetricsScraper;
 use crate::autoscale::{self, Sample, Targets};
 use crate::crd::{KVCluster, Phase};
-use crate::error::{Error, KubeContext};
+use crate::error::{Error, KubeContext, object_id};
 use crate::plan::{self, Step};
 use crate::resources;
 use crate::telemetry::Metrics;
@@ -115,22 +113,10 @@ pub async fn reconcile(kvc: Arc<KVCluster>, ctx: Arc<Context>) -> Result<Action,
     let ns = kvc.metadata.namespace.clone().ok_or(Error::Metadata { field: "metadata.namespace" })?;
     let api: Api<KVCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let started = std::time::Instant::now();
-    let result = finalizer(&api, FINALIZER, kvc, |event| async {
+    let result = finalizer(&api, FINALIZER, kvc.clone(), |event| async {
         match event {
             Finalizer::Apply(kvc) => apply_cluster(&kvc, &ctx).await,
-            Finalizer::Cleanup(kvc) => {
-                apply::cleanup(&kvc, &ctx).await?;
-                publish(
-                    &ctx,
-                    &kvc,
-                    EventType::Normal,
-                    "Deleted",
-                    "cleanup",
-                    "cluster deleted; PVCs handled per pvcRetention".into(),
-                )
-                .await;
-                Ok(Action::await_change())
-            }
+            Finalizer::Cleanup(kvc) => cleanup_cluster(&kvc, &ctx).await,
         }
     })
     .await
@@ -139,21 +125,26 @@ pub async fn reconcile(kvc: Arc<KVCluster>, ctx: Arc<Context>) -> Result<Action,
         other => Error::Finalizer { name: FINALIZER, message: other.to_string() },
     });
     ctx.metrics.observe_reconcile(started.elapsed(), result.is_ok());
+    if let Err(e) = &result {
+        report::failure(&kvc, &ctx, e).await;
+    }
     result
+}
+
+/// The finalizer's cleanup: volumes per `pvcRetention`, and the cluster's
+/// metric series (a deleted cluster exports nothing).
+async fn cleanup_cluster(kvc: &KVCluster, ctx: &Context) -> Result<Action, Error> {
+    apply::cleanup(kvc, ctx).await?;
+    ctx.metrics.forget_cluster(&resources::namespace(kvc), &resources::cluster_name(kvc));
+    let note = "cluster deleted; PVCs handled per pvcRetention".to_string();
+    report::publish(ctx, kvc, EventType::Normal, "Deleted", &note, note.clone()).await;
+    Ok(Action::await_change())
 }
 
 /// Requeue policy after an error: retry soon, with the error in the log.
 pub fn error_policy(kvc: Arc<KVCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(cluster = %kvc.name_any(), error = %error, "reconcile failed; retrying in 15 s");
     Action::requeue(Duration::from_secs(15))
-}
-
-async fn publish(ctx: &Context, kvc: &KVCluster, type_: EventType, reason: &str, action: &str, note: String) {
-    let Some(recorder) = &ctx.recorder else { return };
-    let ev = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
-    if let Err(e) = recorder.publish(&ev, &kvc.object_ref(&())).await {
-        tracing::debug!(error = %e, "cannot publish event");
-    }
 }
 
 async fn apply_cluster(kvc: &KVCluster, ctx: &Context) -> Result<Action, Error> {
@@ -168,8 +159,12 @@ async fn apply_cluster(kvc: &KVCluster, ctx: &Context) -> Result<Action, Error> 
         let hash = apply::apply_static(kvc, ctx).await?;
         let obs = observe::observe(kvc, ctx, now_ms).await?;
         let decision = plan::plan(&kvc.spec, &obs);
-        apply::apply_statefulsets(kvc, ctx, &obs, &decision.step, hash).await?;
-        apply::run_step(kvc, ctx, &obs, &decision.step).await?;
+        let failed = |e| Error::step(describe(&decision.step), e);
+        let scaling = matches!(decision.step, Step::ScaleRack { .. });
+        apply::apply_statefulsets(kvc, ctx, &obs, &decision.step, hash)
+            .await
+            .map_err(|e| if scaling { failed(e) } else { e })?;
+        apply::run_step(kvc, ctx, &obs, &decision.step).await.map_err(failed)?;
         (obs, decision)
     } else {
         // Invalid: no object is touched, only the status says why.
@@ -177,25 +172,31 @@ async fn apply_cluster(kvc: &KVCluster, ctx: &Context) -> Result<Action, Error> 
         (obs.clone(), plan::plan(&kvc.spec, &obs))
     };
     let text = describe(&decision.step);
-    match &decision.step {
-        Step::Refuse { .. } => publish(ctx, kvc, EventType::Warning, "InvalidSpec", "validate", text.clone()).await,
-        Step::ReplacementRefused { .. } => {
-            publish(ctx, kvc, EventType::Warning, "ReplacementRefused", "replace", text.clone()).await;
-        }
-        Step::Wait { .. } | Step::Idle => {}
-        _ => publish(ctx, kvc, EventType::Normal, "TopologyStep", "reconcile", text.clone()).await,
+    if let Some(reason) = report::step_reason(&decision.step) {
+        let type_ = match decision.step {
+            Step::Refuse { .. } | Step::ReplacementRefused { .. } => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        report::publish(ctx, kvc, type_, reason, report::event_key(&decision.step, &text), text.clone()).await;
     }
     tracing::info!(cluster = %name, namespace = %ns, phase = ?decision.phase, step = %text, "reconciled");
 
     let autoscaler = if decision.step == Step::Idle { autoscale_step(kvc, ctx, &obs, &api).await? } else { None };
+    let next_sample = autoscaler.as_ref().zip(kvc.spec.autoscaling.as_ref()).map(|(memory, spec)| {
+        Duration::from_millis(u64::try_from(autoscale::next_sample_in_ms(spec, memory, now_ms)).unwrap_or(0))
+    });
     let status = status::build(kvc, &obs, &decision, autoscaler, now);
     ctx.metrics.set_nodes(&ns, &name, status.ready_nodes, kvc.spec.nodes);
     ctx.metrics.set_divergence(&ns, &name, obs.divergence());
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": status })))
-        .await
-        .ctx("patch status of", format!("kvcluster {ns}/{name}"))?;
+    // An unchanged status is not written again (the write would be a no-op anyway).
+    if kvc.status.as_ref() != Some(&status) {
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": status })))
+            .await
+            .ctx("patch status of", object_id::<KVCluster>(&ns, &name))?;
+    }
     Ok(match decision.phase {
-        Phase::Running => Action::requeue(Duration::from_secs(60)),
+        // The autoscaler samples on its own cadence: the requeue, not status writes.
+        Phase::Running => Action::requeue(next_sample.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1))),
         Phase::Invalid => Action::await_change(),
         _ => Action::requeue(Duration::from_secs(10)),
     })
@@ -210,6 +211,10 @@ async fn autoscale_step(
     api: &Api<KVCluster>,
 ) -> Result<Option<crate::crd::AutoscalerStatus>, Error> {
     let Some(spec) = &kvc.spec.autoscaling else { return Ok(None) };
+    let mut memory = kvc.status.as_ref().and_then(|s| s.autoscaler.clone()).unwrap_or_default();
+    if autoscale::next_sample_in_ms(spec, &memory, obs.now_ms) > 0 {
+        return Ok(Some(memory)); // not due: a reconcile triggered by something else does not sample
+    }
     let mut sample = Sample { at_ms: obs.now_ms, requests_total: 0.0, disk_bytes: 0.0, pods: 0 };
     for ip in obs.racks.values().flat_map(|r| &r.pods).filter_map(|p| p.ip.as_deref()) {
         if let Some(s) = ctx.scraper.scrape(ip).await {
@@ -218,47 +223,20 @@ async fn autoscale_step(
             sample.pods += 1;
         }
     }
-    let mut memory = kvc.status.as_ref().and_then(|s| s.autoscaler.clone()).unwrap_or_default();
     let volume_bytes = resources::parse_quantity_bytes(&kvc.spec.storage.size).unwrap_or(0);
     let targets = Targets { spec, rf: kvc.spec.replication_factor, volume_bytes };
     if let Some(nodes) = autoscale::decide(targets, &mut memory, kvc.spec.nodes, sample) {
         let name = kvc.name_any();
+        let text = format!("autoscale nodes {} -> {nodes}", kvc.spec.nodes);
         api.patch_scale(
             &name,
             &PatchParams::default(),
             &Patch::Merge(serde_json::json!({ "spec": { "replicas": nodes } })),
         )
         .await
-        .ctx("patch scale of", format!("kvcluster {name}"))?;
-        publish(ctx, kvc, EventType::Normal, "Autoscaled", "autoscale", format!("nodes {} -> {nodes}", kvc.spec.nodes))
-            .await;
+        .ctx("patch scale of", object_id::<KVCluster>(&resources::namespace(kvc), &name))
+        .map_err(|e| Error::step(text.clone(), e))?;
+        report::publish(ctx, kvc, EventType::Normal, "Autoscaled", &text, text.clone()).await;
     }
     Ok(Some(memory))
-}
-
-/// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let client = ctx.client.clone();
-    let kvcs = Api::<KVCluster>::all(client.clone());
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=kv-operator");
-    Controller::new(kvcs, watcher::Config::default())
-        .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-        .watches(Api::<Pod>::all(client), owned, |pod: Pod| {
-            // Pods belong to a StatefulSet, not to the KVCluster: map them by label.
-            let ns = pod.namespace();
-            pod.labels()
-                .get(resources::INSTANCE_LABEL)
-                .map(|name| ObjectRef::new(name).within(ns.as_deref().unwrap_or_default()))
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile error"),
-            }
-        })
-        .await;
 }

@@ -138,42 +138,44 @@ pub async fn observe(kvc: &KVCluster, ctx: &Context, now_ms: i64) -> Result<Obse
     }
 
     let all_pods: Vec<PodObserved> = racks.values().flat_map(|r| r.pods.iter().cloned()).collect();
-    let nodes = if all_pods.iter().any(|p| p.ready) {
+    // Every running pod is asked for its own view, ready or not: while the
+    // ring has fewer NORMAL nodes than RF no node is ready (a lone node of RF 3
+    // cannot serve QUORUM), and the first pod's view is what lets the next start.
+    let views = membership_views(ctx, &all_pods).await;
+    let answer = if all_pods.iter().any(|p| p.ready) {
         match ctx.admin.cluster_status(&ctx.admin_endpoint(kvc)).await {
-            Ok(mut nodes) => {
-                let previous = kvc.status.as_ref().map(|s| s.members.as_slice()).unwrap_or_default();
-                map_nodes(&mut nodes, &all_pods, previous, now_ms);
-                Some(nodes)
-            }
+            Ok(nodes) => Some(nodes),
             Err(e) => {
                 tracing::warn!(cluster = %cluster, error = %e, "cluster status unavailable");
                 None
             }
         }
     } else {
-        None
+        views.iter().find_map(|v| v.nodes.clone())
     };
-    let views = if nodes.is_some() { membership_views(ctx, &all_pods).await } else { Vec::new() };
+    let nodes = answer.map(|mut nodes| {
+        let previous = kvc.status.as_ref().map(|s| s.members.as_slice()).unwrap_or_default();
+        map_nodes(&mut nodes, &all_pods, previous, now_ms);
+        nodes
+    });
     let previous_phase = kvc.status.as_ref().map(|s| s.phase).unwrap_or_default();
     Ok(Observed { cluster, racks, nodes, replacing, now_ms, views, previous_phase })
 }
 
-/// Every ready pod's own view of the membership, asked at the pod's own
+/// Every running pod's own view of the membership, asked at the pod's own
 /// address (not through the client Service, which picks one node).
 async fn membership_views(ctx: &Context, pods: &[PodObserved]) -> Vec<MembershipView> {
-    let asks = pods.iter().filter(|p| p.ready).filter_map(|p| Some((p.name.clone(), p.ip.clone()?))).map(
-        |(pod, ip)| async move {
-            let endpoint = resources::node_endpoint(Some(&ip), "");
-            let nodes = match ctx.admin.cluster_status(&endpoint).await {
-                Ok(nodes) => Some(nodes),
-                Err(e) => {
-                    tracing::warn!(%pod, error = %e, "cannot ask a pod for its view of the membership");
-                    None
-                }
-            };
-            MembershipView { pod, nodes }
-        },
-    );
+    let asks = pods.iter().filter_map(|p| Some((p.name.clone(), p.ip.clone()?))).map(|(pod, ip)| async move {
+        let endpoint = resources::node_endpoint(Some(&ip), "");
+        let nodes = match ctx.admin.cluster_status(&endpoint).await {
+            Ok(nodes) => Some(nodes),
+            Err(e) => {
+                tracing::warn!(%pod, error = %e, "cannot ask a pod for its view of the membership");
+                None
+            }
+        };
+        MembershipView { pod, nodes }
+    });
     futures::future::join_all(asks).await
 }
 

@@ -391,10 +391,45 @@ fn down_time_refusal(
 
 /// A pod is ready and its node NORMAL and ALIVE.
 fn pod_healthy(p: &PodObserved, nodes: &[NodeObserved]) -> bool {
-    p.ready
-        && nodes.iter().any(|n| {
-            n.pod.as_deref() == Some(p.name.as_str()) && n.state == NodeState::Normal && n.liveness == Liveness::Alive
+    p.ready && pod_started(p, nodes)
+}
+
+/// The pod's node is NORMAL and ALIVE (ready or not).
+fn pod_started(p: &PodObserved, nodes: &[NodeObserved]) -> bool {
+    nodes.iter().any(|n| {
+        n.pod.as_deref() == Some(p.name.as_str()) && n.state == NodeState::Normal && n.liveness == Liveness::Alive
+    })
+}
+
+/// Fewer nodes are NORMAL than the replication factor: no node can be ready
+/// yet (a lone node of RF 3 cannot serve a QUORUM), so creation adds the
+/// next pod once the last one's node is NORMAL and ALIVE, ready or not.
+fn forming(spec: &KVClusterSpec, nodes: &[NodeObserved]) -> bool {
+    let normal = nodes.iter().filter(|n| n.state == NodeState::Normal).count();
+    i32::try_from(normal).unwrap_or(i32::MAX) < spec.replication_factor
+}
+
+/// Pods whose node is not NORMAL and ALIVE, and pods not created yet.
+fn unstarted_pods(obs: &Observed, nodes: &[NodeObserved]) -> Vec<String> {
+    let mut out: Vec<String> = obs
+        .racks
+        .values()
+        .flat_map(|r| r.pods.iter())
+        .filter(|p| !pod_started(p, nodes))
+        .map(|p| p.name.clone())
+        .collect();
+    out.extend(missing_pods(obs));
+    out
+}
+
+fn missing_pods(obs: &Observed) -> Vec<String> {
+    obs.racks
+        .iter()
+        .filter_map(|(name, r)| {
+            let missing = r.replicas - i32::try_from(r.pods.len()).unwrap_or(0);
+            (missing > 0).then(|| format!("{name}: {missing} pod(s) not created yet"))
         })
+        .collect()
 }
 
 /// Pods that are not ready, or whose node is not NORMAL and ALIVE (or unknown).
@@ -407,12 +442,7 @@ fn unhealthy_pods(obs: &Observed, nodes: &[NodeObserved]) -> Vec<String> {
         .map(|p| p.name.clone())
         .collect();
     // A pod the StatefulSet should have but has not created yet counts too.
-    for (name, r) in &obs.racks {
-        let missing = r.replicas - i32::try_from(r.pods.len()).unwrap_or(0);
-        if missing > 0 {
-            out.push(format!("{name}: {missing} pod(s) not created yet"));
-        }
-    }
+    out.extend(missing_pods(obs));
     out
 }
 
@@ -422,9 +452,10 @@ fn scale(spec: &KVClusterSpec, obs: &Observed, nodes: &[NodeObserved]) -> Option
     if total == spec.nodes {
         return None;
     }
-    let unhealthy = unhealthy_pods(obs, nodes);
     let growing = total < spec.nodes;
     let phase = if growing { growing_phase(obs) } else { Phase::ScalingDown };
+    let unhealthy =
+        if growing && forming(spec, nodes) { unstarted_pods(obs, nodes) } else { unhealthy_pods(obs, nodes) };
     if let Some(p) = unhealthy.first() {
         return Some(wait(format!("scaling waits: pod {p} is not ready or its node is not NORMAL and ALIVE"), phase));
     }

@@ -103,13 +103,19 @@ pub fn node_endpoint(pod_ip: Option<&str>, grpc_addr: &str) -> String {
     }
 }
 
-/// Labels selecting every node pod of the cluster.
-pub fn selector_labels(kvc: &KVCluster) -> BTreeMap<String, String> {
+/// Labels every node pod of every cluster carries (the operator's pod watch selects on them).
+pub fn node_pod_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "ringkv".to_string()),
-        (INSTANCE_LABEL.to_string(), cluster_name(kvc)),
         ("app.kubernetes.io/component".to_string(), "node".to_string()),
     ])
+}
+
+/// Labels selecting every node pod of the cluster.
+pub fn selector_labels(kvc: &KVCluster) -> BTreeMap<String, String> {
+    let mut l = node_pod_labels();
+    l.insert(INSTANCE_LABEL.to_string(), cluster_name(kvc));
+    l
 }
 
 /// The selector as a string (`status.selector`, for the scale subresource).

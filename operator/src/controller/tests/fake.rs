@@ -20,12 +20,16 @@ pub(super) struct Recorded {
     pub(super) path: String,
     pub(super) content_type: String,
     pub(super) body: Value,
+    /// The body as sent (for byte-for-byte comparisons).
+    pub(super) raw: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct FakeApi {
     pub(super) objects: Mutex<BTreeMap<String, Value>>,
     pub(super) requests: Mutex<Vec<Recorded>>,
+    /// `"METHOD path"` answered with this error code instead.
+    pub(super) failures: Mutex<BTreeMap<String, u16>>,
 }
 
 const COLLECTIONS: &[&str] = &[
@@ -80,7 +84,19 @@ impl FakeApi {
         self.requests().into_iter().filter(|r| r.method == method && r.path == path).collect()
     }
 
+    /// Makes every `method` on `path` fail with `code`.
+    pub(super) fn fail(&self, method: &str, path: &str, code: u16) {
+        self.failures.lock().expect("lock").insert(format!("{method} {path}"), code);
+    }
+
     fn handle(&self, method: &str, path: &str, content_type: &str, body: &Value) -> Response<Body> {
+        if let Some(code) = self.failures.lock().expect("lock").get(&format!("{method} {path}")) {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return respond(
+                status,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Forbidden", "code": code, "message": format!("fake: {method} refused")}),
+            );
+        }
         let mut objects = self.objects.lock().expect("lock");
         let last = path.rsplit('/').next().unwrap_or_default();
         match method {
@@ -168,7 +184,8 @@ pub(super) fn serve(api: Arc<FakeApi>) -> Client {
             let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let response = api.handle(&method, &path, &content_type, &body);
-            api.requests.lock().expect("lock").push(Recorded { method, path, content_type, body });
+            let raw = bytes.to_vec();
+            api.requests.lock().expect("lock").push(Recorded { method, path, content_type, body, raw });
             send.send_response(response);
         }
     });

@@ -3,6 +3,7 @@
 //! and records every request with its parsed body; tests assert on bodies.
 
 mod fake;
+mod runtime;
 mod topology;
 
 use std::collections::BTreeMap;
@@ -123,7 +124,7 @@ async fn creation_applies_owned_objects_and_the_first_statefulset() -> Result<()
         "app.kubernetes.io/component=node,app.kubernetes.io/instance=kv,app.kubernetes.io/name=ringkv"
     );
     let events = api.find("POST", "/apis/events.k8s.io/v1/namespaces/db/events");
-    assert!(events.iter().any(|e| e.body["reason"] == "TopologyStep"), "{events:?}");
+    assert!(events.iter().any(|e| e.body["reason"] == "ScalingRack"), "{events:?}");
 
     // Level-triggered and idempotent: the same reconcile again changes nothing new.
     reconcile(Arc::new(kvc), ctx).await?;
