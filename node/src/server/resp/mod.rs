@@ -24,6 +24,8 @@
 //! be resynchronised); a command error gets an error reply only.
 
 mod codec;
+#[cfg(test)]
+mod tests;
 
 pub use codec::{Limits, ProtocolError, Reply, parse_command};
 
