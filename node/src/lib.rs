@@ -19,6 +19,7 @@
 //! - [`worker`]: background jobs (periodic sync, purge of expired records).
 //! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
 //! - [`error`]: the error a client operation can end with.
+//! - [`metrics`]: helpers shared by every module's Prometheus metrics.
 //! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`), also replayed by `tests/fuzz_corpus.rs`.
 
 pub mod antientropy;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod hints;
 pub mod membership;
+pub mod metrics;
 pub mod replication;
 pub mod ring;
 pub mod server;
