@@ -16,9 +16,10 @@
 //! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
 //! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.
-//! - [`worker`]: the `Worker` trait and the runner that runs, lists and stops
-//!   every background loop (periodic sync, purge of expired records; the
-//!   other workers live in their own modules).
+//! - [`worker`]: the `Worker` trait, the `WorkerRunner` that runs, lists and
+//!   stops every background loop, and `Jobs` (the node's one-shot tasks);
+//!   the periodic sync and the purge live here, the other workers beside
+//!   what they work on.
 //! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
 //! - [`error`]: the error a client operation can end with.
 //! - [`metrics`]: helpers shared by every module's Prometheus metrics.
