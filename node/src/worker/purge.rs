@@ -88,3 +88,48 @@ impl Worker for PurgeWorker {
         tokio::time::sleep(self.interval).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::{Config, ServerConfig};
+    use crate::replication::{Consistency, Keyspaces, Limits, PutOptions, SoleReplica};
+    use crate::storage::{MemoryStorage, Storage};
+    use crate::worker::WorkerRunner;
+
+    #[tokio::test]
+    async fn under_the_runner_a_walk_of_several_passes_purges_every_dead_record_and_keeps_the_live() {
+        let clock = Arc::new(ManualClock::at_micros(1_700_000_000_000_000));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let storage = Arc::new(MemoryStorage::new());
+        let keyspaces = Keyspaces::from_config(&Config::default());
+        let limits = Limits::from(&ServerConfig::default());
+        let c = Coordinator::new(7, storage.clone(), keyspaces, dyn_clock, limits);
+        let dead = PASS_SIZE + PASS_SIZE / 2;
+        for i in 0..dead {
+            let key = Bytes::from(format!("gone-{i:05}"));
+            c.put("", key.clone(), Bytes::from_static(b"v"), PutOptions::default()).await.expect("put");
+            c.delete("", key, Bytes::new(), Consistency::default()).await.expect("delete");
+        }
+        c.put("", Bytes::from_static(b"live"), Bytes::from_static(b"v"), PutOptions::default()).await.expect("put");
+        clock.advance_ms(61_000);
+
+        let stop = CancellationToken::new();
+        let mut runner = WorkerRunner::new(&stop);
+        let grace = Duration::from_secs(60);
+        runner.spawn(PurgeWorker::new(c.clone(), Duration::from_millis(20), grace, Arc::new(SoleReplica)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let left = || storage.scan(None, None, None, 10).map(|page| page.len()).unwrap_or(usize::MAX);
+        while left() > 1 {
+            assert!(tokio::time::Instant::now() < deadline, "dead records left: {:?}", runner.list());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let status = runner.stop(Duration::from_secs(5)).await.workers.remove(0);
+        assert!(status.iterations >= 2 && status.errors == 0, "{status:?}");
+        assert!(storage.get("default", b"live").expect("get").is_some(), "the live record stays");
+    }
+}
