@@ -1,5 +1,6 @@
 //! HTTP smoke test: health and readiness answer 200, the key API round-trips
-//! a value, and `/metrics` counts the requests it served.
+//! a value, and `/metrics` counts the requests it served and lists the
+//! background workers' states.
 
 use anyhow::{Result, ensure};
 use ringkv_e2e::{NodeOptions, NodeProcess, grpc};
@@ -33,5 +34,11 @@ async fn health_keys_and_metrics() -> Result<()> {
 
     let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
     ensure!(metrics.contains("ringkv_requests_total"), "/metrics lacks ringkv_requests_total:\n{metrics}");
+    for worker in ["periodic-sync", "purge", "anti-entropy", "gossip", "hinted-handoff"] {
+        for name in ["ringkv_worker_state", "ringkv_worker_errors_total"] {
+            let series = format!("{name}{{worker=\"{worker}\"}} ");
+            ensure!(metrics.lines().any(|l| l.starts_with(&series)), "/metrics lacks {series}:\n{metrics}");
+        }
+    }
     Ok(())
 }

@@ -16,9 +16,13 @@
 //! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
 //! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.
-//! - [`worker`]: background jobs (periodic sync, purge of expired records).
+//! - [`worker`]: the `Worker` trait, the `WorkerRunner` that runs, lists and
+//!   stops every background loop, and `Jobs` (the node's one-shot tasks);
+//!   the periodic sync and the purge live here, the other workers beside
+//!   what they work on.
 //! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
 //! - [`error`]: the error a client operation can end with.
+//! - [`metrics`]: helpers shared by every module's Prometheus metrics.
 //! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`), also replayed by `tests/fuzz_corpus.rs`.
 
 pub mod antientropy;
@@ -28,6 +32,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod hints;
 pub mod membership;
+pub mod metrics;
 pub mod replication;
 pub mod ring;
 pub mod server;

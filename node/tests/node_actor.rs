@@ -52,6 +52,12 @@ async fn a_node_stopped_cleanly_keeps_its_actor() {
     let stop = CancellationToken::new();
     let node = Node::start(config.clone(), stop.clone()).await.expect("start");
     let actor = node.actor();
+    let workers: Vec<_> = node.workers().iter().map(|w| w.name).collect();
+    assert_eq!(
+        workers,
+        ["periodic-sync", "purge", "anti-entropy", "gossip", "hinted-handoff"],
+        "the node runs and lists its workers"
+    );
     stop.cancel();
     node.stopped().await.expect("stopped");
     let again = tokio::task::spawn_blocking(move || load(&config)).await.expect("load");

@@ -1,16 +1,17 @@
 //! [`RepairWorker`]: runs a repair of every range this node replicates every
 //! `interval` (trees rebuilt when older than the configured age; scans and
-//! exchange paced by the throughput limit).
+//! exchange paced by the throughput limit). A repair under way ends early
+//! when the node stops; a failed one is retried after the next interval
+//! (the runner logs and counts it).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerState};
 
+use super::AeError;
 use super::repairer::{RepairRequest, Repairer};
 
 /// Scheduled anti-entropy; see the module docs.
@@ -28,25 +29,21 @@ impl RepairWorker {
 }
 
 impl Worker for RepairWorker {
+    type Error = AeError;
+
     fn name(&self) -> &'static str {
         "anti-entropy"
     }
 
-    fn run(self: Box<Self>, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(self.interval) => {}
-                }
-                let repair = self.repairer.run(RepairRequest::default(), |_| {});
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    result = repair => if let Err(e) = result {
-                        tracing::warn!(error = %e, "scheduled repair failed; retrying next interval");
-                    }
-                }
-            }
-        })
+    async fn work(&mut self, stop: &CancellationToken) -> Result<WorkerState, AeError> {
+        let repair = self.repairer.run(RepairRequest::default(), |_| {});
+        tokio::select! {
+            () = stop.cancelled() => Ok(WorkerState::Idle),
+            result = repair => result.map(|_| WorkerState::Idle),
+        }
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.interval).await;
     }
 }

@@ -3,20 +3,21 @@
 //! removed: it never comes back, and its ranges were streamed to their new
 //! owners), and on every pass the hints of a down target that outlived
 //! `max_hint_window`, so that hints for a node that never returns do not
-//! grow without bound. Each pass runs on a timer and on every membership
-//! change.
+//! grow without bound. Each pass (one `work` call) runs on a timer and on
+//! every membership change; a pass never fails as a whole (a target that
+//! cannot be reached is retried on the next pass).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::membership::{ClusterView, MemberStatus};
 use crate::storage::StorageError;
 use crate::transport::{Peer, Transport};
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerState};
 
 use super::HintStore;
 
@@ -44,6 +45,8 @@ pub struct HandoffWorker {
     transport: Arc<dyn Transport>,
     interval: Duration,
     rate: u32,
+    /// Membership changes, subscribed to on the first wait.
+    changes: Option<watch::Receiver<u64>>,
 }
 
 impl HandoffWorker {
@@ -55,7 +58,7 @@ impl HandoffWorker {
         interval: Duration,
         rate: u32,
     ) -> Self {
-        Self { hints, view, transport, interval, rate: rate.max(1) }
+        Self { hints, view, transport, interval, rate: rate.max(1), changes: None }
     }
 
     /// One pass over every target with pending hints that is alive now.
@@ -136,26 +139,27 @@ impl HandoffWorker {
 }
 
 impl Worker for HandoffWorker {
+    type Error = Infallible;
+
     fn name(&self) -> &'static str {
         "hinted-handoff"
     }
 
-    fn run(self: Box<Self>, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            let mut changes = self.view.subscribe();
-            loop {
-                // Replay at once when a peer comes back, and on a timer for hints stored meanwhile.
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(self.interval) => {}
-                    _ = changes.changed() => {}
-                }
-                let stats = self.replay_once().await;
-                if stats.delivered > 0 {
-                    tracing::info!(delivered = stats.delivered, "hinted handoff delivered hints");
-                }
-            }
-        })
+    async fn work(&mut self, _stop: &CancellationToken) -> Result<WorkerState, Infallible> {
+        let stats = self.replay_once().await;
+        if stats.delivered > 0 {
+            tracing::info!(delivered = stats.delivered, "hinted handoff delivered hints");
+        }
+        Ok(WorkerState::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        // Replay at once when a peer comes back, and on a timer for hints stored meanwhile.
+        let changes = self.changes.get_or_insert_with(|| self.view.subscribe());
+        tokio::select! {
+            _ = tokio::time::sleep(self.interval) => {}
+            _ = changes.changed() => {}
+        }
     }
 }
 

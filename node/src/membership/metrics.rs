@@ -3,6 +3,7 @@
 use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::Liveness;
+use crate::metrics::must;
 
 /// Gossip and failure-detector metrics, registered in the node's registry.
 #[derive(Debug, Clone)]
@@ -14,11 +15,6 @@ pub struct GossipMetrics {
     heartbeat: IntGauge,
     phi: GaugeVec,
     liveness: IntGaugeVec,
-}
-
-fn must<T>(r: prometheus::Result<T>) -> T {
-    // Metric definitions are static; a failure here is a programming error caught by tests.
-    r.unwrap_or_else(|e| panic!("invalid gossip metric definition: {e}"))
 }
 
 impl GossipMetrics {

@@ -23,19 +23,19 @@
 //! resolve, saved, view}`, `storage::Storage` (load, saved membership) and
 //! `worker::Worker`.
 
-use std::future::Future;
+use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::task::JoinSet;
+use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::storage::Storage;
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerState};
 
 use super::digest::{GossipAck, GossipAck2, GossipPing, GossipSyn};
 use super::endpoint::AppValue;
@@ -265,6 +265,14 @@ pub struct GossipWorker {
     seed_names: Vec<String>,
     resolver: Arc<dyn Resolver>,
     resolve_every: Duration,
+    rng: StdRng,
+    /// The rounds, probes and lookups under way (aborted when the worker is dropped).
+    rounds: JoinSet<()>,
+    /// Created on the first wait (it needs the runtime).
+    tick: Option<Interval>,
+    /// Hash of the peers' states last saved.
+    saved: Option<u64>,
+    last_resolved: Instant,
 }
 
 impl GossipWorker {
@@ -280,7 +288,21 @@ impl GossipWorker {
     ) -> Self {
         let resolve_every = interval * 5;
         let resolver: Arc<dyn Resolver> = Arc::new(DnsResolver);
-        Self { gossip, transport, storage, schema, interval, seed_names: Vec::new(), resolver, resolve_every }
+        Self {
+            gossip,
+            transport,
+            storage,
+            schema,
+            interval,
+            seed_names: Vec::new(),
+            resolver,
+            resolve_every,
+            rng: StdRng::from_os_rng(),
+            rounds: JoinSet::new(),
+            tick: None,
+            saved: None,
+            last_resolved: Instant::now(),
+        }
     }
 
     /// Looks `seed_names` (`HOST:PORT`) and silent peers' names up with
@@ -384,50 +406,56 @@ impl GossipWorker {
 }
 
 impl Worker for GossipWorker {
+    type Error = Infallible;
+
     fn name(&self) -> &'static str {
         "gossip"
     }
 
-    fn run(self: Box<Self>, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            let mut rng = StdRng::from_os_rng();
-            let mut rounds = JoinSet::new();
-            // `interval` panics on zero; config validation refuses it, this keeps the worker alive regardless.
-            let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(1)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let (mut saved, mut last_resolved) = (None, Instant::now());
-            tracing::info!(interval = ?self.interval, "gossip started");
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                while let Some(done) = rounds.try_join_next() {
-                    if let Err(e) = done {
-                        tracing::error!(error = %e, "gossip round task failed");
-                    }
-                }
-                let mut states = vec![AppValue::Schema(self.schema.clone())];
-                states.extend(self.load().await.map(AppValue::Load));
-                let (syns, probes) = self.gossip.tick(&mut rng, states);
-                for probe in probes.iter().filter(|p| p.reconnect) {
-                    self.transport.reconnect(probe.to);
-                }
-                for out in syns {
-                    rounds.spawn(Self::round(self.gossip.clone(), Arc::clone(&self.transport), out));
-                }
-                for probe in probes {
-                    rounds.spawn(Self::probe(self.gossip.clone(), Arc::clone(&self.transport), probe, self.interval));
-                }
-                if last_resolved.elapsed() >= self.resolve_every {
-                    last_resolved = Instant::now();
-                    let (gossip, resolver) = (self.gossip.clone(), Arc::clone(&self.resolver));
-                    let timeout = self.interval.max(Duration::from_secs(1));
-                    rounds.spawn(Self::resolve(gossip, resolver, self.seed_names.clone(), timeout));
-                }
-                saved = self.save_if_changed(saved).await;
+    /// One tick: reap the finished rounds, publish the local states, tick
+    /// the core, start the rounds and probes (and the lookups when due),
+    /// save the peers' states when they changed.
+    async fn work(&mut self, _stop: &CancellationToken) -> Result<WorkerState, Infallible> {
+        while let Some(done) = self.rounds.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "gossip round task failed");
             }
-            rounds.shutdown().await;
-        })
+        }
+        let mut states = vec![AppValue::Schema(self.schema.clone())];
+        states.extend(self.load().await.map(AppValue::Load));
+        let (syns, probes) = self.gossip.tick(&mut self.rng, states);
+        for probe in probes.iter().filter(|p| p.reconnect) {
+            self.transport.reconnect(probe.to);
+        }
+        for out in syns {
+            self.rounds.spawn(Self::round(self.gossip.clone(), Arc::clone(&self.transport), out));
+        }
+        for probe in probes {
+            self.rounds.spawn(Self::probe(self.gossip.clone(), Arc::clone(&self.transport), probe, self.interval));
+        }
+        if self.last_resolved.elapsed() >= self.resolve_every {
+            self.last_resolved = Instant::now();
+            let (gossip, resolver) = (self.gossip.clone(), Arc::clone(&self.resolver));
+            let timeout = self.interval.max(Duration::from_secs(1));
+            self.rounds.spawn(Self::resolve(gossip, resolver, self.seed_names.clone(), timeout));
+        }
+        self.saved = self.save_if_changed(self.saved).await;
+        Ok(WorkerState::Idle)
+    }
+
+    /// The next tick (the first at once).
+    async fn wait_for_work(&mut self) {
+        let tick = match &mut self.tick {
+            Some(tick) => tick,
+            None => {
+                tracing::info!(interval = ?self.interval, "gossip started");
+                self.last_resolved = Instant::now();
+                // `interval` panics on zero; config validation refuses it, this keeps the worker alive regardless.
+                let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(1)));
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                self.tick.insert(tick)
+            }
+        };
+        tick.tick().await;
     }
 }

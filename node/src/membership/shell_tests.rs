@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::storage::{MemoryStorage, Storage};
 use crate::transport::TransportError;
-use crate::worker::Worker;
+use crate::worker::{WorkerRunner, WorkerState};
 
 fn member(host_id: &str, port: u16, generation: u64) -> Member {
     Member {
@@ -132,23 +132,22 @@ async fn workers_join_two_nodes_at_their_first_tick_and_stop_when_cancelled() {
     net.peers.lock().unwrap_or_else(|e| e.into_inner()).extend([(a.grpc_addr, ha.clone()), (b.grpc_addr, hb.clone())]);
     let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
     let stop = CancellationToken::new();
-    let mut tasks = Vec::new();
+    let mut runner = WorkerRunner::new(&stop);
     for h in [&ha, &hb] {
         let transport: Arc<dyn GossipTransport> = Arc::clone(&net) as Arc<dyn GossipTransport>;
         // An hour-long interval: only the immediate first tick can do the work.
         let worker =
             GossipWorker::new(h.clone(), transport, Arc::clone(&storage), "s1".into(), Duration::from_secs(3600));
-        tasks.push(tokio::spawn(Box::new(worker).run(stop.clone())));
+        runner.spawn(worker);
     }
     let mut changes = ha.view().subscribe();
     let joined =
         tokio::time::timeout(Duration::from_secs(10), changes.wait_for(|_| ha.view().member("b").is_some())).await;
     assert!(joined.is_ok(), "a learned b from b's first SYN");
     stop.cancel();
-    for task in tasks {
-        let stopped = tokio::time::timeout(Duration::from_secs(5), task).await;
-        assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
-    }
+    let report = runner.stop(Duration::from_secs(5)).await;
+    assert!(report.aborted.is_empty(), "both stopped when cancelled: {report:?}");
+    assert!(report.workers.iter().all(|w| w.state == WorkerState::Done && w.errors == 0), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

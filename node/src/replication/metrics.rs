@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::error::KvError;
+use crate::metrics::must;
 
 /// Replication metrics (registered in the node's registry, or unregistered in tests).
 #[derive(Debug, Clone)]
@@ -29,22 +30,21 @@ pub struct ReplicationMetrics {
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"))
+    must(IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
-    IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"))
+    must(IntCounter::new(name, help))
 }
 
 impl ReplicationMetrics {
     /// Metrics registered nowhere (tests, simulation).
     pub fn unregistered() -> Self {
-        let latency = HistogramVec::new(
+        let latency = must(HistogramVec::new(
             HistogramOpts::new("replicated_request_duration_seconds", "Replicated request latency by access and level")
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0]),
             &["access", "level"],
-        )
-        .unwrap_or_else(|e| panic!("metric latency: {e}"));
+        ));
         Self {
             requests: counter_vec(
                 "replicated_requests_total",
@@ -66,8 +66,10 @@ impl ReplicationMetrics {
             ),
             hints_replayed: counter_vec("hints_replayed_total", "Hints delivered to their replica", &["target"]),
             hints_expired: counter_vec("hints_expired_total", "Hints dropped after max_hint_window", &["target"]),
-            hints_pending: IntGaugeVec::new(Opts::new("hints_pending", "Hints waiting for their replica"), &["target"])
-                .unwrap_or_else(|e| panic!("metric hints_pending: {e}")),
+            hints_pending: must(IntGaugeVec::new(
+                Opts::new("hints_pending", "Hints waiting for their replica"),
+                &["target"],
+            )),
         }
     }
 

@@ -5,7 +5,9 @@
 //! streaming progress asked of each live node), the ring, node info,
 //! keyspaces and drain; runs anti-entropy `Repair` (streaming progress after
 //! every range). Topology changes (decommission, removenode, replace) go to
-//! [`Topology`].
+//! [`Topology`]; what outlives a request (a decommission, a removenode, a
+//! repair streaming its progress) runs as a node [`Jobs`] task, so the
+//! node's stop waits for it or aborts it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::replication::{Coordinator, Keyspace};
 use crate::ring::TokenRange;
 use crate::topology::{Topology, TopologyError, topology_status};
 use crate::version::ConflictMode;
+use crate::worker::{JobError, Jobs};
 
 use super::NodeIdentity;
 use super::status::to_status;
@@ -34,12 +37,13 @@ pub struct AdminService {
     repairer: Option<Arc<Repairer>>,
     topology: Option<Topology>,
     gossip: Option<GossipHandle>,
+    jobs: Jobs,
 }
 
 impl AdminService {
-    /// A service answering for the node `identity`.
-    pub fn new(coordinator: Coordinator, identity: NodeIdentity) -> Self {
-        Self { coordinator, identity, started: Instant::now(), repairer: None, topology: None, gossip: None }
+    /// A service answering for the node `identity`, running what outlives a request in `jobs`.
+    pub fn new(coordinator: Coordinator, identity: NodeIdentity, jobs: Jobs) -> Self {
+        Self { coordinator, identity, started: Instant::now(), repairer: None, topology: None, gossip: None, jobs }
     }
 
     /// Serves `Repair` with `repairer` (anti-entropy).
@@ -109,6 +113,11 @@ impl AdminService {
     fn load_bytes(&self) -> u64 {
         self.coordinator.storage().stats().disk_bytes
     }
+}
+
+/// A job refused because the node stops (`RKV-SHUTTING-DOWN`, as `server::status` maps it).
+fn stopping(e: &JobError) -> Status {
+    Status::unavailable(format!("[RKV-SHUTTING-DOWN] {e}"))
 }
 
 fn not_clustered(what: &str) -> Status {
@@ -270,11 +279,13 @@ impl pb::admin_server::Admin for AdminService {
         topology.check_decommission().map_err(|e| topology_status(&e))?;
         tracing::info!("decommission requested: streaming this node's ranges away, then it leaves and stops");
         let leaving = topology.clone();
-        tokio::spawn(async move {
-            if let Err(e) = leaving.decommission(reserved).await {
-                tracing::error!(error = %e, code = e.code(), "decommission failed");
-            }
-        });
+        self.jobs
+            .spawn("decommission", async move {
+                if let Err(e) = leaving.decommission(reserved).await {
+                    tracing::error!(error = %e, code = e.code(), "decommission failed");
+                }
+            })
+            .map_err(|e| stopping(&e))?;
         Ok(Response::new(pb::DecommissionResponse {
             host_id: view.local_host_id().to_owned(),
             state: pb::NodeState::Leaving as i32,
@@ -290,11 +301,13 @@ impl pb::admin_server::Admin for AdminService {
         let reserved = topology.reserve().map_err(|e| topology_status(&e))?;
         topology.check_remove_everywhere(&host_id).await.map_err(|e| topology_status(&e))?;
         tracing::info!(%host_id, "removenode requested: its new owners stream its ranges from the survivors");
-        tokio::spawn(async move {
-            if let Err(e) = topology.remove_node(&host_id, reserved).await {
-                tracing::error!(%host_id, error = %e, code = e.code(), "removenode failed");
-            }
-        });
+        self.jobs
+            .spawn("removenode", async move {
+                if let Err(e) = topology.remove_node(&host_id, reserved).await {
+                    tracing::error!(%host_id, error = %e, code = e.code(), "removenode failed");
+                }
+            })
+            .map_err(|e| stopping(&e))?;
         Ok(Response::new(pb::RemoveNodeResponse {}))
     }
 
@@ -337,7 +350,7 @@ impl pb::admin_server::Admin for AdminService {
         };
         let request = RepairRequest { keyspace, range, full: req.full };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let job = async move {
             let progress_tx = tx.clone();
             let result = repairer.run(request, move |p| {
                 // A client that went away stops hearing progress; the repair still finishes.
@@ -350,7 +363,8 @@ impl pb::admin_server::Admin for AdminService {
                 };
                 let _ = tx.send(Err(status));
             }
-        });
+        };
+        self.jobs.spawn("repair", job).map_err(|e| stopping(&e))?;
         Ok(Response::new(Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))))
     }
 

@@ -1,7 +1,8 @@
 //! Start-up glue between the node process and [`Topology`]: decide, before
 //! the identity is loaded, how this node enters the ring (replace, resume a
 //! join or a replacement, join or form a new cluster, or just restart), and
-//! run that in the background once the servers are up.
+//! run that in the background (a [`Jobs`] task, owned by the node's
+//! worker runner) once the servers are up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::topology::{
     FRESH_STATE, GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError,
     TopologySettings,
 };
+use crate::worker::Jobs;
 
 use super::node::NodeError;
 
@@ -173,13 +175,20 @@ pub(super) fn topology(
 /// Runs the start's lifecycle step in the background, once the node has heard
 /// its seeds; a step that cannot go on stops the node (a fresh node waiting
 /// for its turn to join never does: it waits).
-pub(super) fn spawn(start: Start, topology: Topology, seeded: Vec<Token>, seeds: Vec<SocketAddr>, config: &Config) {
+pub(super) fn spawn(
+    start: Start,
+    topology: Topology,
+    seeded: Vec<Token>,
+    seeds: Vec<SocketAddr>,
+    config: &Config,
+    jobs: &Jobs,
+) {
     let discovery = Duration::from_millis(config.topology.discovery_timeout_ms);
     if seeds.is_empty() {
         // Nothing to hear: ready as soon as the ranges allow (before the first request can come).
         topology.set_discovered();
     }
-    tokio::spawn(async move {
+    let job = async move {
         let result = match start {
             Start::Fresh => topology.enter(seeded, &seeds, discovery).await,
             Start::Restart => {
@@ -202,7 +211,11 @@ pub(super) fn spawn(start: Start, topology: Topology, seeded: Vec<Token>, seeds:
                 topology.stop();
             }
         }
-    });
+    };
+    if let Err(e) = jobs.spawn("enter-ring", job) {
+        // Only once the node stops, when this step would end at once anyway.
+        tracing::warn!(error = %e, "lifecycle step not started");
+    }
 }
 
 #[cfg(test)]

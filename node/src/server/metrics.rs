@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::metrics::must;
 use crate::storage::Storage;
 
 /// Latency buckets in seconds: 50 µs to 10 s.
@@ -24,11 +25,6 @@ pub struct NodeMetrics {
     disk_bytes: IntGauge,
     journal_bytes: IntGauge,
     records: IntGauge,
-}
-
-fn must<T>(r: prometheus::Result<T>) -> T {
-    // Metric definitions are static; a failure here is a programming error caught by tests.
-    r.unwrap_or_else(|e| panic!("invalid metric definition: {e}"))
 }
 
 impl NodeMetrics {

@@ -4,8 +4,11 @@
 //! host id, build the coordinator, bind both listeners, start workers, then
 //! mark ready. Stop (SIGTERM/SIGINT or the token): not ready, refuse writes,
 //! stop accepting and let in-flight requests finish (bounded by
-//! `server.shutdown_grace_ms`), stop workers, drain the group committer and
-//! fsync. Nothing acknowledged is lost by a graceful stop.
+//! `server.shutdown_grace_ms`), stop the workers and background jobs (the
+//! same bound; what outlives it is aborted), drain the group committer and
+//! fsync. Nothing acknowledged is lost by a graceful stop. Every task
+//! started here is owned: the servers' handles by the [`Node`], the
+//! workers and jobs by its [`WorkerRunner`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use crate::membership::{
 use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
 use crate::transport::{GrpcTransport, Transport};
-use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner};
+use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner, WorkerStatus};
 
 use super::admin::AdminService;
 use super::grpc::KvService;
@@ -97,6 +100,7 @@ pub struct Node {
     workers: WorkerRunner,
     grpc: JoinHandle<Result<(), NodeError>>,
     http: JoinHandle<Result<(), NodeError>>,
+    resp: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -228,31 +232,31 @@ impl Node {
         let gate = topology.clone();
         readiness.set_gate(move || gate.ready());
 
-        let mut workers = WorkerRunner::new(&shutdown);
+        let mut workers = WorkerRunner::new(&shutdown).with_metrics(metrics.registry());
         if config.storage.sync == SyncPolicy::Periodic {
             let interval = Duration::from_millis(config.storage.sync_interval_ms);
-            workers.spawn(Box::new(SyncWorker::new(Arc::clone(&dyn_storage), interval)));
+            workers.spawn(SyncWorker::new(Arc::clone(&dyn_storage), interval));
         }
-        workers.spawn(Box::new(PurgeWorker::new(
+        workers.spawn(PurgeWorker::new(
             coordinator.clone(),
             Duration::from_secs(config.storage.purge_interval_seconds.max(1)),
             Duration::from_secs(config.storage.gc_grace_seconds),
             ae.history.clone(),
-        )));
+        ));
         if let Some(worker) = ae.worker() {
-            workers.spawn(Box::new(worker));
+            workers.spawn(worker);
         }
         let gossip = start_gossip(&config, &view, seeds.clone(), &dyn_storage, &metrics, &mut workers);
         topology.set_gossip(gossip.clone());
-        workers.spawn(Box::new(HandoffWorker::new(
+        workers.spawn(HandoffWorker::new(
             coordinator.hints().clone(),
             Arc::clone(&view),
             Arc::clone(&transport),
             Duration::from_millis(config.hints.replay_interval_ms),
             config.hints.replay_rate_per_second,
-        )));
+        ));
 
-        let admin = AdminService::new(coordinator.clone(), identity.clone())
+        let admin = AdminService::new(coordinator.clone(), identity.clone(), workers.jobs().clone())
             .with_repairer(Arc::clone(&ae.repairer))
             .with_topology(topology.clone())
             .with_gossip(gossip.clone());
@@ -280,17 +284,17 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Serve { server: "http", message: e.to_string() })
         });
-        if let Some((listener, _)) = resp_listener {
+        let resp = resp_listener.map(|(listener, _)| {
             let resp = RespService::new(
                 coordinator.clone(),
                 metrics.clone(),
                 config.server.max_key_bytes,
                 config.server.max_value_bytes,
             );
-            tokio::spawn(resp.serve(listener, shutdown.clone()));
-        }
+            tokio::spawn(resp.serve(listener, shutdown.clone()))
+        });
         readiness.set(true);
-        super::lifecycle::spawn(start, topology, id.tokens.clone(), seeds, &config);
+        super::lifecycle::spawn(start, topology, id.tokens.clone(), seeds, &config, workers.jobs());
         tracing::info!(
             host_id = %identity.host_id,
             grpc = %identity.grpc_addr,
@@ -303,7 +307,7 @@ impl Node {
         );
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
         let actor = id.node_id;
-        Ok(Node { identity, coordinator, storage, actor, readiness, shutdown, workers, grpc, http, grace })
+        Ok(Node { identity, coordinator, storage, actor, readiness, shutdown, workers, grpc, http, resp, grace })
     }
 
     /// Who this node is (bound addresses included).
@@ -314,6 +318,11 @@ impl Node {
     /// The coordinator (for in-process tests).
     pub fn coordinator(&self) -> &Coordinator {
         &self.coordinator
+    }
+
+    /// The background workers and what each is doing.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        self.workers.list()
     }
 
     /// This incarnation's version-vector actor (see `bootstrap`).
@@ -328,17 +337,33 @@ impl Node {
         self.readiness.set(false);
         self.coordinator.drain();
         let mut result = Ok(());
-        for (name, handle) in [("grpc", self.grpc), ("http", self.http)] {
-            match tokio::time::timeout(self.grace, handle).await {
+        for (name, mut handle) in [("grpc", self.grpc), ("http", self.http)] {
+            match tokio::time::timeout(self.grace, &mut handle).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => result = Err(e),
                 Ok(Err(e)) => result = Err(NodeError::Serve { server: name, message: e.to_string() }),
                 Err(_) => {
-                    tracing::warn!(server = name, grace = ?self.grace, "in-flight requests did not finish in time")
+                    tracing::warn!(server = name, grace = ?self.grace, "in-flight requests did not finish in time");
+                    handle.abort();
                 }
             }
         }
-        self.workers.stop(self.grace).await;
+        if let Some(mut resp) = self.resp {
+            match tokio::time::timeout(self.grace, &mut resp).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(NodeError::Serve { server: "resp", message: e.to_string() }),
+                Err(_) => {
+                    tracing::warn!(server = "resp", grace = ?self.grace, "the RESP listener did not stop in time");
+                    resp.abort();
+                }
+            }
+        }
+        let stopped = self.workers.stop(self.grace).await;
+        tracing::info!(
+            workers = ?stopped.workers.iter().map(|w| (w.name, w.errors)).collect::<Vec<_>>(),
+            aborted = ?stopped.aborted,
+            "background workers stopped"
+        );
         let (storage, actor) = (Arc::clone(&self.storage), self.actor);
         // Writes are refused from here on; the marker follows the final fsync (see `bootstrap`).
         let marked = tokio::task::spawn_blocking(move || {
@@ -411,7 +436,7 @@ fn start_gossip(
         Arc::new(crate::membership::DnsResolver),
         resolve_every,
     );
-    workers.spawn(Box::new(worker));
+    workers.spawn(worker);
     gossip
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge, Registry};
 
+use crate::metrics::must;
+
 /// A snapshot of the streaming under way (or last finished).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProgressSnapshot {
@@ -57,12 +59,8 @@ fn metric<T: prometheus::core::Collector + Clone + 'static>(registry: Option<&Re
 impl StreamProgress {
     /// Progress with metrics registered in `registry` (none in tests).
     pub fn new(registry: Option<&Registry>) -> Self {
-        let counter = |name: &str, help: &str| {
-            metric(registry, IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}")))
-        };
-        let gauge = |name: &str, help: &str| {
-            metric(registry, IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}")))
-        };
+        let counter = |name: &str, help: &str| metric(registry, must(IntCounter::new(name, help)));
+        let gauge = |name: &str, help: &str| metric(registry, must(IntGauge::new(name, help)));
         Self {
             state: Arc::default(),
             records: counter("streaming_records_total", "Records streamed into this node"),

@@ -1,53 +1,75 @@
 //! [`SyncWorker`]: the periodic fsync of `sync = "periodic"`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
-use super::Worker;
+use super::{Worker, WorkerState};
+
+/// Why a periodic fsync failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The engine's fsync failed.
+    #[error("periodic fsync failed: {source}; check the disk holding the data directory")]
+    Sync {
+        /// The engine's error.
+        source: StorageError,
+    },
+    /// The blocking task running the fsync failed (panicked).
+    #[error("periodic fsync task failed: {source}")]
+    Task {
+        /// The task's error.
+        source: tokio::task::JoinError,
+    },
+}
 
 /// fsyncs the storage every `interval`, so that at most one interval of
 /// acknowledged writes can be lost on power failure (Cassandra's default).
+/// The first tick is at once; a late tick delays the next ones.
 #[derive(Debug)]
 pub struct SyncWorker {
     storage: Arc<dyn Storage>,
     interval: Duration,
+    /// Created on the first wait (it needs the runtime).
+    tick: Option<Interval>,
 }
 
 impl SyncWorker {
     /// A worker syncing `storage` every `interval`.
     pub fn new(storage: Arc<dyn Storage>, interval: Duration) -> Self {
-        Self { storage, interval }
+        Self { storage, interval, tick: None }
     }
 }
 
 impl Worker for SyncWorker {
+    type Error = SyncError;
+
     fn name(&self) -> &'static str {
         "periodic-sync"
     }
 
-    fn run(self: Box<Self>, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            let mut tick = tokio::time::interval(self.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let storage = Arc::clone(&self.storage);
-                match tokio::task::spawn_blocking(move || storage.sync()).await {
-                    // The engine reports fsync latency to the metrics itself.
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "periodic fsync failed"),
-                    Err(e) => tracing::error!(error = %e, "periodic fsync task failed"),
-                }
-            }
-        })
+    async fn work(&mut self, _stop: &CancellationToken) -> Result<WorkerState, SyncError> {
+        let storage = Arc::clone(&self.storage);
+        // The engine reports fsync latency to the metrics itself.
+        match tokio::task::spawn_blocking(move || storage.sync()).await {
+            Ok(Ok(())) => Ok(WorkerState::Idle),
+            Ok(Err(source)) => Err(SyncError::Sync { source }),
+            Err(source) => Err(SyncError::Task { source }),
+        }
+    }
+
+    async fn wait_for_work(&mut self) {
+        let period = self.interval;
+        let tick = self.tick.get_or_insert_with(|| {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            tick
+        });
+        tick.tick().await;
     }
 }

@@ -46,7 +46,7 @@ fn app() -> (Router, HttpState) {
         resp_addr: None,
         data_dir: "/tmp".into(),
     };
-    let admin = AdminService::new(coordinator.clone(), identity.clone());
+    let admin = AdminService::new(coordinator.clone(), identity.clone(), crate::worker::Jobs::default());
     let state =
         HttpState { coordinator, metrics: NodeMetrics::new(), identity, readiness: Readiness::default(), admin };
     (router(state.clone(), MAX_VALUE), state)
