@@ -3,6 +3,7 @@
 //! for the `ReconcileFailed` condition and the Warning event.
 
 use crate::admin::AdminError;
+use crate::crd::Phase;
 use crate::resources::configmap::RenderError;
 
 /// Why a reconcile failed (it is retried with a back-off).
@@ -10,7 +11,10 @@ use crate::resources::configmap::RenderError;
 #[non_exhaustive]
 pub enum Error {
     /// A Kubernetes API call failed.
-    #[error("Kubernetes API call failed: {action} {object}: {source}; check the operator's RBAC and the API server")]
+    #[error(
+        "Kubernetes API call failed: {action} {object}: {}; check the operator's RBAC and the API server",
+        cause(source)
+    )]
     Kube {
         /// What was attempted (`apply`, `delete`, `list`, ...).
         action: &'static str,
@@ -31,6 +35,8 @@ pub enum Error {
     Step {
         /// The step, as `status.lastStep` describes it.
         step: String,
+        /// The phase the step belongs to (reported with the failure).
+        phase: Phase,
         /// Why.
         #[source]
         source: Box<Error>,
@@ -51,10 +57,27 @@ pub enum Error {
     },
 }
 
+/// The API server's own words for a refused call (`403 Forbidden: pods "x" is
+/// forbidden: ...`), not the debug dump of its Status; other errors as they are.
+fn cause(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        other => other.to_string(),
+    }
+}
+
 impl Error {
     /// Wraps `source` as the failure of `step`.
-    pub fn step(step: impl Into<String>, source: Error) -> Self {
-        Self::Step { step: step.into(), source: Box::new(source) }
+    pub fn step(step: impl Into<String>, phase: Phase, source: Error) -> Self {
+        Self::Step { step: step.into(), phase, source: Box::new(source) }
+    }
+
+    /// The phase of the failed step, when a step failed.
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            Self::Step { phase, .. } => Some(*phase),
+            _ => None,
+        }
     }
 
     /// A stable reason (`PascalCase`) for conditions and events.
@@ -100,7 +123,7 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("apply PodDisruptionBudget db/demo"), "{text}");
         assert!(text.contains("forbidden") && text.contains("RBAC"), "{text}");
-        let step = Error::step("decommission node h3 in pod demo-default-3", e);
+        let step = Error::step("decommission node h3 in pod demo-default-3", Phase::ScalingDown, e);
         assert_eq!(step.reason(), "StepFailed");
         assert!(step.to_string().starts_with("step \"decommission node h3"), "{step}");
     }

@@ -16,6 +16,7 @@ use super::Context;
 use crate::crd::KVCluster;
 use crate::error::{Error, KubeContext, object_id};
 use crate::plan::{Observed, Step};
+use crate::resources::statefulset::APPLIED_HASH_ANNOTATION;
 use crate::resources::{self, configmap, pdb, secret, service, statefulset};
 
 /// Field manager of every server-side apply.
@@ -87,7 +88,14 @@ pub async fn apply_statefulsets(
         {
             replicas = *n;
         }
-        ssa(&api, &statefulset::build(kvc, rack, replicas, hash)).await?;
+        let mut sts = statefulset::build(kvc, rack, replicas, hash);
+        let digest = format!("{:016x}", resources::stable_hash(&serde_json::to_vec(&sts).unwrap_or_default()));
+        let live = obs.racks.get(&rack.name);
+        if live.is_some_and(|r| r.applied_hash.as_deref() == Some(digest.as_str()) && r.replicas == replicas) {
+            continue; // exactly this was applied last time, and the replicas still match
+        }
+        sts.metadata.annotations.get_or_insert_with(Default::default).insert(APPLIED_HASH_ANNOTATION.into(), digest);
+        ssa(&api, &sts).await?;
     }
     Ok(())
 }

@@ -159,7 +159,7 @@ async fn apply_cluster(kvc: &KVCluster, ctx: &Context) -> Result<Action, Error> 
         let hash = apply::apply_static(kvc, ctx).await?;
         let obs = observe::observe(kvc, ctx, now_ms).await?;
         let decision = plan::plan(&kvc.spec, &obs);
-        let failed = |e| Error::step(describe(&decision.step), e);
+        let failed = |e| Error::step(describe(&decision.step), decision.phase, e);
         let scaling = matches!(decision.step, Step::ScaleRack { .. });
         apply::apply_statefulsets(kvc, ctx, &obs, &decision.step, hash)
             .await
@@ -235,7 +235,7 @@ async fn autoscale_step(
         )
         .await
         .ctx("patch scale of", object_id::<KVCluster>(&resources::namespace(kvc), &name))
-        .map_err(|e| Error::step(text.clone(), e))?;
+        .map_err(|e| Error::step(text.clone(), Phase::Running, e))?;
         report::publish(ctx, kvc, EventType::Normal, "Autoscaled", &text, text.clone()).await;
     }
     Ok(Some(memory))

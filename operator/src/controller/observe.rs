@@ -13,7 +13,7 @@ use super::Context;
 use crate::crd::KVCluster;
 use crate::error::{Error, KubeContext};
 use crate::plan::{MembershipView, Observed, PodObserved, PvcObserved, RackObserved, map_nodes};
-use crate::resources::{self, RACK_LABEL};
+use crate::resources::{self, RACK_LABEL, statefulset};
 
 /// True when a pod's local volume is gone: its PVC is missing or `Lost`, its PV
 /// is missing, or the PV is pinned (local volume node affinity) to a machine
@@ -81,6 +81,7 @@ fn observe_rack(rack: &str, sts_name: &str, sts: Option<&StatefulSet>, found: Fo
     let mut obs = RackObserved {
         replicas: sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0),
         update_revision: sts.and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.clone()),
+        applied_hash: sts.and_then(|s| s.annotations().get(statefulset::APPLIED_HASH_ANNOTATION).cloned()),
         ..RackObserved::default()
     };
     for pod in found.pods.iter().filter(|p| p.labels().get(RACK_LABEL).map(String::as_str) == Some(rack)) {

@@ -118,7 +118,13 @@ pub async fn failure(kvc: &KVCluster, ctx: &Context, error: &Error) {
     let (Some(ns), Some(name)) = (kvc.metadata.namespace.as_deref(), kvc.metadata.name.as_deref()) else { return };
     let now = Timestamp::from_millisecond((ctx.clock)()).unwrap_or(Timestamp::UNIX_EPOCH);
     let Some(conditions) = failed_conditions(kvc, error, now) else { return };
-    let patch = serde_json::json!({ "status": { "conditions": conditions, "lastStep": failed_step_text(error) } });
+    // The phase is the failed step's (an upgrade that cannot restart a pod is
+    // Upgrading, not the Running of the last good status).
+    let mut status = serde_json::json!({ "conditions": conditions, "lastStep": failed_step_text(error) });
+    if let Some(phase) = error.phase() {
+        status["phase"] = serde_json::json!(phase);
+    }
+    let patch = serde_json::json!({ "status": status });
     let api: Api<KVCluster> = Api::namespaced(ctx.client.clone(), ns);
     if let Err(e) = api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch)).await {
         tracing::warn!(cluster = %name, namespace = %ns, error = %e, "cannot report the failed reconcile in the status");

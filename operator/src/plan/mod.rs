@@ -240,14 +240,15 @@ fn still_starting(obs: &Observed, nodes: &[NodeObserved]) -> Option<Decision> {
         return None;
     }
     let node_of = |p: &PodObserved| nodes.iter().find(|n| n.pod.as_deref() == Some(p.name.as_str()));
+    let coming_up = |p: &PodObserved| {
+        node_of(p)
+            .is_none_or(|n| matches!(n.state, NodeState::Joining | NodeState::Normal) && n.liveness != Liveness::Down)
+    };
     let started = |r: &RackObserved, p: &PodObserved| match phase {
         Phase::Upgrading => r.update_revision.is_some() && p.revision == r.update_revision,
-        _ => {
-            p.ordinal == r.replicas - 1
-                && node_of(p).is_none_or(|n| {
-                    matches!(n.state, NodeState::Joining | NodeState::Normal) && n.liveness != Liveness::Down
-                })
-        }
+        // A new cluster's first RF nodes start together: none is ready before RF are NORMAL.
+        Phase::Creating => coming_up(p),
+        _ => p.ordinal == r.replicas - 1 && coming_up(p),
     };
     let mut starting = Vec::new();
     for r in obs.racks.values() {
@@ -260,8 +261,13 @@ fn still_starting(obs: &Observed, nodes: &[NodeObserved]) -> Option<Decision> {
         let missing = r.replicas - i32::try_from(r.pods.len()).unwrap_or(0);
         starting.extend((missing > 0).then(|| format!("{missing} pod(s) not created yet")));
     }
-    let [one] = starting.as_slice() else { return None };
-    Some(wait(format!("{one} is starting ({phase:?} in progress)"), phase))
+    match starting.as_slice() {
+        [one] => Some(wait(format!("{one} is starting ({phase:?} in progress)"), phase)),
+        [_, ..] if phase == Phase::Creating => {
+            Some(wait(format!("{} are starting (Creating in progress)", starting.join(", ")), phase))
+        }
+        _ => None,
+    }
 }
 
 /// Before any node answers the Admin API: create the first pod, or wait for it.

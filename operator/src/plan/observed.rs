@@ -115,6 +115,8 @@ pub struct RackObserved {
     pub replicas: i32,
     /// `status.updateRevision`: pods on another revision are outdated.
     pub update_revision: Option<String>,
+    /// The StatefulSet's `ringkv.io/applied-hash`: the hash of what the operator last applied.
+    pub applied_hash: Option<String>,
     /// Its pods.
     pub pods: Vec<PodObserved>,
     /// Its data PVCs.

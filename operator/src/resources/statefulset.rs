@@ -29,6 +29,12 @@ use crate::crd::RackSpec;
 
 /// Annotation carrying the hash of `node.toml`: a config change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "ringkv.io/config-hash";
+/// Annotation on the StatefulSet: the hash of the object the operator last
+/// applied (without this annotation). An apply is skipped when it matches:
+/// a server-side apply that changes nothing still rewrites a StatefulSet on
+/// some servers (v1.20 bumps managedFields' time, so resourceVersion, and the
+/// owned-object watch then triggers another reconcile).
+pub const APPLIED_HASH_ANNOTATION: &str = "ringkv.io/applied-hash";
 /// Seconds a node gets between SIGTERM and SIGKILL (drain, flush, fsync).
 pub const TERMINATION_GRACE_SECONDS: i64 = 120;
 /// Where the replace map is mounted.

@@ -212,3 +212,27 @@ fn downtime_replacement_is_refused_while_another_node_is_down_or_a_quorum_is_at_
         "{d:?}"
     );
 }
+
+/// A new cluster of RF 3: no node is ready before three are NORMAL (a lone
+/// node cannot serve QUORUM), so each next pod is added once the last node is
+/// NORMAL and ALIVE, ready or not, and the phase stays Creating throughout
+/// (k8s-local: main waited for a ready pod forever; then Degraded flickered).
+#[test]
+fn a_new_cluster_adds_its_first_rf_nodes_before_any_is_ready() {
+    let kvc = spec(3, &["a"]);
+    let mut w = World::healthy(&["a"], &[0]);
+    w.obs.previous_phase = Phase::Creating;
+    for n in 1..=3 {
+        let d = plan(&kvc.spec, &w.obs);
+        assert_eq!((d.phase, &d.step), (Phase::Creating, &Step::ScaleRack { rack: "a".into(), replicas: n }), "{d:?}");
+        w.apply(&d.step);
+        let d = plan(&kvc.spec, &w.obs);
+        assert_eq!(d.phase, Phase::Creating, "pod {n} JOINING: {d:?}");
+        let pod = format!("kv-a-{}", n - 1);
+        w.node(&pod).state = NodeState::Normal; // NORMAL, still not ready
+        assert!(!w.pod(&pod).ready);
+    }
+    let d = plan(&kvc.spec, &w.obs);
+    assert_eq!(d.phase, Phase::Creating, "three NORMAL nodes, none ready yet: {d:?}");
+    assert!(waits_with(&d, "are starting"), "{d:?}");
+}
