@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::storage::{MemoryStorage, Storage};
+use crate::peer::{GossipService, GrpcGossipTransport};
 use crate::transport::TransportError;
 use crate::worker::{WorkerRunner, WorkerState};
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use ringkv_proto::cluster::v1 as pb;
 
-use crate::transport::ConvertError;
-use crate::transport::convert::{parse_addr, status_from_proto, status_to_proto};
+use crate::peer::ConvertError;
+use crate::peer::convert::{parse_addr, status_from_proto, status_to_proto};
 
 use super::MemberStatus;
 use super::digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};

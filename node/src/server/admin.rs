@@ -21,7 +21,8 @@ use crate::error::KvError;
 use crate::membership::{GossipHandle, MemberStatus};
 use crate::replication::{Coordinator, Keyspace};
 use crate::ring::TokenRange;
-use crate::topology::{Topology, TopologyError, topology_status};
+use crate::peer::topology_status;
+use crate::topology::{Topology, TopologyError};
 use crate::version::ConflictMode;
 use crate::worker::{JobError, Jobs};
 

@@ -16,8 +16,9 @@ use crate::membership::MemberStatus;
 use crate::replication::Coordinator;
 use crate::ring::Token;
 use crate::storage::Storage;
+use crate::peer::GrpcStreamPeers;
 use crate::topology::{
-    FRESH_STATE, GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError,
+    FRESH_STATE, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError,
     TopologySettings,
 };
 use crate::worker::Jobs;

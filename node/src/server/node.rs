@@ -23,12 +23,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::hints::HandoffWorker;
 use crate::membership::{
-    ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipService, GossipWorker, Gossiper,
-    GrpcGossipTransport, Member,
+    ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipWorker, Gossiper, Member,
 };
 use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
-use crate::transport::{GrpcTransport, Transport};
+use crate::peer::{GossipService, GrpcGossipTransport, GrpcTransport};
+use crate::transport::Transport;
 use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner, WorkerStatus};
 
 use super::admin::AdminService;
@@ -226,7 +226,7 @@ impl Node {
             &coordinator,
             clock,
             hint_window,
-            Arc::new(crate::antientropy::GrpcConnector::new()),
+            Arc::new(crate::peer::GrpcConnector::new()),
         );
         let topology = super::lifecycle::topology(&config, &coordinator, metrics.registry(), shutdown.clone());
         let gate = topology.clone();
@@ -452,10 +452,10 @@ fn spawn_grpc(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
     let admin = AdminServer::new(admin);
-    let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
+    let anti_entropy = crate::peer::anti_entropy_server(Arc::clone(&ae.local));
     let test_hooks =
-        config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
-    let streaming = crate::topology::streaming_server(topology.clone());
+        config.antientropy.test_hooks.then(|| crate::peer::test_hooks_server(Arc::clone(ae.local.storage())));
+    let streaming = crate::peer::streaming_server(topology.clone());
     let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     // Both reflection versions: grpcurl 1.8, Postman and other older
     // clients only speak v1alpha.

@@ -17,8 +17,9 @@ use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::replica_server::{Replica, ReplicaServer};
 use tonic::{Request, Response, Status};
 
-use crate::transport::convert::{self, ConvertError};
-use crate::transport::{MAX_MESSAGE_BYTES, ReplicaHandler};
+use crate::peer::convert::{self, ConvertError};
+use crate::peer::MAX_MESSAGE_BYTES;
+use crate::transport::ReplicaHandler;
 
 use super::status::{invalid_argument, to_status};
 

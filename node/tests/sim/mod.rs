@@ -44,7 +44,7 @@ use ringkv_node::replication::{
 };
 use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
 use ringkv_node::storage::{MemoryStorage, Storage};
-use ringkv_node::transport::{SimNetwork, SimTransport};
+use ringkv_node::peer::{SimNetwork, SimTransport};
 use ringkv_node::version::Record;
 
 use antientropy::{AeDirectory, SimConnector};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::TransportError;
+use crate::transport::TransportError;
 
 type Slot<O> = oneshot::Sender<Result<O, TransportError>>;
 
