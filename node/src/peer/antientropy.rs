@@ -49,9 +49,7 @@ fn tree_to_proto(t: &TreeRef) -> pb::TreeRange {
     pb::TreeRange { keyspace: t.keyspace.clone(), start: t.range.start, end: t.range.end, depth: t.depth }
 }
 
-fn bad(what: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("[RKV-BAD-PEER-REQUEST] {what}"))
-}
+use super::status::{ae_status as to_status, bad_peer_request as bad, kv_status};
 
 fn tree_from_proto(t: Option<pb::TreeRange>) -> Result<TreeRef, Status> {
     let t = t.ok_or_else(|| bad("missing tree range"))?;
@@ -59,17 +57,6 @@ fn tree_from_proto(t: Option<pb::TreeRange>) -> Result<TreeRef, Status> {
         return Err(bad(format!("tree depth {} over the maximum {MAX_DEPTH}", t.depth)));
     }
     Ok(TreeRef { keyspace: t.keyspace, range: TokenRange { start: t.start, end: t.end }, depth: t.depth })
-}
-
-fn to_status(e: AeError) -> Status {
-    match e {
-        AeError::DepthMismatch { .. } => Status::failed_precondition(format!("[RKV-AE-DEPTH] {e}")),
-        AeError::NoTree { .. } => Status::failed_precondition(format!("[RKV-AE-NO-TREE] {e}")),
-        AeError::Busy => Status::aborted(format!("[RKV-AE-BUSY] {e}")),
-        AeError::ShuttingDown => Status::unavailable(format!("[RKV-SHUTTING-DOWN] {e}")),
-        AeError::Merge { source, .. } => crate::server::status::to_status(&source),
-        other => Status::internal(format!("[RKV-AE] {other}")),
-    }
 }
 
 fn keyed_to_proto(records: &[KeyedRecord]) -> Vec<pb::KeyedRecord> {
@@ -294,7 +281,7 @@ impl AntiEntropyTestHooks for TestHooksService {
         let record = tokio::task::spawn_blocking(move || storage.get(&req.keyspace, &req.key))
             .await
             .map_err(|e| Status::internal(format!("get_local task failed: {e}")))?
-            .map_err(|e| crate::server::status::to_status(&e.into()))?;
+            .map_err(|e| kv_status(&e.into()))?;
         Ok(Response::new(pb::GetLocalResponse { record: record.as_ref().map(record_to_proto) }))
     }
 
@@ -312,8 +299,8 @@ impl AntiEntropyTestHooks for TestHooksService {
         let ticket = tokio::task::spawn_blocking(move || storage.write(WriteBatch { ops: vec![op] }))
             .await
             .map_err(|e| Status::internal(format!("put_local task failed: {e}")))?
-            .map_err(|e| crate::server::status::to_status(&e.into()))?;
-        ticket.wait().await.map_err(|e| crate::server::status::to_status(&e.into()))?;
+            .map_err(|e| kv_status(&e.into()))?;
+        ticket.wait().await.map_err(|e| kv_status(&e.into()))?;
         Ok(Response::new(pb::PutLocalResponse {}))
     }
 }

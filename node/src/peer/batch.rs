@@ -148,7 +148,7 @@ mod tests {
     fn remote(i: u32) -> TransportError {
         TransportError::Remote {
             peer: "peer".into(),
-            code: "Internal".into(),
+            code: crate::error::RemoteStatus::Internal,
             rkv_code: None,
             message: format!("item {i}"),
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status, TimeoutExpired};
 
+use crate::error::RemoteStatus;
 use crate::transport::TransportError;
 
 use super::pool::ChannelPool;
@@ -82,5 +83,78 @@ pub fn remote(peer: String, status: &Status) -> TransportError {
         Some(code) => message.strip_prefix(&format!("[{code}] ")).unwrap_or(message),
         None => message,
     };
-    TransportError::Remote { peer, code: format!("{:?}", status.code()), rkv_code, message: message.to_owned() }
+    TransportError::Remote { peer, code: remote_status(status.code()), rkv_code, message: message.to_owned() }
+}
+
+/// The typed form of a gRPC code a peer refused a call with (`OK` never is).
+pub fn remote_status(code: Code) -> RemoteStatus {
+    use RemoteStatus as R;
+    match code {
+        Code::Cancelled => R::Cancelled,
+        Code::Ok | Code::Unknown => R::Unknown,
+        Code::InvalidArgument => R::InvalidArgument,
+        Code::DeadlineExceeded => R::DeadlineExceeded,
+        Code::NotFound => R::NotFound,
+        Code::AlreadyExists => R::AlreadyExists,
+        Code::PermissionDenied => R::PermissionDenied,
+        Code::ResourceExhausted => R::ResourceExhausted,
+        Code::FailedPrecondition => R::FailedPrecondition,
+        Code::Aborted => R::Aborted,
+        Code::OutOfRange => R::OutOfRange,
+        Code::Unimplemented => R::Unimplemented,
+        Code::Internal => R::Internal,
+        Code::Unavailable => R::Unavailable,
+        Code::DataLoss => R::DataLoss,
+        Code::Unauthenticated => R::Unauthenticated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::status::{bad_peer_request, topology_status};
+    use crate::topology::TopologyError;
+
+    const T: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_refusal_keeps_its_typed_status_and_stable_code() {
+        let err = from_status("p".into(), T, &bad_peer_request("missing tree range"));
+        assert_eq!(
+            err,
+            TransportError::Remote {
+                peer: "p".into(),
+                code: RemoteStatus::InvalidArgument,
+                rkv_code: Some("RKV-BAD-PEER-REQUEST".into()),
+                message: "missing tree range".into(),
+            }
+        );
+        let busy = topology_status(&TopologyError::Stopped);
+        assert!(matches!(from_status("p".into(), T, &busy), TransportError::Unreachable { .. }));
+        let unknown = TopologyError::UnknownHost { host_id: "h".into() };
+        let TransportError::Remote { code, rkv_code, .. } = from_status("p".into(), T, &topology_status(&unknown))
+        else {
+            panic!("a NOT_FOUND is a refusal")
+        };
+        assert_eq!((code, rkv_code.as_deref()), (RemoteStatus::NotFound, Some(unknown.code())));
+    }
+
+    #[test]
+    fn a_status_without_our_code_keeps_its_message_and_deadlines_are_timeouts() {
+        let err = from_status("p".into(), T, &Status::aborted("[RKV-X] busy"));
+        assert_eq!(
+            err,
+            TransportError::Remote {
+                peer: "p".into(),
+                code: RemoteStatus::Aborted,
+                rkv_code: None,
+                message: "[RKV-X] busy".into()
+            }
+        );
+        let cancelled = Status::cancelled(TimeoutExpired(()).to_string());
+        assert_eq!(from_status("p".into(), T, &cancelled), TransportError::Timeout { peer: "p".into(), timeout: T });
+        let deadline = Status::deadline_exceeded("late");
+        assert_eq!(from_status("p".into(), T, &deadline), TransportError::Timeout { peer: "p".into(), timeout: T });
+        assert_eq!(remote_status(Code::Ok), RemoteStatus::Unknown, "OK is never a refusal");
+    }
 }

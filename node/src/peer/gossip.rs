@@ -10,7 +10,6 @@
 //! This module may call `membership` (its port, wire conversions and handle),
 //! `peer::{pool, call}`, the generated protos and `transport::TransportError` only.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,12 +127,6 @@ impl GossipService {
     }
 }
 
-fn bad_message(e: &impl fmt::Display) -> Status {
-    Status::invalid_argument(format!(
-        "[RKV-BAD-GOSSIP] malformed gossip message: {e}; are both nodes the same version?"
-    ))
-}
-
 #[tonic::async_trait]
 impl pb::gossip_server::Gossip for GossipService {
     async fn syn(&self, request: Request<pb::GossipSynRequest>) -> Result<Response<pb::GossipAckResponse>, Status> {
@@ -143,7 +136,7 @@ impl pb::gossip_server::Gossip for GossipService {
     }
 
     async fn ack2(&self, request: Request<pb::GossipAck2Request>) -> Result<Response<pb::GossipAck2Response>, Status> {
-        let ack2 = wire::ack2_from_proto(request.into_inner()).map_err(|e| bad_message(&e))?;
+        let ack2 = wire::ack2_from_proto(request.into_inner()).map_err(|e| super::status::bad_gossip(&e))?;
         self.gossip.on_ack2(&ack2);
         Ok(Response::new(pb::GossipAck2Response {}))
     }

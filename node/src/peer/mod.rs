@@ -25,7 +25,9 @@ pub mod convert;
 mod gossip;
 pub mod pool;
 mod replica;
+mod replica_service;
 mod sim;
+pub mod status;
 pub mod streaming;
 
 pub use antientropy::{GrpcConnector, GrpcPeer, anti_entropy_server, test_hooks_server};
@@ -33,8 +35,10 @@ pub use convert::ConvertError;
 pub use gossip::{GossipService, GrpcGossipTransport};
 pub use pool::ChannelPool;
 pub use replica::GrpcTransport;
+pub use replica_service::{ReplicaService, replica_server};
 pub use sim::{SimNetwork, SimStats, SimTransport};
-pub use streaming::{GrpcStreamPeers, StreamingService, streaming_server, topology_status};
+pub use streaming::{GrpcStreamPeers, StreamingService, streaming_server};
+pub use status::topology_status;
 
 /// Largest message sent or accepted between nodes. A replica message carries
 /// at most a record with its siblings (about twice the value limit) or a batch

@@ -261,9 +261,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::error::KvError;
+    use crate::error::{KvError, RemoteStatus};
     use crate::replication::{Consistency, ConsistencyLevel, Mutation, WriteResult};
-    use crate::server::replica::replica_server;
+    use crate::peer::replica_server;
     use crate::transport::ReplicaHandler;
     use crate::peer::convert::tests::sample_record;
 
@@ -404,7 +404,7 @@ mod tests {
         let TransportError::Remote { code, rkv_code, message, .. } = err else {
             panic!("expected Remote, got {err:?}")
         };
-        assert_eq!((code.as_str(), rkv_code.as_deref()), ("InvalidArgument", Some("RKV-UNKNOWN-KEYSPACE")));
+        assert_eq!((code, rkv_code.as_deref()), (RemoteStatus::InvalidArgument, Some("RKV-UNKNOWN-KEYSPACE")));
         assert!(message.starts_with("keyspace \"nope\" does not exist"), "{message}");
     }
 
@@ -421,7 +421,7 @@ mod tests {
         let TransportError::Remote { code, rkv_code, message, .. } = err else {
             panic!("expected Remote, got {err:?}")
         };
-        assert_eq!((code.as_str(), rkv_code.as_deref()), ("FailedPrecondition", Some("RKV-NOT-AN-INTEGER")));
+        assert_eq!((code, rkv_code.as_deref()), (RemoteStatus::FailedPrecondition, Some("RKV-NOT-AN-INTEGER")));
         assert!(message.starts_with("value of key is not a decimal integer"), "{message}");
     }
 

@@ -335,7 +335,7 @@ impl SimNetwork {
             Ok(Ok(answer)) => answer,
             Ok(Err(join)) => {
                 let reason = format!("handler task failed: {join}");
-                let (peer, code, rkv_code) = (peer(), "Internal".into(), None);
+                let (peer, code, rkv_code) = (peer(), crate::error::RemoteStatus::Internal, None);
                 return Err(TransportError::Remote { peer, code, rkv_code, message: reason });
             }
             Err(_) => {

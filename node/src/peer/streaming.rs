@@ -2,8 +2,7 @@
 //! the implementation of `topology::StreamPeers`; [`StreamingService`], what
 //! a node answers to peers that stream from it or drive a topology change;
 //! the proto conversions both ends (and the simulated peers of the tests)
-//! use; and [`topology_status`], the one mapping of a [`TopologyError`] to a
-//! gRPC status.
+//! use. Its errors become statuses in [`super::status`].
 //!
 //! Invariants: every call has a deadline (sent as `grpc-timeout`); nothing
 //! from the network panics (a record that does not decode fails its page).
@@ -33,6 +32,7 @@ use crate::transport::TransportError;
 use super::MAX_MESSAGE_BYTES;
 use super::convert::{member_from_proto, member_to_proto, record_from_proto, record_to_proto};
 use super::pool::ChannelPool;
+use super::status::topology_status;
 
 /// Most records one page may carry, whatever the requester asks.
 const MAX_PAGE: u32 = 4096;
@@ -55,23 +55,6 @@ pub fn streaming_server(topology: Topology) -> StreamingServer<StreamingService>
     StreamingServer::new(StreamingService { topology })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
-}
-
-/// The gRPC status of a topology error (stable code first, as every RingKV error).
-pub fn topology_status(e: &TopologyError) -> Status {
-    let msg = format!("[{}] {e}", e.code());
-    match e {
-        TopologyError::Busy { .. }
-        | TopologyError::TooFewNodes { .. }
-        | TopologyError::HostAlive { .. }
-        | TopologyError::AlreadyLeft { .. }
-        | TopologyError::Precondition { .. } => Status::failed_precondition(msg),
-        TopologyError::UnknownHost { .. } => Status::not_found(msg),
-        TopologyError::NoSource { .. } | TopologyError::Peer { .. } | TopologyError::Stopped => {
-            Status::unavailable(msg)
-        }
-        TopologyError::Storage(_) | TopologyError::Merge(_) => Status::internal(msg),
-    }
 }
 
 #[tonic::async_trait]
@@ -208,6 +191,7 @@ fn client(channel: Channel) -> StreamingClient<Channel> {
 /// status and message, as [`peer_error`] does).
 fn transport_error(addr: SocketAddr, e: TransportError) -> TopologyError {
     let message = match e {
+        TransportError::Remote { code, rkv_code: Some(rkv), message, .. } => format!("{code}: [{rkv}] {message}"),
         TransportError::Remote { code, message, .. } => format!("{code}: {message}"),
         other => other.to_string(),
     };

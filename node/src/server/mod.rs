@@ -13,7 +13,6 @@ pub mod http_api;
 mod lifecycle;
 pub mod metrics;
 pub mod node;
-pub mod replica;
 pub mod resp;
 pub mod status;
 

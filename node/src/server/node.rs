@@ -456,7 +456,7 @@ fn spawn_grpc(
     let test_hooks =
         config.antientropy.test_hooks.then(|| crate::peer::test_hooks_server(Arc::clone(ae.local.storage())));
     let streaming = crate::peer::streaming_server(topology.clone());
-    let replica = super::replica::replica_server(crate::replication::handler(coordinator));
+    let replica = crate::peer::replica_server(crate::replication::handler(coordinator));
     // Both reflection versions: grpcurl 1.8, Postman and other older
     // clients only speak v1alpha.
     let reflection = || {

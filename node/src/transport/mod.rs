@@ -154,8 +154,8 @@ pub enum TransportError {
     Remote {
         /// The peer.
         peer: String,
-        /// gRPC status code name.
-        code: String,
+        /// The gRPC status it answered with (typed: match on it, not on its name).
+        code: crate::error::RemoteStatus,
         /// The stable `RKV-…` code the peer sent in the status metadata, if any.
         rkv_code: Option<String>,
         /// Its message (without the `[RKV-…]` prefix when the code came separately).
