@@ -15,8 +15,8 @@ use rand::SeedableRng as _;
 use serde_json::{Value, json};
 
 use crate::membership::{GossipAck, GossipPing, wire};
-use crate::server::resp::Reply;
 use crate::peer::convert;
+use crate::server::resp::Reply;
 use crate::transport::{HintedWrite, ReplicaWrite};
 use crate::version::{ConflictMode, NewWrite, Record, VersionVector};
 

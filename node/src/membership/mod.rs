@@ -35,10 +35,10 @@ pub mod wire;
 
 pub use digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};
 pub use endpoint::{AppStateKey, AppValue, EndpointState, HeartbeatState, VersionedValue};
-pub use transport::GossipTransport;
 pub use gossiper::{GossipEvent, Gossiper, Outgoing, Probe, TargetReason};
 pub use metrics::GossipMetrics;
 pub use phi::{ArrivalWindow, DetectorConfig, PhiAccrualDetector};
 pub use resolve::{DnsResolver, Resolver, StaticResolver};
 pub use shell::{GossipHandle, GossipWorker};
+pub use transport::GossipTransport;
 pub use view::{ClusterView, Liveness, Member, MemberStatus};

@@ -162,7 +162,11 @@ impl GrpcConnector {
 
 impl PeerConnector for GrpcConnector {
     fn connect(&self, member: &Member) -> Arc<dyn AntiEntropyPeer> {
-        Arc::new(GrpcPeer { peer: Peer::from(member).to_string(), addr: member.grpc_addr, pool: Arc::clone(&self.pool) })
+        Arc::new(GrpcPeer {
+            peer: Peer::from(member).to_string(),
+            addr: member.grpc_addr,
+            pool: Arc::clone(&self.pool),
+        })
     }
 }
 

@@ -39,8 +39,8 @@ pub use replica::GrpcTransport;
 pub use replica_service::{ReplicaService, replica_server};
 pub use server::ClusterServices;
 pub use sim::{SimNetwork, SimStats, SimTransport};
-pub use streaming::{GrpcStreamPeers, StreamingService, streaming_server};
 pub use status::topology_status;
+pub use streaming::{GrpcStreamPeers, StreamingService, streaming_server};
 
 /// Largest message sent or accepted between nodes. A replica message carries
 /// at most a record with its siblings (about twice the value limit) or a batch

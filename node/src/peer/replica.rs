@@ -138,7 +138,9 @@ impl Inner {
 
 /// A replica client over `channel`, accepting messages as large as peers send.
 fn client(channel: Channel) -> ReplicaClient<Channel> {
-    ReplicaClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+    ReplicaClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 fn gone(peer: &str) -> TransportError {
@@ -262,10 +264,10 @@ mod tests {
 
     use super::*;
     use crate::error::{KvError, RemoteStatus};
-    use crate::replication::{Consistency, ConsistencyLevel, Mutation, WriteResult};
-    use crate::peer::replica_server;
-    use crate::transport::ReplicaHandler;
     use crate::peer::convert::tests::sample_record;
+    use crate::peer::replica_server;
+    use crate::replication::{Consistency, ConsistencyLevel, Mutation, WriteResult};
+    use crate::transport::ReplicaHandler;
 
     /// Answers every call from fixed data and records what it was asked.
     #[derive(Debug, Default)]

@@ -40,12 +40,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use crate::error::KvError;
+use crate::membership::Member;
 use crate::transport::{
     CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, Peer, ReplicaHandler, ReplicaWrite, Transport,
     TransportError,
 };
-use crate::error::KvError;
-use crate::membership::Member;
 use crate::version::Record;
 
 /// Counters of what the simulated network did to messages. A request and its

@@ -32,7 +32,11 @@ pub fn bad_peer_request(what: impl fmt::Display) -> Status {
 
 /// INVALID_ARGUMENT for a gossip message that cannot be decoded.
 pub fn bad_gossip(e: &impl fmt::Display) -> Status {
-    coded(Code::InvalidArgument, "RKV-BAD-GOSSIP", format!("malformed gossip message: {e}; are both nodes the same version?"))
+    coded(
+        Code::InvalidArgument,
+        "RKV-BAD-GOSSIP",
+        format!("malformed gossip message: {e}; are both nodes the same version?"),
+    )
 }
 
 /// The status of an anti-entropy error.

@@ -282,16 +282,24 @@ pub fn status_to_wire(status: &MemberStatus) -> i32 {
 impl StreamPeers for GrpcStreamPeers {
     fn fetch(&self, peer: SocketAddr, req: FetchPage) -> BoxFuture<'static, Result<FetchedPage, TopologyError>> {
         let msg = fetch_request(req);
-        self.call(peer, msg, self.call_timeout, |mut c, r| async move { c.fetch_range(r).await }, move |resp| {
-            fetched_page(peer, resp)
-        })
+        self.call(
+            peer,
+            msg,
+            self.call_timeout,
+            |mut c, r| async move { c.fetch_range(r).await },
+            move |resp| fetched_page(peer, resp),
+        )
     }
 
     fn describe(&self, peer: SocketAddr, host_id: &str) -> BoxFuture<'static, Result<Description, TopologyError>> {
         let msg = pb::DescribeMemberRequest { host_id: host_id.to_owned() };
-        self.call(peer, msg, self.call_timeout, |mut c, r| async move { c.describe_member(r).await }, move |resp| {
-            description(peer, resp)
-        })
+        self.call(
+            peer,
+            msg,
+            self.call_timeout,
+            |mut c, r| async move { c.describe_member(r).await },
+            move |resp| description(peer, resp),
+        )
     }
 
     fn set_status(
@@ -312,14 +320,22 @@ impl StreamPeers for GrpcStreamPeers {
         let msg = pb::StreamPendingRequest { prefer_source_host_id: prefer.unwrap_or_default() };
         // Streaming a node's share of the data takes as long as it takes; the receiver throttles it.
         let timeout = Duration::from_secs(24 * 3600);
-        self.call(peer, msg, timeout, |mut c, r| async move { c.stream_pending(r).await }, |resp| {
-            Ok((resp.records, resp.bytes))
-        })
+        self.call(
+            peer,
+            msg,
+            timeout,
+            |mut c, r| async move { c.stream_pending(r).await },
+            |resp| Ok((resp.records, resp.bytes)),
+        )
     }
 
     fn progress(&self, peer: SocketAddr) -> BoxFuture<'static, Result<ProgressSnapshot, TopologyError>> {
-        self.call(peer, pb::ProgressRequest {}, self.call_timeout, |mut c, r| async move { c.progress(r).await }, |p| {
-            Ok(progress_from_wire(p))
-        })
+        self.call(
+            peer,
+            pb::ProgressRequest {},
+            self.call_timeout,
+            |mut c, r| async move { c.progress(r).await },
+            |p| Ok(progress_from_wire(p)),
+        )
     }
 }

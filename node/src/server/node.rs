@@ -22,12 +22,10 @@ use crate::antientropy::{AntiEntropyNode, TrackedStorage, TreeStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::hints::HandoffWorker;
-use crate::membership::{
-    ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipWorker, Gossiper, Member,
-};
+use crate::membership::{ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipWorker, Gossiper, Member};
+use crate::peer::{ClusterServices, GrpcGossipTransport, GrpcTransport};
 use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
-use crate::peer::{ClusterServices, GrpcGossipTransport, GrpcTransport};
 use crate::transport::Transport;
 use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner, WorkerStatus};
 

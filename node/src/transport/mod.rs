@@ -12,7 +12,6 @@
 //! simulator also maps handler errors through `server::status` to what the
 //! gRPC server would answer.
 
-
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
