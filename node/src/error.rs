@@ -11,6 +11,37 @@ use crate::version::CodecError;
 /// it survives forwarding between nodes without parsing messages.
 pub const ERROR_CODE_METADATA: &str = "rkv-code";
 
+/// The gRPC status class a peer refused a call with, as a closed set: callers
+/// match on it (never on its name), and no module outside the peer layer
+/// needs tonic to read it. `peer::call` makes it from the status; its
+/// `Display` is the gRPC code's name (`InvalidArgument`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum RemoteStatus {
+    Cancelled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    Unimplemented,
+    Internal,
+    Unavailable,
+    DataLoss,
+    Unauthenticated,
+}
+
+impl std::fmt::Display for RemoteStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 /// Why a client operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -110,8 +141,8 @@ pub enum KvError {
     Remote {
         /// The replica.
         peer: String,
-        /// gRPC status code name it answered with.
-        code: String,
+        /// The gRPC status it answered with.
+        code: RemoteStatus,
         /// The stable `RKV-…` code it sent, if any: the error keeps it.
         rkv_code: Option<String>,
         /// Its message.

@@ -13,7 +13,12 @@
 //!   process lifecycle (start, graceful shutdown).
 //! - [`membership`]: the cluster view (members, ring, liveness), gossip and
 //!   the phi-accrual failure detector.
-//! - [`transport`]: node-to-node calls (gRPC, simulated) and the replica-side handler.
+//! - [`transport`]: the replica calls between nodes as a port (`Transport`,
+//!   `ReplicaHandler`, their types and errors) and its simulated network.
+//! - [`peer`]: everything that crosses between nodes over gRPC: one channel
+//!   pool type, one call helper, the proto conversions, and the clients and
+//!   services of every cluster protocol (replica, anti-entropy, gossip,
+//!   streaming), each implementing its domain's port.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
 //! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.
 //! - [`worker`]: the `Worker` trait, the `WorkerRunner` that runs, lists and
@@ -33,6 +38,7 @@ pub mod fuzzing;
 pub mod hints;
 pub mod membership;
 pub mod metrics;
+pub mod peer;
 pub mod replication;
 pub mod ring;
 pub mod server;

@@ -10,8 +10,8 @@
 //!   decorator that feeds every record write into the trees.
 //! - [`peer`]: [`AntiEntropyPeer`], the narrow trait a repair calls;
 //!   [`replica`]: [`LocalReplica`], this node's side (in-process
-//!   implementation); [`grpc`]: the `ringkv.cluster.v1.AntiEntropy` server,
-//!   the [`GrpcPeer`] client and the test hooks.
+//!   implementation). The `ringkv.cluster.v1.AntiEntropy` server, the gRPC
+//!   client (`peer::GrpcPeer`) and the test hooks live in the `peer` layer.
 //! - [`session`]: one range's repair with its peers; [`plan`] (pure): which
 //!   ranges this node repairs with whom; [`repairer`]: a whole repair with
 //!   progress; [`history`]: persisted "last full sync" per range, and the
@@ -22,10 +22,9 @@
 //! the records of differing buckets travel. This module may call `storage`,
 //! `version`, `ring`, `membership`, `replication` (merging, keyspaces, the
 //! purge's [`RepairHistory`](crate::replication::RepairHistory)), `transport`
-//! (conversions), `clock` and `worker`.
+//! (its error type), `clock` and `worker`; never `peer`, `server`, tonic or the protos.
 
 pub mod assembly;
-pub mod grpc;
 pub mod history;
 pub mod merkle;
 pub mod peer;
@@ -38,7 +37,6 @@ pub mod trees;
 pub mod worker;
 
 pub use assembly::AntiEntropyNode;
-pub use grpc::{GrpcConnector, GrpcPeer, anti_entropy_server, test_hooks_server};
 pub use history::SyncHistory;
 pub use merkle::{Descent, Hash, MerkleTree};
 pub use peer::{AeError, AntiEntropyPeer, KeyedRecord, TreeRef, TreeSummary};

@@ -1,7 +1,7 @@
 //! [`AntiEntropyPeer`]: what one replica asks another during a repair, as a
 //! narrow trait with two implementations: [`LocalReplica`](super::LocalReplica)
-//! (this node, and other nodes in in-process tests) and
-//! [`GrpcPeer`](super::GrpcPeer) (`ringkv.cluster.v1.AntiEntropy`).
+//! (this node, and other nodes in in-process tests) and `peer::GrpcPeer`
+//! (`ringkv.cluster.v1.AntiEntropy`, in the peer layer).
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use crate::error::KvError;
 use crate::ring::TokenRange;
 use crate::storage::StorageError;
+use crate::transport::TransportError;
 use crate::version::Record;
 
 use super::merkle::Hash;
@@ -79,13 +80,12 @@ pub enum AeError {
         /// Range.
         range: TokenRange,
     },
-    /// A call to a peer failed (unreachable, timed out, refused).
-    #[error("anti-entropy call to peer {peer} failed: {reason}; the range is retried at the next repair")]
+    /// A call to a peer failed (unreachable, timed out, refused with a stable code).
+    #[error("anti-entropy call failed: {source}; the range is retried at the next repair")]
     Peer {
-        /// The peer.
-        peer: String,
-        /// What happened.
-        reason: String,
+        /// What happened, typed (the peer's `RKV-…` code when it refused).
+        #[from]
+        source: TransportError,
     },
     /// A peer's answer could not be understood.
     #[error("peer {peer} sent a malformed anti-entropy answer: {reason}")]

@@ -41,8 +41,8 @@ use ringkv_proto::cluster::v1 as pb;
 
 use crate::membership::wire;
 use crate::membership::{DetectorConfig, GossipAck2, Gossiper, Member, MemberStatus};
+use crate::peer::convert;
 use crate::server::resp::{Limits, ProtocolError, parse_command};
-use crate::transport::convert;
 use crate::version::{ConflictMode, Dot, NewWrite, Record, VersionVector};
 
 /// Limits small enough for a fuzzer to reach, alongside the defaults.

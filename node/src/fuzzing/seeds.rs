@@ -15,8 +15,9 @@ use rand::SeedableRng as _;
 use serde_json::{Value, json};
 
 use crate::membership::{GossipAck, GossipPing, wire};
+use crate::peer::convert;
 use crate::server::resp::Reply;
-use crate::transport::{HintedWrite, ReplicaWrite, convert};
+use crate::transport::{HintedWrite, ReplicaWrite};
 use crate::version::{ConflictMode, NewWrite, Record, VersionVector};
 
 /// `(target, input)` pairs; each target has several.

@@ -9,7 +9,9 @@
 //! merges records, so replaying twice is harmless. Hints older than
 //! `max_hint_window` are dropped (anti-entropy repairs what they carried).
 //!
-//! This module may call `storage`, `transport`, `membership`, `version` and `clock`.
+//! This module may call `storage`, `transport`, `membership`, `version`,
+//! `clock`, `worker` (the handoff is a `Worker`) and `replication` (its
+//! metrics, which count hints); never `peer` or `server`.
 
 mod store;
 mod worker;

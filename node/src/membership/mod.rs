@@ -6,8 +6,9 @@
 //!   SYN/ACK/ACK2 rounds ([`digest`]), and per-peer phi-accrual failure
 //!   detection ([`phi`]) fed by direct pings to every peer;
 //! - [`GossipWorker`] (async shell): ticks the core every interval, sends its
-//!   SYNs through a [`GossipTransport`] (gRPC: [`GrpcGossipTransport`], the
-//!   service [`GossipService`]), and applies its events to the view;
+//!   SYNs through a [`GossipTransport`] (gRPC: `peer::GrpcGossipTransport`
+//!   and the service `peer::GossipService`, in the peer layer), and applies
+//!   its events to the view;
 //! - [`saved`]: the peers' states a node keeps across restarts, and
 //!   [`resolve`]: the names (seeds, peers' advertised names) looked up again
 //!   on a schedule.
@@ -20,7 +21,6 @@
 
 pub mod digest;
 pub mod endpoint;
-mod gossip_grpc;
 mod gossiper;
 mod metrics;
 pub mod phi;
@@ -29,15 +29,16 @@ pub mod saved;
 mod shell;
 #[cfg(test)]
 mod shell_tests;
+mod transport;
 mod view;
-pub(crate) mod wire;
+pub mod wire;
 
 pub use digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};
 pub use endpoint::{AppStateKey, AppValue, EndpointState, HeartbeatState, VersionedValue};
-pub use gossip_grpc::{GossipService, GossipTransport, GrpcGossipTransport};
 pub use gossiper::{GossipEvent, Gossiper, Outgoing, Probe, TargetReason};
 pub use metrics::GossipMetrics;
 pub use phi::{ArrivalWindow, DetectorConfig, PhiAccrualDetector};
 pub use resolve::{DnsResolver, Resolver, StaticResolver};
 pub use shell::{GossipHandle, GossipWorker};
+pub use transport::GossipTransport;
 pub use view::{ClusterView, Liveness, Member, MemberStatus};

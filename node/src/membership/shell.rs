@@ -39,10 +39,10 @@ use crate::worker::{Worker, WorkerState};
 
 use super::digest::{GossipAck, GossipAck2, GossipPing, GossipSyn};
 use super::endpoint::AppValue;
-use super::gossip_grpc::GossipTransport;
 use super::gossiper::{GossipEvent, Gossiper, Outgoing, Probe};
 use super::metrics::{GossipMetrics, liveness_name};
 use super::resolve::{DnsResolver, Resolver};
+use super::transport::GossipTransport;
 use super::{ClusterView, Liveness};
 
 /// The gossip core shared by the worker and the gRPC service. Cheap to clone.

@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::peer::{GossipService, GrpcGossipTransport};
 use crate::storage::{MemoryStorage, Storage};
 use crate::transport::TransportError;
 use crate::worker::{WorkerRunner, WorkerState};

@@ -5,14 +5,17 @@
 //! [`ConvertError`] naming it; an application state this version does not
 //! know (a newer peer's) is skipped, not refused, so states can be added.
 //!
-//! This module may call the generated protos and `transport::convert` errors only.
+//! This module may call the generated protos and `peer::convert` (the member
+//! conversions and `ConvertError` it shares with the peer layer) only: the
+//! one membership file that knows the protos, because the saved membership
+//! is stored in this format (an exception listed in `node/tests/deps.rs`).
 
 use std::collections::BTreeMap;
 
 use ringkv_proto::cluster::v1 as pb;
 
-use crate::transport::ConvertError;
-use crate::transport::convert::{parse_addr, status_from_proto, status_to_proto};
+use crate::peer::ConvertError;
+use crate::peer::convert::{parse_addr, status_from_proto, status_to_proto};
 
 use super::MemberStatus;
 use super::digest::{GossipAck, GossipAck2, GossipDigest, GossipPing, GossipSyn};

@@ -10,7 +10,9 @@
 //! in parallel (`write_path.rs`); reads ask the replicas, merge and repair
 //! (`read_path.rs`); a [`QuorumTracker`] decides each request. Replicas that
 //! miss a write get hints. This module may call `storage`, `version`, `ring`,
-//! `clock`, `config`, `membership`, `transport` and `hints`.
+//! `clock`, `config`, `error`, `metrics`, `membership`, `transport` and
+//! `hints`; never `peer` or tonic. One known break: `metrics.rs` labels errors
+//! with `server::status::classify` (listed in `node/tests/deps.rs`).
 
 mod consistency;
 mod coordinator;

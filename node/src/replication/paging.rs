@@ -122,7 +122,7 @@ impl Coordinator {
                     async move {
                         this.local_page(q).await.map_err(|e| TransportError::Remote {
                             peer: "local".into(),
-                            code: "Internal".into(),
+                            code: crate::error::RemoteStatus::Internal,
                             rkv_code: None,
                             message: e.to_string(),
                         })

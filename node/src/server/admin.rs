@@ -19,9 +19,10 @@ use tonic::{Request, Response, Status};
 use crate::antientropy::{AeError, RepairProgress, RepairRequest, Repairer};
 use crate::error::KvError;
 use crate::membership::{GossipHandle, MemberStatus};
+use crate::peer::topology_status;
 use crate::replication::{Coordinator, Keyspace};
 use crate::ring::TokenRange;
-use crate::topology::{Topology, TopologyError, topology_status};
+use crate::topology::{Topology, TopologyError};
 use crate::version::ConflictMode;
 use crate::worker::{JobError, Jobs};
 

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::membership::MemberStatus;
+use crate::peer::GrpcStreamPeers;
 use crate::replication::Coordinator;
 use crate::ring::Token;
 use crate::storage::Storage;
 use crate::topology::{
-    FRESH_STATE, GrpcStreamPeers, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError,
-    TopologySettings,
+    FRESH_STATE, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError, TopologySettings,
 };
 use crate::worker::Jobs;
 

@@ -3,8 +3,10 @@
 //! to both, metrics, and the process lifecycle of a node ([`Node`]).
 //!
 //! Servers take already-bound listeners so tests can bind port 0, and one
-//! cancellation token stops everything. This module may call `replication`,
-//! `storage`, `config` and `worker`.
+//! cancellation token stops everything. It sits at the top: it may call
+//! every module, `peer` included (the node's assembly wires the cluster
+//! clients and services); nothing below `peer` may call it (see
+//! `node/tests/deps.rs`; the remaining exceptions are listed there).
 
 pub mod admin;
 pub mod bootstrap;
@@ -13,7 +15,6 @@ pub mod http_api;
 mod lifecycle;
 pub mod metrics;
 pub mod node;
-pub mod replica;
 pub mod resp;
 pub mod status;
 

@@ -22,13 +22,11 @@ use crate::antientropy::{AntiEntropyNode, TrackedStorage, TreeStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::hints::HandoffWorker;
-use crate::membership::{
-    ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipService, GossipWorker, Gossiper,
-    GrpcGossipTransport, Member,
-};
+use crate::membership::{ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipWorker, Gossiper, Member};
+use crate::peer::{ClusterServices, GrpcGossipTransport, GrpcTransport};
 use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
-use crate::transport::{GrpcTransport, Transport};
+use crate::transport::Transport;
 use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner, WorkerStatus};
 
 use super::admin::AdminService;
@@ -226,7 +224,7 @@ impl Node {
             &coordinator,
             clock,
             hint_window,
-            Arc::new(crate::antientropy::GrpcConnector::new()),
+            Arc::new(crate::peer::GrpcConnector::new()),
         );
         let topology = super::lifecycle::topology(&config, &coordinator, metrics.registry(), shutdown.clone());
         let gate = topology.clone();
@@ -262,12 +260,16 @@ impl Node {
             .with_gossip(gossip.clone());
         let parts = GrpcParts {
             coordinator: &coordinator,
-            topology: &topology,
             metrics: &metrics,
             config: &config,
-            ae: &ae,
             admin: admin.clone(),
-            gossip: GossipService::new(gossip.clone()),
+            cluster: ClusterServices::new(
+                crate::replication::handler(&coordinator),
+                Arc::clone(&ae.local),
+                config.antientropy.test_hooks,
+                topology.clone(),
+                gossip.clone(),
+            ),
         };
         let grpc = spawn_grpc(grpc_listener, parts, shutdown.clone())?;
         let state = HttpState {
@@ -386,12 +388,11 @@ impl Node {
 /// What the gRPC services are built from.
 struct GrpcParts<'a> {
     coordinator: &'a Coordinator,
-    topology: &'a crate::topology::Topology,
     metrics: &'a NodeMetrics,
     config: &'a Config,
-    ae: &'a AntiEntropyNode,
     admin: AdminService,
-    gossip: GossipService,
+    /// The services other nodes call (served on the client port for now).
+    cluster: ClusterServices,
 }
 
 /// Starts gossip: the core seeded with the local member, its metrics, and
@@ -445,18 +446,13 @@ fn spawn_grpc(
     parts: GrpcParts<'_>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), NodeError>>, NodeError> {
-    let GrpcParts { coordinator, topology, metrics, config, ae, admin, gossip } = parts;
+    let GrpcParts { coordinator, metrics, config, admin, cluster } = parts;
     use ringkv_proto::v1::{admin_server::AdminServer, kv_server::KvServer};
     let max_message = (config.server.max_value_bytes * 2 + 64 * 1024).max(4 * 1024 * 1024);
     let kv = KvServer::new(KvService::new(coordinator.clone(), metrics.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
     let admin = AdminServer::new(admin);
-    let anti_entropy = crate::antientropy::anti_entropy_server(Arc::clone(&ae.local));
-    let test_hooks =
-        config.antientropy.test_hooks.then(|| crate::antientropy::test_hooks_server(Arc::clone(ae.local.storage())));
-    let streaming = crate::topology::streaming_server(topology.clone());
-    let replica = super::replica::replica_server(crate::replication::handler(coordinator));
     // Both reflection versions: grpcurl 1.8, Postman and other older
     // clients only speak v1alpha.
     let reflection = || {
@@ -469,17 +465,14 @@ fn spawn_grpc(
         health_reporter.set_serving::<KvServer<KvService>>().await;
         // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms).
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(kv)
-            .add_service(admin)
-            .add_service(replica)
-            .add_service(anti_entropy)
-            .add_optional_service(test_hooks)
-            .add_service(streaming)
-            .add_service(gossip.into_server())
+            .add_service(admin);
+        cluster
+            .add_to(router)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
             .map_err(|e| NodeError::Serve { server: "grpc", message: e.to_string() })

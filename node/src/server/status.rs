@@ -11,7 +11,7 @@ use http::StatusCode;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
-use crate::error::{ERROR_CODE_METADATA, KvError};
+use crate::error::{ERROR_CODE_METADATA, KvError, RemoteStatus};
 use crate::storage::StorageError;
 
 /// How an error is presented to clients.
@@ -93,7 +93,7 @@ pub fn classify(err: &KvError) -> ErrorClass {
         E::Unavailable { .. } => UNAVAILABLE,
         E::QuorumNotReached { .. } => QUORUM,
         E::Remote { code, rkv_code, .. } => {
-            rkv_code.as_deref().and_then(class_of).unwrap_or_else(|| remote_class(code))
+            rkv_code.as_deref().and_then(class_of).unwrap_or_else(|| remote_class(*code))
         }
         E::Timeout { .. } => TIMEOUT,
         E::ShuttingDown => SHUTTING_DOWN,
@@ -110,13 +110,15 @@ pub fn class_of(code: &str) -> Option<ErrorClass> {
 
 /// The status of a forwarded request whose replica sent no code we know
 /// (a peer of another version): keeps its gRPC status.
-fn remote_class(code: &str) -> ErrorClass {
+fn remote_class(code: RemoteStatus) -> ErrorClass {
     match code {
-        "InvalidArgument" => class("RKV-REMOTE", Code::InvalidArgument, StatusCode::BAD_REQUEST),
-        "FailedPrecondition" => class("RKV-REMOTE", Code::FailedPrecondition, StatusCode::CONFLICT),
-        "Unavailable" => class("RKV-REMOTE", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
-        "DeadlineExceeded" => class("RKV-REMOTE", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
-        "ResourceExhausted" => class("RKV-REMOTE", Code::ResourceExhausted, StatusCode::INSUFFICIENT_STORAGE),
+        RemoteStatus::InvalidArgument => class("RKV-REMOTE", Code::InvalidArgument, StatusCode::BAD_REQUEST),
+        RemoteStatus::FailedPrecondition => class("RKV-REMOTE", Code::FailedPrecondition, StatusCode::CONFLICT),
+        RemoteStatus::Unavailable => class("RKV-REMOTE", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        RemoteStatus::DeadlineExceeded => class("RKV-REMOTE", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+        RemoteStatus::ResourceExhausted => {
+            class("RKV-REMOTE", Code::ResourceExhausted, StatusCode::INSUFFICIENT_STORAGE)
+        }
         _ => class("RKV-REMOTE", Code::Internal, StatusCode::BAD_GATEWAY),
     }
 }
@@ -130,7 +132,13 @@ pub fn to_status(err: &KvError) -> tonic::Status {
 
 /// A gRPC INVALID_ARGUMENT for malformed input that never reached the coordinator.
 pub fn invalid_argument(code: &'static str, message: impl std::fmt::Display) -> tonic::Status {
-    with_code(tonic::Status::invalid_argument(format!("[{code}] {message}")), code)
+    coded(Code::InvalidArgument, code, message)
+}
+
+/// A status of `grpc` with the stable `code`: `[code] message`, and the code
+/// in the `rkv-code` metadata (so a peer's client keeps it, typed).
+pub fn coded(grpc: Code, code: &'static str, message: impl std::fmt::Display) -> tonic::Status {
+    with_code(tonic::Status::new(grpc, format!("[{code}] {message}")), code)
 }
 
 fn with_code(mut status: tonic::Status, code: &'static str) -> tonic::Status {
@@ -153,13 +161,13 @@ mod tests {
 
     #[test]
     fn a_remote_error_keeps_the_code_and_status_its_replica_gave() {
-        let remote = |rkv_code: Option<&str>, code: &str| KvError::Remote {
+        let remote = |rkv_code: Option<&str>, code: RemoteStatus| KvError::Remote {
             peer: "10.0.0.2:7100".into(),
-            code: code.into(),
+            code,
             rkv_code: rkv_code.map(str::to_owned),
             message: "value of key is not a decimal integer".into(),
         };
-        let forwarded = remote(Some("RKV-NOT-AN-INTEGER"), "FailedPrecondition");
+        let forwarded = remote(Some("RKV-NOT-AN-INTEGER"), RemoteStatus::FailedPrecondition);
         assert_eq!(classify(&forwarded), NOT_AN_INTEGER);
         let status = to_status(&forwarded);
         assert_eq!(status.code(), Code::FailedPrecondition);
@@ -169,8 +177,8 @@ mod tests {
         );
         assert!(status.message().starts_with("[RKV-NOT-AN-INTEGER] replica 10.0.0.2:7100"), "{}", status.message());
         // A peer that sends no code we know keeps its gRPC status.
-        let unknown = classify(&remote(Some("RKV-FROM-THE-FUTURE"), "InvalidArgument"));
+        let unknown = classify(&remote(Some("RKV-FROM-THE-FUTURE"), RemoteStatus::InvalidArgument));
         assert_eq!((unknown.code, unknown.http), ("RKV-REMOTE", StatusCode::BAD_REQUEST));
-        assert_eq!(classify(&remote(None, "Aborted")).http, StatusCode::BAD_GATEWAY);
+        assert_eq!(classify(&remote(None, RemoteStatus::Aborted)).http, StatusCode::BAD_GATEWAY);
     }
 }

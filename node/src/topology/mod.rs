@@ -11,8 +11,9 @@
 //! - `turn` (pure): whose turn it is to form or join when many fresh nodes
 //!   start at once; `entry`: the waiting loop of a fresh node around it.
 //! - `readiness` (pure): whether the node can serve its ranges (`/readyz`).
-//! - `peers`: [`StreamPeers`], the calls to other nodes, over gRPC ([`GrpcStreamPeers`]).
-//! - `service`: the `ringkv.cluster.v1.Streaming` server.
+//! - `peers`: [`StreamPeers`], the calls to other nodes (the narrow port;
+//!   its gRPC client, the `ringkv.cluster.v1.Streaming` server and the
+//!   proto conversions are `peer::streaming`).
 //!
 //! Invariants: one topology change at a time in the cluster (a change is
 //! refused while any member is JOINING with tokens, LEAVING or REPLACING;
@@ -20,7 +21,8 @@
 //! becomes NORMAL after every range it gained is streamed in; streamed
 //! records are merged with the normal version-vector merge, so streaming is
 //! idempotent and resumable. May call `membership` (the [`ClusterView`],
-//! and the `GossipHandle` for removals), `ring`, `storage`, `replication`, `transport` and `hints`.
+//! and the `GossipHandle` for removals), `ring`, `storage`, `replication`, `transport` and `hints`; never `peer`, tonic or the protos
+//! (the wiring in `server` hands it its [`StreamPeers`]).
 //!
 //! [`ClusterView`]: crate::membership::ClusterView
 
@@ -32,7 +34,6 @@ mod peers;
 mod progress;
 mod readiness;
 mod removal;
-mod service;
 mod stream;
 mod turn;
 
@@ -40,12 +41,8 @@ pub use entry::FRESH_STATE;
 pub use error::TopologyError;
 pub use lifecycle::{Reservation, STATE_KEY, Topology, TopologySettings};
 pub use moves::{RangeMove, moved_width, pending_moves, replace_moves};
-pub use peers::{
-    Described, Description, FetchPage, FetchedPage, GrpcStreamPeers, Segment, StreamPeers, description, fetch_request,
-    fetched_page, peer_error, progress_from_wire, progress_to_wire, status_to_wire,
-};
+pub use peers::{Described, Description, FetchPage, FetchedPage, Segment, StreamPeers};
 pub use progress::{ProgressSnapshot, StreamProgress, Throttle};
 pub use readiness::can_serve;
-pub use service::{StreamingService, streaming_server, topology_status};
 pub use stream::{StreamSettings, Streamer, segments};
 pub use turn::{Turn, is_moving, is_undecided, turn, yield_to};

@@ -1,22 +1,16 @@
 //! Transport: how a node talks to its peers, behind the [`Transport`] trait.
 //!
-//! Implementations: [`GrpcTransport`] (tonic over HTTP/2, one pooled channel
-//! per peer, a deadline on every call) and [`SimTransport`] (in-process, for
-//! deterministic simulation with drop / delay / partition / crash). The
-//! receiving side of every call is a [`ReplicaHandler`], implemented by the
-//! coordinator; the gRPC server in `server/replica.rs` and the simulator both
-//! deliver to it.
+//! Implementations: `peer::GrpcTransport` (tonic over HTTP/2, in the `peer`
+//! layer with every other node-to-node client) and `peer::SimTransport`
+//! (in-process, for deterministic simulation with drop / delay / partition /
+//! crash). The receiving side of every call is a [`ReplicaHandler`],
+//! implemented by the coordinator; the gRPC server in `server/replica.rs` and
+//! the simulator both deliver to it.
 //!
-//! This module may call `version`, `ring` and `membership` types only.
-
-mod batch;
-pub mod convert;
-mod grpc;
-mod sim;
-
-pub use convert::ConvertError;
-pub use grpc::{GrpcTransport, MAX_MESSAGE_BYTES};
-pub use sim::{SimNetwork, SimStats, SimTransport};
+//! This module may call `version`, `ring`, `membership` and `replication`
+//! types (a forwarded write carries a `Mutation`) and `error` only; the
+//! simulator also maps handler errors through `server::status` to what the
+//! gRPC server would answer.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -159,8 +153,8 @@ pub enum TransportError {
     Remote {
         /// The peer.
         peer: String,
-        /// gRPC status code name.
-        code: String,
+        /// The gRPC status it answered with (typed: match on it, not on its name).
+        code: crate::error::RemoteStatus,
         /// The stable `RKV-…` code the peer sent in the status metadata, if any.
         rkv_code: Option<String>,
         /// Its message (without the `[RKV-…]` prefix when the code came separately).
@@ -174,26 +168,6 @@ pub enum TransportError {
         /// What was wrong.
         reason: String,
     },
-}
-
-impl TransportError {
-    /// The error for a status a peer answered with: its gRPC code, and the
-    /// stable code from the `rkv-code` metadata when it sent one (then the
-    /// message loses its `[RKV-…] ` prefix, which would only repeat it).
-    pub fn remote(peer: String, status: &tonic::Status) -> Self {
-        let rkv_code = status
-            .metadata()
-            .get(crate::error::ERROR_CODE_METADATA)
-            .and_then(|v| v.to_str().ok())
-            .filter(|c| c.starts_with("RKV-"))
-            .map(str::to_owned);
-        let message = status.message();
-        let message = match &rkv_code {
-            Some(code) => message.strip_prefix(&format!("[{code}] ")).unwrap_or(message),
-            None => message,
-        };
-        Self::Remote { peer, code: format!("{:?}", status.code()), rkv_code, message: message.to_owned() }
-    }
 }
 
 /// The result of a coordinated write, as the coordinating replica reports it.

@@ -14,7 +14,8 @@ use ringkv_node::antientropy::{
     AeError, AntiEntropyPeer, Hash, KeyedRecord, LocalReplica, PeerConnector, TreeRef, TreeSummary,
 };
 use ringkv_node::membership::Member;
-use ringkv_node::transport::SimNetwork;
+use ringkv_node::peer::SimNetwork;
+use ringkv_node::transport::TransportError;
 
 /// Deadline of one anti-entropy call (virtual time; `GrpcPeer` allows 60 s on a real network).
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -80,12 +81,13 @@ impl SimAePeer {
         let (directory, to) = (Arc::clone(&self.directory), self.to.clone());
         let serve = move || match directory.get(&to) {
             Some(replica) => call(replica),
-            None => futures::future::ready(Err(AeError::Peer { peer: to, reason: "no anti-entropy service".into() }))
-                .boxed(),
+            None => {
+                let reason = "no anti-entropy service".into();
+                futures::future::ready(Err(AeError::from(TransportError::Unreachable { peer: to, reason }))).boxed()
+            }
         };
         let carried = self.net.carry(&self.from, &self.to, CALL_TIMEOUT, serve);
-        let peer = self.to.clone();
-        async move { carried.await.map_err(|e| AeError::Peer { peer, reason: e.to_string() })? }.boxed()
+        async move { carried.await.map_err(AeError::from)? }.boxed()
     }
 }
 

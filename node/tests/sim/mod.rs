@@ -38,13 +38,13 @@ use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::hints::HandoffWorker;
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
+use ringkv_node::peer::{SimNetwork, SimTransport};
 use ringkv_node::replication::{
     ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits,
     ReplicationMetrics,
 };
 use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
 use ringkv_node::storage::{MemoryStorage, Storage};
-use ringkv_node::transport::{SimNetwork, SimTransport};
 use ringkv_node::version::Record;
 
 use antientropy::{AeDirectory, SimConnector};

@@ -41,12 +41,12 @@ use rand::{Rng, SeedableRng};
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
+use ringkv_node::peer::{SimNetwork, SimTransport};
 use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use ringkv_node::ring::{NodeInfo, Ring, token_of};
 use ringkv_node::server::bootstrap::{self, ActorOrigin};
 use ringkv_node::storage::Storage;
 use ringkv_node::topology::{StreamProgress, StreamSettings, Topology, TopologySettings};
-use ringkv_node::transport::{SimNetwork, SimTransport};
 use ringkv_node::version::{NodeId, Record};
 use tokio_util::sync::CancellationToken;
 

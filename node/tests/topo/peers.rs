@@ -20,11 +20,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use ringkv_node::membership::{ClusterView, Member, MemberStatus};
-use ringkv_node::topology::{
-    Description, FetchPage, FetchedPage, ProgressSnapshot, StreamPeers, StreamingService, Topology, TopologyError,
-    description, fetch_request, fetched_page, peer_error, progress_from_wire, status_to_wire,
+use ringkv_node::peer::SimNetwork;
+use ringkv_node::peer::streaming::{
+    StreamingService, description, fetch_request, fetched_page, peer_error, progress_from_wire, status_to_wire,
 };
-use ringkv_node::transport::{SimNetwork, TransportError};
+use ringkv_node::topology::{
+    Description, FetchPage, FetchedPage, ProgressSnapshot, StreamPeers, Topology, TopologyError,
+};
+use ringkv_node::transport::TransportError;
 use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::streaming_server::Streaming;
 use tonic::Request;

@@ -1,15 +1,15 @@
 //! gRPC server side of the node-to-node protocol (`ringkv.cluster.v1.Replica`).
 //!
-//! [`ReplicaService`] decodes each request with `transport::convert` (the same
+//! [`ReplicaService`] decodes each request with `peer::convert` (the same
 //! conversions the client uses), hands it to the node's [`ReplicaHandler`]
 //! (the coordinator), and encodes the answer.
 //!
 //! Invariants: a malformed request is refused with INVALID_ARGUMENT
 //! (`RKV-BAD-PEER-REQUEST`) before it reaches the handler; handler errors
-//! become statuses only through `status::to_status`; no request panics.
+//! become statuses only through `peer::status`; no request panics.
 //!
-//! This module may call `transport` (types, `convert`, `ReplicaHandler`) and
-//! `server::status` only.
+//! This module may call `transport` (types, `ReplicaHandler`) and
+//! `peer::{convert, status}` only.
 
 use std::sync::Arc;
 
@@ -17,26 +17,14 @@ use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::replica_server::{Replica, ReplicaServer};
 use tonic::{Request, Response, Status};
 
-use crate::transport::convert::{self, ConvertError};
-use crate::transport::{MAX_MESSAGE_BYTES, ReplicaHandler};
+use crate::transport::ReplicaHandler;
 
-use super::status::{invalid_argument, to_status};
-
-/// Stable error code of a peer request that cannot be decoded.
-const BAD_PEER_REQUEST: &str = "RKV-BAD-PEER-REQUEST";
+use super::MAX_MESSAGE_BYTES;
+use super::convert::{self, ConvertError};
+use super::status::{bad_peer_request, item_status, kv_status as to_status};
 
 fn bad_request(e: &ConvertError) -> Status {
-    invalid_argument(BAD_PEER_REQUEST, e)
-}
-
-/// The status of a failed batch item.
-fn item_status(status: &Status) -> pb::ItemStatus {
-    let rkv_code = status.metadata().get(crate::error::ERROR_CODE_METADATA).and_then(|v| v.to_str().ok());
-    pb::ItemStatus {
-        code: status.code() as i32,
-        message: status.message().to_owned(),
-        rkv_code: rkv_code.unwrap_or_default().to_owned(),
-    }
+    bad_peer_request(e)
 }
 
 /// The `ringkv.cluster.v1.Replica` service over a [`ReplicaHandler`].

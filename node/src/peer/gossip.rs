@@ -1,52 +1,29 @@
-//! The gossip wire: the narrow [`GossipTransport`] trait, its gRPC
-//! implementation [`GrpcGossipTransport`], and the receiving side
-//! [`GossipService`] (`ringkv.cluster.v1.Gossip`).
+//! The gossip wire: [`GrpcGossipTransport`], the gRPC implementation of
+//! `membership::GossipTransport`, and the receiving side [`GossipService`]
+//! (`ringkv.cluster.v1.Gossip`).
 //!
-//! Connection pooling as in `transport::grpc`: one lazily connected tonic
-//! channel per peer address, kept for the life of the transport (tonic
-//! reconnects it), separate from the replica channels so that gossip never
-//! queues behind bulk writes. Every call has a deadline, enforced locally and
+//! Calls go over a [`ChannelPool`] of their own (separate from the replica
+//! channels, so that gossip never queues behind bulk writes) through
+//! [`call`](super::call::call): a deadline on every call, enforced locally and
 //! sent as `grpc-timeout`; errors become [`TransportError`]s, never panics.
 //!
-//! This module may call `membership::{wire, shell}`, the generated protos and
-//! `transport` error types only.
+//! This module may call `membership` (its port, wire conversions and handle),
+//! `peer::{pool, call}`, the generated protos and `transport::TransportError` only.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::gossip_client::GossipClient;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Response, Status};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
 
+use crate::membership::{GossipAck, GossipAck2, GossipHandle, GossipPing, GossipSyn, GossipTransport, wire};
 use crate::transport::TransportError;
 
-use super::digest::{GossipAck, GossipAck2, GossipPing, GossipSyn};
-use super::shell::GossipHandle;
-use super::wire;
-
-/// How gossip messages reach a peer (a narrow trait of our own, not `Transport`).
-pub trait GossipTransport: fmt::Debug + Send + Sync + 'static {
-    /// Sends a SYN to `to`; the answer is its ACK.
-    fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>>;
-    /// Sends the ACK2 that closes a round to `to`.
-    fn ack2(&self, to: SocketAddr, ack2: GossipAck2) -> BoxFuture<'static, Result<(), TransportError>>;
-    /// Probes `to`; the answer is its own probe. Fails after `timeout`
-    /// (the gossip interval, so that probes never pile up).
-    fn ping(
-        &self,
-        to: SocketAddr,
-        ping: GossipPing,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<GossipPing, TransportError>>;
-    /// Drops the pooled connection to `to`: the next call dials anew (see
-    /// [`super::Probe::reconnect`]). A transport without a pool ignores it.
-    fn reconnect(&self, _to: SocketAddr) {}
-}
+use super::pool::ChannelPool;
 
 /// [`GossipTransport`] over gRPC with pooled channels and deadlines.
 #[derive(Debug, Clone)]
@@ -57,28 +34,13 @@ pub struct GrpcGossipTransport {
 #[derive(Debug)]
 struct Inner {
     call_timeout: Duration,
-    connect_timeout: Duration,
-    channels: Mutex<HashMap<SocketAddr, Channel>>,
+    pool: ChannelPool,
 }
 
 impl GrpcGossipTransport {
     /// Calls fail with `Timeout` after `call_timeout`; connecting gives up after `connect_timeout`.
     pub fn new(call_timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { inner: Arc::new(Inner { call_timeout, connect_timeout, channels: Mutex::new(HashMap::new()) }) }
-    }
-
-    fn client(&self, addr: SocketAddr) -> Result<GossipClient<Channel>, TransportError> {
-        let mut channels = self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(channel) = channels.get(&addr) {
-            return Ok(GossipClient::new(channel.clone()));
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| TransportError::Unreachable {
-            peer: addr.to_string(),
-            reason: format!("invalid endpoint: {e}"),
-        })?;
-        let channel = endpoint.connect_timeout(self.inner.connect_timeout).tcp_nodelay(true).connect_lazy();
-        channels.insert(addr, channel.clone());
-        Ok(GossipClient::new(channel))
+        Self { inner: Arc::new(Inner { call_timeout, pool: ChannelPool::new(connect_timeout) }) }
     }
 
     fn call<M, R, F, Fut>(&self, to: SocketAddr, msg: M, call: F) -> BoxFuture<'static, Result<R, TransportError>>
@@ -104,32 +66,17 @@ impl GrpcGossipTransport {
         F: FnOnce(GossipClient<Channel>, Request<M>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<R>, Status>> + Send,
     {
-        let client = self.client(to);
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             let peer = to.to_string();
-            let mut request = Request::new(msg);
-            request.set_timeout(timeout);
-            match tokio::time::timeout(timeout, call(client?, request)).await {
-                Ok(Ok(response)) => Ok(response.into_inner()),
-                Ok(Err(status)) => Err(from_status(peer, timeout, &status)),
-                Err(_) => Err(TransportError::Timeout { peer, timeout }),
-            }
+            super::call::call(&inner.pool, to, &peer, timeout, msg, GossipClient::new, call).await
         })
-    }
-}
-
-fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportError {
-    match status.code() {
-        Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
-        Code::DeadlineExceeded | Code::Cancelled => TransportError::Timeout { peer, timeout },
-        _ => TransportError::remote(peer, status),
     }
 }
 
 impl GossipTransport for GrpcGossipTransport {
     fn reconnect(&self, to: SocketAddr) {
-        // Calls in flight keep their clone of the old channel; it closes when they end.
-        self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&to);
+        self.inner.pool.evict(to);
     }
 
     fn syn(&self, to: SocketAddr, syn: GossipSyn) -> BoxFuture<'static, Result<GossipAck, TransportError>> {
@@ -180,12 +127,6 @@ impl GossipService {
     }
 }
 
-fn bad_message(e: &impl fmt::Display) -> Status {
-    Status::invalid_argument(format!(
-        "[RKV-BAD-GOSSIP] malformed gossip message: {e}; are both nodes the same version?"
-    ))
-}
-
 #[tonic::async_trait]
 impl pb::gossip_server::Gossip for GossipService {
     async fn syn(&self, request: Request<pb::GossipSynRequest>) -> Result<Response<pb::GossipAckResponse>, Status> {
@@ -195,7 +136,7 @@ impl pb::gossip_server::Gossip for GossipService {
     }
 
     async fn ack2(&self, request: Request<pb::GossipAck2Request>) -> Result<Response<pb::GossipAck2Response>, Status> {
-        let ack2 = wire::ack2_from_proto(request.into_inner()).map_err(|e| bad_message(&e))?;
+        let ack2 = wire::ack2_from_proto(request.into_inner()).map_err(|e| super::status::bad_gossip(&e))?;
         self.gossip.on_ack2(&ack2);
         Ok(Response::new(pb::GossipAck2Response {}))
     }

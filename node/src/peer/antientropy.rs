@@ -1,13 +1,13 @@
 //! gRPC for anti-entropy: the `ringkv.cluster.v1.AntiEntropy` server over a
-//! [`LocalReplica`], the [`GrpcPeer`] client (one pooled channel per peer,
-//! a deadline on every call), and the test-hook server
+//! [`LocalReplica`], the [`GrpcPeer`] client (over the peer layer's
+//! [`ChannelPool`] and [`call`](super::call::call): one pooled channel per
+//! peer, a deadline on every call), and the test-hook server
 //! (`AntiEntropyTestHooks`), registered only when the node runs with
 //! `RINGKV_TEST_HOOKS=1`. Nothing from the network panics: malformed input
 //! is INVALID_ARGUMENT, malformed answers are [`AeError::Malformed`].
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -16,19 +16,19 @@ use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::anti_entropy_client::AntiEntropyClient;
 use ringkv_proto::cluster::v1::anti_entropy_server::{AntiEntropy, AntiEntropyServer};
 use ringkv_proto::cluster::v1::anti_entropy_test_hooks_server::{AntiEntropyTestHooks, AntiEntropyTestHooksServer};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use crate::antientropy::merkle::{Hash, MAX_DEPTH};
+use crate::antientropy::{AeError, AntiEntropyPeer, KeyedRecord, LocalReplica, PeerConnector, TreeRef, TreeSummary};
 use crate::membership::Member;
 use crate::ring::TokenRange;
 use crate::storage::{Storage, WriteBatch, WriteOp};
-use crate::transport::MAX_MESSAGE_BYTES;
-use crate::transport::convert::{record_from_proto, record_to_proto};
+use crate::transport::Peer;
 
-use super::merkle::{Hash, MAX_DEPTH};
-use super::peer::{AeError, AntiEntropyPeer, KeyedRecord, TreeRef, TreeSummary};
-use super::repairer::PeerConnector;
-use super::replica::LocalReplica;
+use super::MAX_MESSAGE_BYTES;
+use super::convert::{record_from_proto, record_to_proto};
+use super::pool::ChannelPool;
 
 /// Deadline of `PrepareTree`, which may rebuild a tree by a throttled scan.
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -49,9 +49,7 @@ fn tree_to_proto(t: &TreeRef) -> pb::TreeRange {
     pb::TreeRange { keyspace: t.keyspace.clone(), start: t.range.start, end: t.range.end, depth: t.depth }
 }
 
-fn bad(what: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("[RKV-BAD-PEER-REQUEST] {what}"))
-}
+use super::status::{ae_status as to_status, bad_peer_request as bad, kv_status};
 
 fn tree_from_proto(t: Option<pb::TreeRange>) -> Result<TreeRef, Status> {
     let t = t.ok_or_else(|| bad("missing tree range"))?;
@@ -59,17 +57,6 @@ fn tree_from_proto(t: Option<pb::TreeRange>) -> Result<TreeRef, Status> {
         return Err(bad(format!("tree depth {} over the maximum {MAX_DEPTH}", t.depth)));
     }
     Ok(TreeRef { keyspace: t.keyspace, range: TokenRange { start: t.start, end: t.end }, depth: t.depth })
-}
-
-fn to_status(e: AeError) -> Status {
-    match e {
-        AeError::DepthMismatch { .. } => Status::failed_precondition(format!("[RKV-AE-DEPTH] {e}")),
-        AeError::NoTree { .. } => Status::failed_precondition(format!("[RKV-AE-NO-TREE] {e}")),
-        AeError::Busy => Status::aborted(format!("[RKV-AE-BUSY] {e}")),
-        AeError::ShuttingDown => Status::unavailable(format!("[RKV-SHUTTING-DOWN] {e}")),
-        AeError::Merge { source, .. } => crate::server::status::to_status(&source),
-        other => Status::internal(format!("[RKV-AE] {other}")),
-    }
 }
 
 fn keyed_to_proto(records: &[KeyedRecord]) -> Vec<pb::KeyedRecord> {
@@ -155,9 +142,15 @@ impl AntiEntropy for AntiEntropyService {
 }
 
 /// Connects [`GrpcPeer`]s, one pooled channel per address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GrpcConnector {
-    channels: Mutex<HashMap<SocketAddr, Channel>>,
+    pool: Arc<ChannelPool>,
+}
+
+impl Default for GrpcConnector {
+    fn default() -> Self {
+        Self { pool: Arc::new(ChannelPool::new(Duration::from_secs(2))) }
+    }
 }
 
 impl GrpcConnector {
@@ -169,18 +162,11 @@ impl GrpcConnector {
 
 impl PeerConnector for GrpcConnector {
     fn connect(&self, member: &Member) -> Arc<dyn AntiEntropyPeer> {
-        let addr = member.grpc_addr;
-        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        let channel = channels
-            .entry(addr)
-            .or_insert_with(|| {
-                // A SocketAddr always makes a valid URI.
-                Endpoint::from_shared(format!("http://{addr}"))
-                    .map(|e| e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy())
-                    .unwrap_or_else(|_| Endpoint::from_static("http://127.0.0.1:1").connect_lazy())
-            })
-            .clone();
-        Arc::new(GrpcPeer { peer: format!("{}@{addr}", member.host_id.get(..8).unwrap_or(&member.host_id)), channel })
+        Arc::new(GrpcPeer {
+            peer: Peer::from(member).to_string(),
+            addr: member.grpc_addr,
+            pool: Arc::clone(&self.pool),
+        })
     }
 }
 
@@ -188,16 +174,17 @@ impl PeerConnector for GrpcConnector {
 #[derive(Debug, Clone)]
 pub struct GrpcPeer {
     peer: String,
-    channel: Channel,
+    addr: SocketAddr,
+    pool: Arc<ChannelPool>,
+}
+
+fn client(channel: Channel) -> AntiEntropyClient<Channel> {
+    AntiEntropyClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 impl GrpcPeer {
-    fn client(&self) -> AntiEntropyClient<Channel> {
-        AntiEntropyClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
     fn call<M, R, T, F, Fut>(
         &self,
         msg: M,
@@ -212,17 +199,9 @@ impl GrpcPeer {
         F: FnOnce(AntiEntropyClient<Channel>, Request<M>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Response<R>, Status>> + Send,
     {
-        let (client, peer) = (self.client(), self.peer.clone());
+        let (pool, addr, peer) = (Arc::clone(&self.pool), self.addr, self.peer.clone());
         async move {
-            let mut request = Request::new(msg);
-            request.set_timeout(timeout);
-            let answer = match tokio::time::timeout(timeout, call(client, request)).await {
-                Ok(Ok(r)) => r.into_inner(),
-                Ok(Err(status)) => {
-                    return Err(AeError::Peer { peer, reason: format!("{:?}: {}", status.code(), status.message()) });
-                }
-                Err(_) => return Err(AeError::Peer { peer, reason: format!("no answer within {timeout:?}") }),
-            };
+            let answer = super::call::call(&pool, addr, &peer, timeout, msg, client, call).await?;
             decode(answer).map_err(|reason| AeError::Malformed { peer, reason })
         }
         .boxed()
@@ -306,7 +285,7 @@ impl AntiEntropyTestHooks for TestHooksService {
         let record = tokio::task::spawn_blocking(move || storage.get(&req.keyspace, &req.key))
             .await
             .map_err(|e| Status::internal(format!("get_local task failed: {e}")))?
-            .map_err(|e| crate::server::status::to_status(&e.into()))?;
+            .map_err(|e| kv_status(&e.into()))?;
         Ok(Response::new(pb::GetLocalResponse { record: record.as_ref().map(record_to_proto) }))
     }
 
@@ -324,8 +303,8 @@ impl AntiEntropyTestHooks for TestHooksService {
         let ticket = tokio::task::spawn_blocking(move || storage.write(WriteBatch { ops: vec![op] }))
             .await
             .map_err(|e| Status::internal(format!("put_local task failed: {e}")))?
-            .map_err(|e| crate::server::status::to_status(&e.into()))?;
-        ticket.wait().await.map_err(|e| crate::server::status::to_status(&e.into()))?;
+            .map_err(|e| kv_status(&e.into()))?;
+        ticket.wait().await.map_err(|e| kv_status(&e.into()))?;
         Ok(Response::new(pb::PutLocalResponse {}))
     }
 }

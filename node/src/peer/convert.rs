@@ -1,15 +1,17 @@
-//! Conversions between the domain types of the transport and the
+//! Conversions between the domain types of the replica transport (and the
+//! records and members every cluster service carries) and the
 //! `ringkv.cluster.v1` proto messages.
 //!
 //! Used by both ends of the wire: [`super::GrpcTransport`] (client) and
-//! `server/replica.rs` (server), so each mapping exists exactly once.
+//! `server/replica.rs` (server), and by the other cluster clients and
+//! services, so each mapping exists exactly once.
 //!
 //! Invariants: encoding never fails; decoding never panics: every malformed
 //! message (missing field, unparsable address, undecodable record, unknown
 //! consistency level, empty oneof) is a [`ConvertError`] naming the field.
 //!
-//! This module may call `version`, `membership` and `replication` types and
-//! the generated proto types only.
+//! This module may call `version`, `membership`, `replication` and
+//! `transport` types and the generated proto types only.
 
 use std::net::SocketAddr;
 
@@ -22,7 +24,7 @@ use crate::membership::{Member, MemberStatus};
 use crate::replication::{CasExpectation, Consistency, ConsistencyLevel, Mutation, UnknownConsistency, WriteResult};
 use crate::version::{CodecError, Record};
 
-use super::{CoordinateCall, CoordinateReply, HintedWrite, ReplicaWrite};
+use crate::transport::{CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageOrder, PageQuery, ReplicaWrite};
 
 /// Why a proto message could not be turned into a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -338,10 +340,10 @@ pub fn read_response_from_proto(resp: &pb::ReplicaReadResponse) -> Result<Option
 }
 
 /// A page query as sent to a peer.
-pub fn page_query_to_proto(q: &super::PageQuery) -> pb::PageRequest {
+pub fn page_query_to_proto(q: &PageQuery) -> pb::PageRequest {
     let (by_token, prefix, after_key, after_token) = match &q.order {
-        super::PageOrder::ByKey { prefix, after } => (false, prefix.clone(), after.clone(), 0),
-        super::PageOrder::ByToken { after } => {
+        PageOrder::ByKey { prefix, after } => (false, prefix.clone(), after.clone(), 0),
+        PageOrder::ByToken { after } => {
             (true, Bytes::new(), after.as_ref().map(|(_, k)| k.clone()), after.as_ref().map_or(0, |(t, _)| *t))
         }
     };
@@ -349,17 +351,17 @@ pub fn page_query_to_proto(q: &super::PageQuery) -> pb::PageRequest {
 }
 
 /// A page query as received from a peer.
-pub fn page_query_from_proto(r: pb::PageRequest) -> super::PageQuery {
+pub fn page_query_from_proto(r: pb::PageRequest) -> PageQuery {
     let order = if r.by_token {
-        super::PageOrder::ByToken { after: r.after_key.map(|k| (r.after_token, k)) }
+        PageOrder::ByToken { after: r.after_key.map(|k| (r.after_token, k)) }
     } else {
-        super::PageOrder::ByKey { prefix: r.prefix, after: r.after_key }
+        PageOrder::ByKey { prefix: r.prefix, after: r.after_key }
     };
-    super::PageQuery { keyspace: r.keyspace, order, limit: r.limit }
+    PageQuery { keyspace: r.keyspace, order, limit: r.limit }
 }
 
 /// A page as sent back.
-pub fn page_to_proto(items: &[super::PageItem]) -> pb::PageResponse {
+pub fn page_to_proto(items: &[PageItem]) -> pb::PageResponse {
     pb::PageResponse {
         items: items
             .iter()
@@ -369,12 +371,12 @@ pub fn page_to_proto(items: &[super::PageItem]) -> pb::PageResponse {
 }
 
 /// A page as received.
-pub fn page_from_proto(resp: pb::PageResponse) -> Result<Vec<super::PageItem>, ConvertError> {
+pub fn page_from_proto(resp: pb::PageResponse) -> Result<Vec<PageItem>, ConvertError> {
     resp.items
         .into_iter()
         .map(|i| {
             let record = required_record(i.record.as_ref(), "PageItem", "record")?;
-            Ok(super::PageItem { token: i.token, key: i.key, record })
+            Ok(PageItem { token: i.token, key: i.key, record })
         })
         .collect()
 }

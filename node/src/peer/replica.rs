@@ -1,29 +1,20 @@
-//! [`GrpcTransport`]: the [`Transport`] over tonic (`ringkv.cluster.v1.Replica`).
+//! [`GrpcTransport`]: the replica [`Transport`] over tonic (`ringkv.cluster.v1.Replica`).
 //!
-//! Connection pooling: one lazily connected tonic [`Channel`] per peer
-//! address. HTTP/2 multiplexes every call to a peer over it, and tonic
-//! reconnects it when the peer closes it; a call that times out evicts it
-//! (the next call dials anew), because a connection whose packets were
-//! dropped by a network cut stays open and waits out TCP's retransmission
-//! backoff (seconds, doubling) after the network heals.
-//!
-//! Invariants: every call has a deadline, enforced locally with
-//! `tokio::time::timeout` and sent to the peer as `grpc-timeout`; no error
-//! from the network panics: it becomes a [`TransportError`] (`Timeout`,
-//! `Unreachable` for connection failures and `UNAVAILABLE`, `Remote` for other
-//! statuses, `Malformed` for answers [`convert`](super::convert) rejects).
+//! Calls go over a [`ChannelPool`] through [`call`](super::call::call): one
+//! pooled channel per peer, a deadline on every call (enforced locally and
+//! sent as `grpc-timeout`), the channel evicted after a timeout; errors are
+//! [`TransportError`]s (`Timeout`, `Unreachable`, `Remote` with the peer's
+//! stable `RKV-…` code, `Malformed` for answers [`convert`](super::convert)
+//! rejects), never panics.
 //!
 //! Reads and writes to a peer go through a [`Batcher`] each: concurrent calls
 //! are coalesced into `ReadBatch`/`WriteBatch` calls (one item per call when
 //! the load is light), which divides the per-call HTTP/2 and wake-up cost by
-//! the batch size under load.
+//! the batch size under load. A batch item's error keeps its stable code from
+//! the item's `rkv_code`.
 //!
-//! A peer's error keeps its stable `RKV-…` code ([`TransportError::remote`]),
-//! from the `rkv-code` status metadata of a unary call or the `rkv_code` of a
-//! batch item.
-//!
-//! This module may call `transport::convert`, `transport::batch`, the generated proto client and
-//! `error::ERROR_CODE_METADATA` only.
+//! This module may call `peer::{pool, call, batch, convert}`, the generated
+//! proto client and `transport` (the port it implements) only.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,21 +26,20 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use ringkv_proto::cluster::v1 as pb;
 use ringkv_proto::cluster::v1::replica_client::ReplicaClient;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Response, Status, TimeoutExpired};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
 
 use crate::version::Record;
 
-use super::batch::Batcher;
-use super::convert::{self, ConvertError};
-use super::{
+use crate::transport::{
     CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, Peer, ReplicaWrite, Transport, TransportError,
 };
 
-/// Largest message sent or accepted between nodes. A replica message carries
-/// at most a record with its siblings (about twice the value limit) or a batch
-/// of hints, so this is generous on purpose.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+use super::MAX_MESSAGE_BYTES;
+use super::batch::Batcher;
+use super::call::from_status;
+use super::convert::{self, ConvertError};
+use super::pool::ChannelPool;
 
 /// The [`Transport`] over gRPC. Cheap to clone; clones share the channel pool.
 #[derive(Debug, Clone)]
@@ -68,8 +58,7 @@ const MAX_BATCHES_IN_FLIGHT: usize = 4;
 #[derive(Debug)]
 struct Inner {
     call_timeout: Duration,
-    connect_timeout: Duration,
-    channels: Mutex<HashMap<SocketAddr, Channel>>,
+    pool: ChannelPool,
     writers: Mutex<HashMap<SocketAddr, Arc<WriteBatcher>>>,
     readers: Mutex<HashMap<SocketAddr, Arc<ReadBatcher>>>,
 }
@@ -96,21 +85,7 @@ impl Inner {
         F: FnOnce(ReplicaClient<Channel>, Request<M>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        let timeout = self.call_timeout;
-        let client = self.client(addr, peer)?;
-        let mut request = Request::new(msg);
-        request.set_timeout(timeout);
-        match tokio::time::timeout(timeout, call(client, request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(from_status(peer.to_owned(), timeout, &status)),
-            Err(_) => {
-                // A connection that lost packets (a network cut) waits out TCP's
-                // retransmission backoff, seconds after the network heals: the next
-                // call dials a new one instead.
-                self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&addr);
-                Err(TransportError::Timeout { peer: peer.to_owned(), timeout })
-            }
-        }
+        super::call::call(&self.pool, addr, peer, self.call_timeout, msg, client, call).await
     }
 
     /// The write batcher for `addr`, started on first use (inside the runtime).
@@ -159,28 +134,13 @@ impl Inner {
             }))
         }))
     }
+}
 
-    /// A client over the pooled channel to `addr`, creating the channel on first use.
-    /// Must run inside the runtime: creating a channel spawns its worker task.
-    fn client(&self, addr: SocketAddr, peer: &str) -> Result<ReplicaClient<Channel>, TransportError> {
-        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        let channel = match channels.get(&addr) {
-            Some(channel) => channel.clone(),
-            None => {
-                let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
-                    TransportError::Unreachable { peer: peer.to_owned(), reason: format!("invalid endpoint: {e}") }
-                })?;
-                let channel = endpoint.connect_timeout(self.connect_timeout).tcp_nodelay(true).connect_lazy();
-                tracing::debug!(%addr, "created channel to peer");
-                channels.insert(addr, channel.clone());
-                channel
-            }
-        };
-        drop(channels);
-        Ok(ReplicaClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
-    }
+/// A replica client over `channel`, accepting messages as large as peers send.
+fn client(channel: Channel) -> ReplicaClient<Channel> {
+    ReplicaClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 fn gone(peer: &str) -> TransportError {
@@ -194,8 +154,7 @@ impl GrpcTransport {
         Self {
             inner: Arc::new(Inner {
                 call_timeout,
-                connect_timeout,
-                channels: Mutex::new(HashMap::new()),
+                pool: ChannelPool::new(connect_timeout),
                 writers: Mutex::new(HashMap::new()),
                 readers: Mutex::new(HashMap::new()),
             }),
@@ -204,7 +163,7 @@ impl GrpcTransport {
 
     /// Number of peers with a pooled channel.
     pub fn pooled_channels(&self) -> usize {
-        self.inner.channels.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.inner.pool.len()
     }
 
     /// One unary call: sends `msg` with `call`, under the deadline, and
@@ -230,19 +189,6 @@ impl GrpcTransport {
             let answer = inner.call(addr, &peer, msg, call).await?;
             decode(answer).map_err(|e| TransportError::Malformed { peer, reason: e.to_string() })
         })
-    }
-}
-
-/// Maps a status from the peer (or from tonic's connection layer) to a [`TransportError`].
-fn from_status(peer: String, timeout: Duration, status: &Status) -> TransportError {
-    match status.code() {
-        Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
-        Code::DeadlineExceeded => TransportError::Timeout { peer, timeout },
-        // The peer's server enforces our grpc-timeout and answers CANCELLED when it passes.
-        Code::Cancelled if status.message() == TimeoutExpired(()).to_string() => {
-            TransportError::Timeout { peer, timeout }
-        }
-        _ => TransportError::remote(peer, status),
     }
 }
 
@@ -317,11 +263,11 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::error::KvError;
+    use crate::error::{KvError, RemoteStatus};
+    use crate::peer::convert::tests::sample_record;
+    use crate::peer::replica_server;
     use crate::replication::{Consistency, ConsistencyLevel, Mutation, WriteResult};
-    use crate::server::replica::replica_server;
     use crate::transport::ReplicaHandler;
-    use crate::transport::convert::tests::sample_record;
 
     /// Answers every call from fixed data and records what it was asked.
     #[derive(Debug, Default)]
@@ -460,7 +406,7 @@ mod tests {
         let TransportError::Remote { code, rkv_code, message, .. } = err else {
             panic!("expected Remote, got {err:?}")
         };
-        assert_eq!((code.as_str(), rkv_code.as_deref()), ("InvalidArgument", Some("RKV-UNKNOWN-KEYSPACE")));
+        assert_eq!((code, rkv_code.as_deref()), (RemoteStatus::InvalidArgument, Some("RKV-UNKNOWN-KEYSPACE")));
         assert!(message.starts_with("keyspace \"nope\" does not exist"), "{message}");
     }
 
@@ -477,7 +423,7 @@ mod tests {
         let TransportError::Remote { code, rkv_code, message, .. } = err else {
             panic!("expected Remote, got {err:?}")
         };
-        assert_eq!((code.as_str(), rkv_code.as_deref()), ("FailedPrecondition", Some("RKV-NOT-AN-INTEGER")));
+        assert_eq!((code, rkv_code.as_deref()), (RemoteStatus::FailedPrecondition, Some("RKV-NOT-AN-INTEGER")));
         assert!(message.starts_with("value of key is not a decimal integer"), "{message}");
     }
 

@@ -21,8 +21,11 @@
 //! [`SimNetwork::restart`]; every fault taken increments a counter in
 //! [`SimStats`], so tests can prove their faults fired.
 //!
-//! This module may call `membership`, `version`, `error`, and `server::status`
-//! (to map handler errors exactly as the gRPC server does).
+//! This module may call `transport` (the port it implements), `membership`,
+//! `version`, `error`, `server::status` and `peer::call` (to map handler
+//! errors exactly as the gRPC server and client do). Other simulated
+//! protocols (anti-entropy, streaming in the tests) carry their calls over
+//! the same network with [`SimNetwork::carry`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -37,12 +40,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::{
+use crate::error::KvError;
+use crate::membership::Member;
+use crate::transport::{
     CoordinateCall, CoordinateReply, HintedWrite, PageItem, PageQuery, Peer, ReplicaHandler, ReplicaWrite, Transport,
     TransportError,
 };
-use crate::error::KvError;
-use crate::membership::Member;
 use crate::version::Record;
 
 /// Counters of what the simulated network did to messages. A request and its
@@ -332,7 +335,7 @@ impl SimNetwork {
             Ok(Ok(answer)) => answer,
             Ok(Err(join)) => {
                 let reason = format!("handler task failed: {join}");
-                let (peer, code, rkv_code) = (peer(), "Internal".into(), None);
+                let (peer, code, rkv_code) = (peer(), crate::error::RemoteStatus::Internal, None);
                 return Err(TransportError::Remote { peer, code, rkv_code, message: reason });
             }
             Err(_) => {
@@ -358,13 +361,7 @@ async fn lost<T>(deadline: Instant, peer: String, timeout: Duration) -> Result<T
 /// Maps a handler error to what the gRPC transport would report for the status
 /// the gRPC server sends for it, so the coordinator sees the same errors.
 fn remote_error(peer: &str, timeout: Duration, err: &KvError) -> TransportError {
-    let status = crate::server::status::to_status(err);
-    let peer = peer.to_owned();
-    match status.code() {
-        tonic::Code::Unavailable => TransportError::Unreachable { peer, reason: status.message().to_owned() },
-        tonic::Code::DeadlineExceeded => TransportError::Timeout { peer, timeout },
-        _ => TransportError::remote(peer, &status),
-    }
+    super::call::from_status(peer.to_owned(), timeout, &crate::server::status::to_status(err))
 }
 
 /// One node's [`Transport`] over a [`SimNetwork`]. Cheap to clone.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::TransportError;
+use crate::transport::TransportError;
 
 type Slot<O> = oneshot::Sender<Result<O, TransportError>>;
 
@@ -148,7 +148,7 @@ mod tests {
     fn remote(i: u32) -> TransportError {
         TransportError::Remote {
             peer: "peer".into(),
-            code: "Internal".into(),
+            code: crate::error::RemoteStatus::Internal,
             rkv_code: None,
             message: format!("item {i}"),
         }
