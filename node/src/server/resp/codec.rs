@@ -231,7 +231,7 @@ impl Reply {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -245,7 +245,8 @@ mod tests {
         Ok(out)
     }
 
-    fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    /// A command in the multibulk form clients send (also used by the listener's tests).
+    pub(in crate::server::resp) fn encode_command(args: &[&[u8]]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());

@@ -19,6 +19,7 @@ use crate::server::metrics::NodeMetrics;
 use crate::storage::MemoryStorage;
 
 use super::RespService;
+use super::codec::tests::encode_command;
 
 const MAX_VALUE: usize = 1024;
 
@@ -46,17 +47,6 @@ async fn connect_with_metrics() -> (TcpStream, CancellationToken, (NodeMetrics, 
     let shutdown = CancellationToken::new();
     tokio::spawn(service.serve(listener, shutdown.clone()));
     (TcpStream::connect(addr).await.expect("connect to the RESP listener"), shutdown, (metrics, storage))
-}
-
-/// A command in the multibulk form clients send.
-fn multibulk(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 /// Sends `wire` and reads exactly as many bytes as `expected` (within a
@@ -204,7 +194,7 @@ fn transcript() -> Vec<(Vec<&'static [u8]>, String)> {
 async fn every_command_answers_as_it_always_has() {
     let (mut stream, shutdown) = connect().await;
     for (args, expected) in transcript() {
-        exchange(&mut stream, &multibulk(&args), expected.as_bytes()).await;
+        exchange(&mut stream, &encode_command(&args), expected.as_bytes()).await;
     }
     shutdown.cancel();
 }
@@ -217,11 +207,11 @@ async fn inline_commands_quit_and_oversized_values() {
     let big = vec![b'x'; MAX_VALUE + 1];
     let too_large =
         "-ERR [RKV-VALUE-TOO-LARGE] value is 1025 bytes, over the limit of 1024 bytes (server.max_value_bytes)\r\n";
-    exchange(&mut stream, &multibulk(&[b"SET", b"big", &big]), too_large.as_bytes()).await;
-    exchange(&mut stream, &multibulk(&[b"GET", b"big"]), b"$-1\r\n").await;
+    exchange(&mut stream, &encode_command(&[b"SET", b"big", &big]), too_large.as_bytes()).await;
+    exchange(&mut stream, &encode_command(&[b"GET", b"big"]), b"$-1\r\n").await;
     let mut rest = Vec::new();
     // QUIT answers OK whatever follows it, then the node closes the connection.
-    stream.write_all(&multibulk(&[b"QUIT", b"now"])).await.expect("write QUIT");
+    stream.write_all(&encode_command(&[b"QUIT", b"now"])).await.expect("write QUIT");
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
     assert!(matches!(read, Ok(Ok(_))), "the connection did not close after QUIT: {read:?}");
     let rest = String::from_utf8_lossy(&rest);
@@ -246,13 +236,13 @@ async fn a_framing_error_is_answered_and_closes_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_commands_are_counted_as_they_always_have_been() {
     let (mut stream, shutdown, (metrics, storage)) = connect_with_metrics().await;
-    exchange(&mut stream, &multibulk(&[b"GET", b"k"]), b"$-1\r\n").await;
-    exchange(&mut stream, &multibulk(&[b"SET", b"k", b"v"]), b"+OK\r\n").await;
-    exchange(&mut stream, &multibulk(&[b"SET", b"k"]), arity("set").as_bytes()).await;
-    exchange(&mut stream, &multibulk(&[b"TTL", b"k"]), b":-1\r\n").await;
-    exchange(&mut stream, &multibulk(&[b"PING"]), b"+PONG\r\n").await;
+    exchange(&mut stream, &encode_command(&[b"GET", b"k"]), b"$-1\r\n").await;
+    exchange(&mut stream, &encode_command(&[b"SET", b"k", b"v"]), b"+OK\r\n").await;
+    exchange(&mut stream, &encode_command(&[b"SET", b"k"]), arity("set").as_bytes()).await;
+    exchange(&mut stream, &encode_command(&[b"TTL", b"k"]), b":-1\r\n").await;
+    exchange(&mut stream, &encode_command(&[b"PING"]), b"+PONG\r\n").await;
     let not_int = b"-ERR [RKV-NOT-AN-INTEGER] value of key is not a decimal integer, cannot increment it; overwrite it or use another key\r\n";
-    exchange(&mut stream, &multibulk(&[b"INCR", b"k"]), not_int).await;
+    exchange(&mut stream, &encode_command(&[b"INCR", b"k"]), not_int).await;
     let text = metrics.render(storage.as_ref());
     let count = |labels: &str| {
         text.lines()

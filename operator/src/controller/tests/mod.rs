@@ -78,6 +78,16 @@ fn store_healthy(api: &FakeApi, n: i32) -> Vec<NodeObserved> {
     nodes
 }
 
+/// `kvc` stored with `pods` healthy pods, and a context whose Admin API reports their nodes.
+fn healthy_cluster(kvc: &KVCluster, pods: i32) -> (Arc<FakeApi>, Arc<Context>) {
+    let api = Arc::new(FakeApi::default());
+    store_cluster(&api, kvc);
+    let nodes = store_healthy(&api, pods);
+    let admin = Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() });
+    let ctx = context(serve(api.clone()), admin, NodeSample::default());
+    (api, ctx)
+}
+
 fn applied<'a>(reqs: &'a [Recorded], path: &str) -> Option<&'a Value> {
     reqs.iter()
         .rev()

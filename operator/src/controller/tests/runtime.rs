@@ -30,16 +30,9 @@ fn event_patches(api: &FakeApi) -> Vec<Recorded> {
 /// Warning event), aggregated while it repeats, cleared by the next success.
 #[tokio::test]
 async fn a_failed_step_is_reported_once_and_cleared_by_the_next_success() -> Result<(), Box<dyn std::error::Error>> {
-    let api = Arc::new(FakeApi::default());
     let kvc = KVCluster::test().nodes(3).finalized().build();
-    store_cluster(&api, &kvc);
-    let nodes = store_healthy(&api, 1);
+    let (api, ctx) = healthy_cluster(&kvc, 1);
     api.fail("PATCH", STS_PATH, 403);
-    let ctx = context(
-        serve(api.clone()),
-        Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() }),
-        NodeSample::default(),
-    );
 
     let err = reconcile(Arc::new(kvc), ctx.clone()).await.err().ok_or("the refused apply must fail the reconcile")?;
     assert!(err.to_string().contains("apply StatefulSet db/kv-default"), "{err}");
@@ -78,15 +71,8 @@ async fn a_failed_step_is_reported_once_and_cleared_by_the_next_success() -> Res
 /// D6: two different steps in two reconciles are two events, each with its note.
 #[tokio::test]
 async fn different_steps_are_separate_events_with_their_own_notes() -> Result<(), Box<dyn std::error::Error>> {
-    let api = Arc::new(FakeApi::default());
     let kvc = KVCluster::test().nodes(3).finalized().build();
-    store_cluster(&api, &kvc);
-    let nodes = store_healthy(&api, 1);
-    let ctx = context(
-        serve(api.clone()),
-        Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() }),
-        NodeSample::default(),
-    );
+    let (api, ctx) = healthy_cluster(&kvc, 1);
     reconcile(Arc::new(kvc), ctx.clone()).await?;
     let nodes = store_healthy(&api, 2);
     let ctx = Arc::new(Context {
@@ -104,15 +90,8 @@ async fn different_steps_are_separate_events_with_their_own_notes() -> Result<()
 /// object, and no status write when the status is already what it would be.
 #[tokio::test]
 async fn an_unchanged_spec_applies_identical_bytes_and_writes_no_status() -> Result<(), Box<dyn std::error::Error>> {
-    let api = Arc::new(FakeApi::default());
     let kvc = KVCluster::test().nodes(3).finalized().build();
-    store_cluster(&api, &kvc);
-    let nodes = store_healthy(&api, 3);
-    let ctx = context(
-        serve(api.clone()),
-        Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() }),
-        NodeSample::default(),
-    );
+    let (api, ctx) = healthy_cluster(&kvc, 3);
     let applies = |reqs: &[Recorded]| -> BTreeMap<String, Vec<u8>> {
         reqs.iter()
             .filter(|r| r.content_type.contains("apply-patch"))
@@ -216,15 +195,8 @@ fn the_pod_watch_selects_the_labels_node_pods_carry() {
 /// D9: deleting a cluster removes its gauges.
 #[tokio::test]
 async fn cleanup_removes_the_cluster_metrics() -> Result<(), Box<dyn std::error::Error>> {
-    let api = Arc::new(FakeApi::default());
     let kvc = KVCluster::test().nodes(3).finalized().build();
-    store_cluster(&api, &kvc);
-    let nodes = store_healthy(&api, 3);
-    let ctx = context(
-        serve(api.clone()),
-        Arc::new(FakeAdmin { nodes: Some(nodes), ..FakeAdmin::default() }),
-        NodeSample::default(),
-    );
+    let (api, ctx) = healthy_cluster(&kvc, 3);
     reconcile(Arc::new(kvc), ctx.clone()).await?;
     let text = ctx.metrics.render();
     assert!(text.contains("ringkv_operator_cluster_nodes{cluster=\"kv\""), "{text}");
