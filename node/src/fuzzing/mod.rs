@@ -10,7 +10,8 @@
 //! - [`resp`]: commands never exceed the [`Limits`]; an incomplete command
 //!   consumes nothing; feeding the bytes in two pieces gives the same
 //!   commands and the same error as feeding them at once; every command
-//!   re-encodes and parses back to itself.
+//!   re-encodes and parses back to itself; and every command parses into
+//!   its typed command or a typed refusal whose reply is one error line.
 //! - [`http`]: see `server::http_api::fuzz` (bodies and query strings checked
 //!   against an independent reading; only typed `RKV-*` errors).
 //! - [`context`]: decode → encode → decode is the identity, the encoding is
@@ -42,7 +43,7 @@ use ringkv_proto::cluster::v1 as pb;
 use crate::membership::wire;
 use crate::membership::{DetectorConfig, GossipAck2, Gossiper, Member, MemberStatus};
 use crate::peer::convert;
-use crate::server::resp::{Limits, ProtocolError, parse_command};
+use crate::server::resp::{Limits, ProtocolError, Request, RespError, parse_command};
 use crate::version::{ConflictMode, Dot, NewWrite, Record, VersionVector};
 
 /// Limits small enough for a fuzzer to reach, alongside the defaults.
@@ -99,6 +100,7 @@ fn error_class(e: &ProtocolError) -> (std::mem::Discriminant<ProtocolError>, &'s
 
 fn check_commands(commands: &[Vec<Bytes>], limits: &Limits) {
     for cmd in commands {
+        check_request(cmd);
         assert!(cmd.len() <= limits.max_args, "{} arguments over the limit of {}", cmd.len(), limits.max_args);
         for arg in cmd {
             assert!(arg.len() <= limits.max_bulk, "argument of {} bytes over {}", arg.len(), limits.max_bulk);
@@ -115,6 +117,23 @@ fn check_commands(commands: &[Vec<Bytes>], limits: &Limits) {
         let again = parse_command(&mut wire, limits);
         assert_eq!(again, Ok(Some(cmd.clone())), "a parsed command does not parse back from its encoding");
         assert!(wire.is_empty());
+    }
+}
+
+/// A parsed frame becomes a command or a typed refusal, never a panic; a
+/// refusal's reply is one RESP error line, and only `QUIT` closes the
+/// connection (a framing error is not a frame).
+fn check_request(frame: &[Bytes]) {
+    let request = Request::parse(frame.to_vec());
+    let quit = frame.first().is_some_and(|name| name.eq_ignore_ascii_case(b"quit"));
+    assert_eq!(request.closes_connection(), quit && request.command.is_ok(), "{frame:?}");
+    if let Err(e) = request.command {
+        assert!(!matches!(e, RespError::Protocol(_)), "a parsed frame refused as a framing error: {e}");
+        let mut wire = BytesMut::new();
+        e.into_reply().encode(&mut wire);
+        assert!(wire.starts_with(b"-ERR "), "{wire:?}");
+        let line_ends = wire.windows(2).filter(|w| w == b"\r\n").count();
+        assert!(line_ends == 1 && wire.ends_with(b"\r\n") && !wire[..wire.len() - 2].contains(&b'\n'), "{wire:?}");
     }
 }
 

@@ -53,6 +53,14 @@ fn resp() -> Vec<Vec<u8>> {
         b"PING\r\nGET  k\n\r\n".to_vec(),
         b"*1\r\n$-1\r\n".to_vec(),
         b"*0\r\n*-1\r\n".to_vec(),
+        // Refused by the command parsers, not the framing.
+        command(&[b"SET", b"k"]),
+        command(&[b"SET", b"k", b"v", b"XX"]),
+        command(&[b"INCRBY", b"n", b"abc"]),
+        command(&[b"SELECT", b"1"]),
+        command(&[b"EXPIRE", b"k", b"-1"]),
+        command(&[b"no\r\nsuch"]),
+        command(&[b"QUIT"]),
     ]
 }
 

@@ -77,12 +77,14 @@ impl RespError {
     }
 
     /// The outcome label of the request metric: a coordinator error's code;
-    /// argument errors count as `ok`, as they always have (the request was
-    /// answered without reaching the coordinator).
+    /// `RKV-BAD-COMMAND` for a command refused before it reached the
+    /// coordinator (unknown command, wrong arguments), so an error rate never
+    /// hides in the `ok` series; `RKV-PROTOCOL` for bytes that are not RESP.
     pub fn metric_outcome(&self) -> &'static str {
         match self {
             Self::Kv { source } => classify(source).code,
-            _ => "ok",
+            Self::Protocol(_) => "RKV-PROTOCOL",
+            _ => "RKV-BAD-COMMAND",
         }
     }
 }

@@ -230,11 +230,11 @@ async fn a_framing_error_is_answered_and_closes_the_connection() {
     shutdown.cancel();
 }
 
-/// Data commands are counted under their operation, argument errors as
-/// `ok` (as they always have been), coordinator errors under their code;
-/// handshake commands are not counted.
+/// Data commands are counted under their operation: answered ones as `ok`,
+/// argument errors as `RKV-BAD-COMMAND`, coordinator errors under their
+/// code; handshake commands are not counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_commands_are_counted_as_they_always_have_been() {
+async fn data_commands_are_counted_by_outcome() {
     let (mut stream, shutdown, (metrics, storage)) = connect_with_metrics().await;
     exchange(&mut stream, &encode_command(&[b"GET", b"k"]), b"$-1\r\n").await;
     exchange(&mut stream, &encode_command(&[b"SET", b"k", b"v"]), b"+OK\r\n").await;
@@ -251,7 +251,8 @@ async fn data_commands_are_counted_as_they_always_have_been() {
             .map(str::to_owned)
     };
     assert_eq!(count(r#"api="resp",op="get",outcome="ok""#).as_deref(), Some("2"), "{text}");
-    assert_eq!(count(r#"api="resp",op="put",outcome="ok""#).as_deref(), Some("2"), "{text}");
+    assert_eq!(count(r#"api="resp",op="put",outcome="ok""#).as_deref(), Some("1"), "{text}");
+    assert_eq!(count(r#"api="resp",op="put",outcome="RKV-BAD-COMMAND""#).as_deref(), Some("1"), "{text}");
     assert_eq!(count(r#"api="resp",op="increment",outcome="RKV-NOT-AN-INTEGER""#).as_deref(), Some("1"), "{text}");
     assert!(!text.contains(r#"op="ping""#) && !text.contains(r#"op="PING""#), "{text}");
     shutdown.cancel();

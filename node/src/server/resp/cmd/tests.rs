@@ -234,7 +234,8 @@ fn coordinator_errors_carry_their_code() {
     let reply = RespError::from(KvError::EmptyKey { max: 8 }).into_reply();
     assert_eq!(reply, Reply::Error("ERR [RKV-EMPTY-KEY] key is empty; keys must be 1 to 8 bytes".into()));
     assert_eq!(RespError::from(KvError::NotAnInteger).metric_outcome(), "RKV-NOT-AN-INTEGER");
-    assert_eq!(RespError::WrongArity { command: "get" }.metric_outcome(), "ok");
+    assert_eq!(RespError::WrongArity { command: "get" }.metric_outcome(), "RKV-BAD-COMMAND");
+    assert_eq!(RespError::UnknownCommand { name: "flushall".into() }.metric_outcome(), "RKV-BAD-COMMAND");
 }
 
 const NAMES: &[&str] = &[
