@@ -71,3 +71,53 @@ impl GossipTransport for SimGossipTransport {
         self.call(to, timeout, move |g| g.on_ping(&ping))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::membership::{ClusterView, DetectorConfig, Gossiper, Member, MemberStatus};
+    use crate::peer::SimStats;
+
+    fn member(host: &str, port: u16) -> Member {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Member {
+            host_id: host.into(),
+            node_id: u64::from(port),
+            grpc_addr: addr,
+            http_addr: addr,
+            zone: String::new(),
+            rack: String::new(),
+            tokens: vec![u64::from(port)],
+            generation: 1,
+            status: MemberStatus::Normal,
+        }
+    }
+
+    fn serve(net: &SimNetwork, m: &Member) {
+        let core = Gossiper::new(m, Vec::new(), DetectorConfig::default());
+        net.serve_gossip(m.grpc_addr, &m.host_id, GossipHandle::new(core, Arc::new(ClusterView::new(m.clone())), None));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn gossip_is_answered_by_the_handle_and_its_faults_are_counted_as_gossip() {
+        let net = Arc::new(SimNetwork::new(5));
+        let (a, b) = (member("a", 1), member("b", 2));
+        serve(&net, &a);
+        serve(&net, &b);
+        let t = SimGossipTransport::new(Arc::clone(&net), "a", Duration::from_millis(20));
+        let syn = GossipSyn { from: "a".into(), digests: Vec::new() };
+        assert!(t.syn(b.grpc_addr, syn.clone()).await.is_ok(), "b's handle answers the SYN");
+        net.cut("a", "b");
+        let cut = t.syn(b.grpc_addr, syn.clone()).await;
+        assert!(matches!(cut, Err(TransportError::Unreachable { .. })), "{cut:?}");
+        net.heal();
+        let nobody = t.syn(SocketAddr::from(([127, 0, 0, 1], 9)), syn).await;
+        assert!(matches!(nobody, Err(TransportError::Unreachable { .. })), "nothing at that address: {nobody:?}");
+        let s = net.stats_of(Protocol::Gossip);
+        assert_eq!((s.sent, s.delivered, s.refused_by_partition), (2, 1, 1));
+        assert_eq!(net.stats_of(Protocol::Replica), SimStats::default());
+        assert_eq!(net.stats(), s, "the totals hold the gossip counters");
+    }
+}

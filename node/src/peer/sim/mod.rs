@@ -36,9 +36,10 @@
 //! their faults fired on the protocol they test.
 //!
 //! This module may call the ports it implements (`transport`, `membership`,
-//! `antientropy`, `topology`), `version`, `error`, `server::status` (to
-//! classify handler errors exactly as the gRPC server does) and
-//! `peer::streaming` (the streaming service and its conversions).
+//! `antientropy`, `topology`), `version`, `error`, `server::status` and
+//! `peer::call` (to classify handler errors exactly as the gRPC server and
+//! client do) and `peer::streaming` (the streaming service and its
+//! conversions).
 
 mod antientropy;
 mod gossip;
@@ -469,4 +470,16 @@ impl SimNetwork {
 async fn lost<T>(deadline: Instant, peer: String, timeout: Duration) -> Result<T, TransportError> {
     tokio::time::sleep_until(deadline).await;
     Err(TransportError::Timeout { peer, timeout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_has_its_own_counters() {
+        for (i, p) in PROTOCOLS.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{p:?} indexes its own counters");
+        }
+    }
 }
