@@ -7,7 +7,9 @@
 //! are stored but never replayed, and nothing reads through a coordinator
 //! (so no read repair); the replicas are checked to disagree. Then the
 //! partition heals and the nodes run their real `Repairer` (what
-//! `RepairWorker` runs), whose exchange crosses the same lossy network: one
+//! `RepairWorker` runs), whose exchange crosses the same lossy network (the
+//! network's `SimConnector`; its own counters must show calls delivered and
+//! lost, and the partition must have refused writes): one
 //! node first (each range it repaired with both peers must then agree on all
 //! three replicas, so a repair pushes as well as pulls), then every node,
 //! round after round, until every range's trees agree. Comparing storage
@@ -36,6 +38,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use ringkv_node::antientropy::RepairStats;
 use ringkv_node::error::KvError;
+use ringkv_node::peer::Protocol;
 use ringkv_node::replication::{ConsistencyLevel, ConsistencyLevel::*, PutOptions};
 use ringkv_node::version::{Dot, VersionVector};
 use sim::{KS, SimCluster, at, b};
@@ -308,13 +311,15 @@ async fn diverge(c: &SimCluster, seed: u64) -> Diverged {
 /// trees agree, over the lossy network. Returns the repair and its lost messages.
 async fn converge(c: &SimCluster, seed: u64) -> (Repaired, usize, u64) {
     c.heal();
-    let before = c.net.stats();
+    let (before, before_ae) = (c.net.stats(), c.net.stats_of(Protocol::AntiEntropy));
     let mut repaired = Repaired::default();
     let by_one_node = repair_on_one_node(c, seed, &mut repaired).await;
     assert!(by_one_node > 0, "seed {seed}: the first repair completed no range");
     let repaired = repair_until_trees_agree(c, seed, repaired).await;
     let lost = c.net.stats().since(&before).dropped;
-    assert!(lost > 0, "seed {seed}: the repair's exchange lost nothing; was it on the network?");
+    let exchange = c.net.stats_of(Protocol::AntiEntropy).since(&before_ae);
+    assert!(exchange.delivered > 0, "seed {seed}: no anti-entropy call crossed the network: {exchange:?}");
+    assert!(exchange.dropped > 0, "seed {seed}: the repair's exchange lost nothing: {exchange:?}");
     (repaired, by_one_node, lost)
 }
 

@@ -4,6 +4,11 @@
 //! and partitions. Every scenario runs several seeds (`RINGKV_GOSSIP_SEEDS`
 //! raises the count, e.g. `RINGKV_GOSSIP_SEEDS=50`).
 //!
+//! This is the sans-IO simulation: it models what the shell-level one
+//! (`gossip_shell_sim.rs`, real `GossipWorker`s over the one `SimNetwork`)
+//! cannot: TCP connections (retransmission timing after a cut, reconnects),
+//! name resolution following restarts, and clusters of 50 to 100 nodes.
+//!
 //! Measured numbers are printed (`cargo test -p ringkv-node --test gossip_sim -- --nocapture`).
 
 mod gossip_net;

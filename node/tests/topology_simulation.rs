@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use ringkv_node::membership::MemberStatus;
+use ringkv_node::peer::{Protocol, SimStats};
 use ringkv_node::topology::TopologyError;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,8 @@ struct Changes {
     streamed: Vec<u64>,
     dropped: u64,
     refused: u64,
+    /// What the network did to the topology and streaming calls alone.
+    streaming: SimStats,
     /// Attempts the decommission and the removenode took.
     attempts: Vec<u32>,
     /// Running views that do not have the removed node LEFT (removenode is not gossiped: issue 10 item 1).
@@ -84,7 +87,7 @@ async fn changes(seed: u64) -> Changes {
     let scenario = async {
         sleep(ms(1000)).await;
         c.net.set_drop_probability(LOSS);
-        let before = c.net.stats();
+        let (before, before_streaming) = (c.net.stats(), c.net.stats_of(Protocol::Streaming));
         let (j, joiner) = c.joiner();
         // As `kvnode` does for a fresh node: join once the view holds the ring its seeds know.
         let knows_ring = |c: &Topo| c.running(j).is_some_and(|r| r.coordinator.view().ring().node_count() == 4);
@@ -126,6 +129,7 @@ async fn changes(seed: u64) -> Changes {
         stop_clients.cancel();
         let faults = c.net.stats().since(&before);
         (run.dropped, run.refused) = (faults.dropped, faults.refused_by_crash);
+        run.streaming = c.net.stats_of(Protocol::Streaming).since(&before_streaming);
         c.net.set_drop_probability(0.0);
         sleep(ms(3000)).await;
         stop_bg.cancel();
@@ -150,8 +154,8 @@ async fn changes(seed: u64) -> Changes {
     assert_eq!(ring.node_count(), 3, "seed {seed}: the final ring holds the 3 remaining nodes");
     run.verdict = check(&c, witness, &out.acked);
     println!(
-        "seed {seed}: {} acked, failures {:?}, streamed {:?} (join, decommission, removenode), attempts {:?}, {} dropped, {} refused, {} views without the removal",
-        run.acked, out.failed, run.streamed, run.attempts, run.dropped, run.refused, run.stale_views
+        "seed {seed}: {} acked, failures {:?}, streamed {:?} (join, decommission, removenode), attempts {:?}, {} dropped, {} refused, {} views without the removal; streaming calls {:?}",
+        run.acked, out.failed, run.streamed, run.attempts, run.dropped, run.refused, run.stale_views, run.streaming
     );
     run
 }
@@ -162,6 +166,8 @@ async fn join_decommission_and_removenode_under_writes_and_loss() {
         let run = changes(seed).await;
         assert!(run.acked > 100, "seed {seed}: only {} writes acknowledged", run.acked);
         assert!(run.dropped > 0, "seed {seed}: the network lost nothing: {run:?}");
+        let streaming = run.streaming;
+        assert!(streaming.delivered > 0, "seed {seed}: no topology call crossed the network: {streaming:?}");
         assert!(run.streamed.iter().all(|n| *n > 0), "seed {seed}: a change streamed nothing: {:?}", run.streamed);
         let v = &run.verdict;
         assert!(v.replica_clashes.is_empty(), "seed {seed}: replicas disagree under one dot: {:#?}", v.replica_clashes);

@@ -26,12 +26,13 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::task::JoinSet;
-use tokio::time::{Interval, MissedTickBehavior};
+// tokio's clock (the real one outside tests), so a simulation's paused clock drives phi too.
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::storage::Storage;
@@ -303,6 +304,12 @@ impl GossipWorker {
             saved: None,
             last_resolved: Instant::now(),
         }
+    }
+
+    /// Draws the gossip targets from `seed` instead of the OS (a simulation replays its run).
+    pub fn with_rng_seed(mut self, seed: u64) -> Self {
+        self.rng = StdRng::seed_from_u64(seed);
+        self
     }
 
     /// Looks `seed_names` (`HOST:PORT`) and silent peers' names up with

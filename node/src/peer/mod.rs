@@ -12,6 +12,10 @@
 //! - [`GrpcGossipTransport`]: `membership::GossipTransport` (`Gossip`);
 //! - [`GrpcStreamPeers`]: `topology::StreamPeers` (`Streaming`).
 //!
+//! For simulations, one [`SimNetwork`] implements all four ports
+//! ([`SimTransport`], [`SimGossipTransport`], [`SimConnector`],
+//! [`SimStreamPeers`]) under one fault pipeline and one set of counters.
+//!
 //! Layering: this module may call the domain modules (`transport`,
 //! `antientropy`, `membership`, `topology`, `version`, `ring`, `storage`,
 //! `replication` types) and `error`; nothing below it (those modules) may
@@ -38,7 +42,7 @@ pub use pool::ChannelPool;
 pub use replica::GrpcTransport;
 pub use replica_service::{ReplicaService, replica_server};
 pub use server::ClusterServices;
-pub use sim::{SimNetwork, SimStats, SimTransport};
+pub use sim::{Protocol, SimConnector, SimGossipTransport, SimNetwork, SimStats, SimStreamPeers, SimTransport};
 pub use status::topology_status;
 pub use streaming::{GrpcStreamPeers, StreamingService, streaming_server};
 

@@ -1,19 +1,21 @@
 //! Fixtures for the anti-entropy tests: in-process replicas over the
 //! in-memory engine, wired exactly as a node wires them (tracked storage,
-//! coordinator as the merger, local replica, repairer).
+//! coordinator as the merger, local replica, repairer). A repairer reaches
+//! the other replicas over a fault-free `SimNetwork` (its `SimConnector`),
+//! as a node's reaches them over gRPC.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ringkv_node::antientropy::{
-    AntiEntropyPeer, LocalReplica, PeerConnector, Repairer, RepairerParts, SyncHistory, Throttle, TrackedStorage,
-    TreeStore,
+    LocalReplica, Repairer, RepairerParts, SyncHistory, Throttle, TrackedStorage, TreeStore,
 };
 use ringkv_node::clock::{Clock, ManualClock};
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::membership::{ClusterView, Member, MemberStatus};
+use ringkv_node::peer::{SimConnector, SimNetwork};
 use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use ringkv_node::storage::{MemoryStorage, Storage, WriteBatch, WriteOp};
 use ringkv_node::transport::UnconnectedTransport;
@@ -92,22 +94,13 @@ pub fn replicas(n: usize, rf: u32, depth: u32, clock: &Arc<ManualClock>) -> Vec<
         .collect()
 }
 
-/// Connects host ids to the in-process replicas, counting connections.
-#[derive(Debug, Default)]
-pub struct InProcess {
-    pub peers: HashMap<String, Arc<LocalReplica>>,
-}
-
-impl PeerConnector for InProcess {
-    fn connect(&self, member: &Member) -> Arc<dyn AntiEntropyPeer> {
-        let local = self.peers.get(&member.host_id).unwrap_or_else(|| panic!("no replica {}", member.host_id));
-        Arc::new(Arc::clone(local))
-    }
-}
-
 /// A repairer for replica `i` of `all`, with a fresh history.
 pub fn repairer(all: &[TestReplica], i: usize, hint_window_ms: u64) -> Repairer {
-    let peers = all.iter().map(|r| (r.host_id.clone(), Arc::clone(&r.local))).collect();
+    // A fault-free network: these tests are about the repair, not the faults (`ae_simulation.rs` is).
+    let net = Arc::new(SimNetwork::new(0));
+    for r in all {
+        net.serve_anti_entropy(&r.host_id, Arc::clone(&r.local));
+    }
     let r = &all[i];
     let history = Arc::new(SyncHistory::new(
         Arc::clone(&r.storage),
@@ -117,7 +110,7 @@ pub fn repairer(all: &[TestReplica], i: usize, hint_window_ms: u64) -> Repairer 
     Repairer::new(RepairerParts {
         local: Arc::clone(&r.local),
         coordinator: r.coordinator.clone(),
-        connector: Arc::new(InProcess { peers }),
+        connector: Arc::new(SimConnector::new(net, &r.host_id)),
         history,
         tree_max_age: std::time::Duration::from_secs(3600),
         exchange_throttle: Throttle::mb_per_s(0.0),

@@ -23,6 +23,12 @@
 //! its silent peers' names up in the simulation's name table, which follows
 //! restarts (a restarted node is on a new address), as the node's gossip
 //! worker does with DNS.
+//!
+//! This network is separate from `ringkv_node::peer::SimNetwork` on purpose:
+//! it drives the pure core message by message and models TCP retransmission
+//! and reconnects, which the shared network (a lost message is simply lost)
+//! does not. The production shell over the shared network is proven in
+//! `gossip_shell_sim.rs`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};

@@ -11,7 +11,8 @@
 //!
 //! Storage is wired as a node wires it: the anti-entropy [`TrackedStorage`]
 //! keeps each node's Merkle trees, and each node has a real [`Repairer`]
-//! whose exchange crosses the simulated network ([`antientropy`]). Under it,
+//! whose exchange crosses the simulated network (the network's
+//! `SimConnector`, counted as `Protocol::AntiEntropy`). Under it,
 //! a [`LoggedStorage`] records every coordinated write in one [`WriteLog`]
 //! (ground truth for checkers). Hints are stored but only replayed when a
 //! test calls [`SimCluster::replay_hints`]; nothing runs in the background.
@@ -19,7 +20,6 @@
 // Shared by several test crates, each of which uses a part of it.
 #![allow(dead_code)]
 
-pub mod antientropy;
 pub mod dots;
 pub mod writes;
 
@@ -38,7 +38,7 @@ use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::hints::HandoffWorker;
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
-use ringkv_node::peer::{SimNetwork, SimTransport};
+use ringkv_node::peer::{SimConnector, SimNetwork, SimTransport};
 use ringkv_node::replication::{
     ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits,
     ReplicationMetrics,
@@ -47,7 +47,6 @@ use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
 use ringkv_node::storage::{MemoryStorage, Storage};
 use ringkv_node::version::Record;
 
-use antientropy::{AeDirectory, SimConnector};
 use writes::{LoggedStorage, WriteLog};
 
 /// The keyspace every simulation uses.
@@ -144,7 +143,6 @@ impl SimClusterBuilder {
             config,
             clock: Arc::new(VirtualClock { start: tokio::time::Instant::now() }),
             log: Arc::new(WriteLog::default()),
-            directory: Arc::new(AeDirectory::default()),
         };
         let nodes = members.iter().map(|local| self.node(&shared, &members, local)).collect();
         let rng = Mutex::new(StdRng::seed_from_u64(self.seed ^ 0x5EED));
@@ -222,7 +220,7 @@ impl SimClusterBuilder {
 }
 
 /// A node's repairer, assembled by `AntiEntropyNode` with the simulated
-/// network instead of gRPC; its replica side joins the directory.
+/// network instead of gRPC; its replica side serves the network's anti-entropy calls.
 fn anti_entropy(
     shared: &Shared,
     host: &str,
@@ -231,11 +229,11 @@ fn anti_entropy(
     coordinator: &Coordinator,
     hint_window: Duration,
 ) -> Arc<Repairer> {
-    let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory)));
+    let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host));
     let clock: Arc<dyn Clock> = shared.clock.clone();
     let ae =
         AntiEntropyNode::new(&shared.config.antientropy, trees, storage, coordinator, clock, hint_window, connector);
-    shared.directory.register(host, Arc::clone(&ae.local));
+    shared.net.serve_anti_entropy(host, Arc::clone(&ae.local));
     ae.repairer
 }
 
@@ -246,7 +244,6 @@ struct Shared {
     config: Config,
     clock: Arc<dyn Clock>,
     log: Arc<WriteLog>,
-    directory: Arc<AeDirectory>,
 }
 
 /// One simulated node.

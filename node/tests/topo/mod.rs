@@ -4,8 +4,9 @@
 //! Every node is a real `Coordinator` and a real `Topology` (the production
 //! join, replace, decommission and removenode code) over a [`SimNetwork`]:
 //! replica calls cross it through `SimTransport`, topology calls through
-//! [`SimStreamPeers`], and member updates through [`pump_membership`] (the
-//! gossip stand-in). Each node starts the way `kvnode` starts: its identity
+//! the network's `SimStreamPeers` (each node's `Topology` serves them on
+//! arrival), and member updates through [`pump_membership`] (the gossip
+//! stand-in). Each node starts the way `kvnode` starts: its identity
 //! comes from `server::bootstrap` (`adopt` for a replacement,
 //! `load_or_create_with` with the cluster's seeded RNG), so its
 //! version-vector actor follows the production rule, unless the cluster is
@@ -41,7 +42,7 @@ use rand::{Rng, SeedableRng};
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
-use ringkv_node::peer::{SimNetwork, SimTransport};
+use ringkv_node::peer::{SimNetwork, SimStreamPeers, SimTransport};
 use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use ringkv_node::ring::{NodeInfo, Ring, token_of};
 use ringkv_node::server::bootstrap::{self, ActorOrigin};
@@ -54,7 +55,7 @@ use crate::sim::dots::{DotWatch, WatchedStorage};
 use crate::sim::writes::{LoggedStorage, WriteLog};
 use crate::sim::{KS, VirtualClock};
 use disk::{Incarnation, PowerLossDisk};
-use peers::{Directory, Pumped, SimStreamPeers, pump_membership};
+use peers::{Directory, Pumped, pump_membership};
 
 /// Vnodes per node.
 pub const VNODES: u32 = 8;
@@ -240,11 +241,7 @@ impl Topo {
         let coordinator = self.coordinator(&host, actor, logged, Arc::clone(&view));
         self.net.register(&member, ringkv_node::replication::handler(&coordinator));
         let shutdown = CancellationToken::new();
-        let peers = Arc::new(SimStreamPeers {
-            net: Arc::clone(&self.net),
-            from: host.clone(),
-            directory: Arc::clone(&self.directory),
-        });
+        let peers = Arc::new(SimStreamPeers::new(Arc::clone(&self.net), &host));
         let settings = TopologySettings {
             stream: StreamSettings { throughput_mb_per_s: 0, page_records: 64 },
             settle_timeout: Duration::from_secs(3),
@@ -252,6 +249,7 @@ impl Topo {
         };
         let topology = Topology::new(coordinator.clone(), peers, StreamProgress::new(None), settings, shutdown.clone());
         self.directory.register(addr, &host, topology.clone());
+        self.net.serve_streaming(addr, &host, topology.clone());
         let running = Running { coordinator, topology, incarnation, actor, origin: id.actor, shutdown };
         self.slots.borrow_mut()[i].node = Some(running.clone());
         self.net.restart(&host);
@@ -300,6 +298,7 @@ impl Topo {
         node.incarnation.kill();
         node.shutdown.cancel();
         self.directory.unregister(addr);
+        self.net.stop_streaming(addr);
         self.net.crash(&host);
         self.mark(&host, Liveness::Down);
         disk.power_loss()
@@ -317,6 +316,7 @@ impl Topo {
         let node = node.expect("slot is running");
         node.shutdown.cancel();
         self.directory.unregister(addr);
+        self.net.stop_streaming(addr);
         self.net.crash(&host);
         self.mark(&host, Liveness::Down);
         bootstrap::mark_clean_shutdown(node.incarnation.as_ref(), node.actor).expect("clean shutdown");

@@ -1,54 +1,46 @@
-//! Anti-entropy over the [`SimNetwork`]: each node's real [`Repairer`]
-//! reaches its peers' [`LocalReplica`]s through a [`SimAePeer`], whose every
+//! [`SimConnector`]: anti-entropy over a [`SimNetwork`]. A node's real
+//! `Repairer` reaches its peers' [`LocalReplica`]s (registered with
+//! [`SimNetwork::serve_anti_entropy`]) through a [`SimAePeer`], whose every
 //! call crosses the simulated network (delay, loss, partitions, crashes,
-//! counters), as `GrpcPeer`'s calls cross the real one. Only the connector
-//! differs from a node's wiring (`AntiEntropyNode` uses `GrpcConnector`).
+//! counted under [`Protocol::AntiEntropy`]) and is served on arrival by the
+//! peer's replica side, as `GrpcPeer`'s calls are by its `AntiEntropy`
+//! service. Errors stay typed (`AeError` from the replica, `AeError::Peer`
+//! with the `TransportError` of a network fault).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use ringkv_node::antientropy::{
+
+use crate::antientropy::{
     AeError, AntiEntropyPeer, Hash, KeyedRecord, LocalReplica, PeerConnector, TreeRef, TreeSummary,
 };
-use ringkv_node::membership::Member;
-use ringkv_node::peer::SimNetwork;
-use ringkv_node::transport::TransportError;
+use crate::membership::Member;
 
-/// Deadline of one anti-entropy call (virtual time; `GrpcPeer` allows 60 s on a real network).
+use super::{Protocol, SimNetwork};
+
+/// Default deadline of one anti-entropy call (virtual time; `GrpcPeer` allows 60 s on a real network).
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Every node's anti-entropy replica side, by host id.
-#[derive(Debug, Default)]
-pub struct AeDirectory {
-    replicas: Mutex<BTreeMap<String, Arc<LocalReplica>>>,
-}
-
-impl AeDirectory {
-    /// Serves `host`'s anti-entropy calls with `replica`.
-    pub fn register(&self, host: &str, replica: Arc<LocalReplica>) {
-        self.replicas.lock().unwrap_or_else(PoisonError::into_inner).insert(host.to_owned(), replica);
-    }
-
-    fn get(&self, host: &str) -> Option<Arc<LocalReplica>> {
-        self.replicas.lock().unwrap_or_else(PoisonError::into_inner).get(host).cloned()
-    }
-}
-
 /// Connects a node's repairer to its peers over the simulated network.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SimConnector {
     net: Arc<SimNetwork>,
     from: String,
-    directory: Arc<AeDirectory>,
+    timeout: Duration,
 }
 
 impl SimConnector {
-    /// The connector of node `from`.
-    pub fn new(net: Arc<SimNetwork>, from: &str, directory: Arc<AeDirectory>) -> Self {
-        Self { net, from: from.to_owned(), directory }
+    /// The connector of node `from`, with a 1 s (virtual) deadline per call.
+    pub fn new(net: Arc<SimNetwork>, from: &str) -> Self {
+        Self { net, from: from.to_owned(), timeout: CALL_TIMEOUT }
+    }
+
+    /// The same connector with `timeout` as the deadline of each call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 }
 
@@ -58,7 +50,7 @@ impl PeerConnector for SimConnector {
             net: Arc::clone(&self.net),
             from: self.from.clone(),
             to: member.host_id.clone(),
-            directory: Arc::clone(&self.directory),
+            timeout: self.timeout,
         })
     }
 }
@@ -69,7 +61,7 @@ struct SimAePeer {
     net: Arc<SimNetwork>,
     from: String,
     to: String,
-    directory: Arc<AeDirectory>,
+    timeout: Duration,
 }
 
 impl SimAePeer {
@@ -78,15 +70,9 @@ impl SimAePeer {
         &self,
         call: impl FnOnce(Arc<LocalReplica>) -> BoxFuture<'static, Result<T, AeError>> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, AeError>> {
-        let (directory, to) = (Arc::clone(&self.directory), self.to.clone());
-        let serve = move || match directory.get(&to) {
-            Some(replica) => call(replica),
-            None => {
-                let reason = "no anti-entropy service".into();
-                futures::future::ready(Err(AeError::from(TransportError::Unreachable { peer: to, reason }))).boxed()
-            }
-        };
-        let carried = self.net.carry(&self.from, &self.to, CALL_TIMEOUT, serve);
+        let to = self.to.clone();
+        let serve = move |net: &SimNetwork| net.service(&to, |s| s.anti_entropy.clone()).map(call);
+        let carried = self.net.carry_as(Protocol::AntiEntropy, &self.from, &self.to, self.timeout, serve);
         async move { carried.await.map_err(AeError::from)? }.boxed()
     }
 }
