@@ -6,7 +6,7 @@
 //! replica calls cross it through `SimTransport`, topology calls through
 //! [`SimStreamPeers`], and member updates through [`pump_membership`] (the
 //! gossip stand-in). Each node starts the way `kvnode` starts: its identity
-//! comes from `server::bootstrap` (`adopt` for a replacement,
+//! comes from `topology::identity` (`adopt` for a replacement,
 //! `load_or_create_with` with the cluster's seeded RNG), so its
 //! version-vector actor follows the production rule, unless the cluster is
 //! built with [`ActorPolicy::HostId`], the rule before actors existed (the
@@ -44,8 +44,8 @@ use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
 use ringkv_node::peer::{SimNetwork, SimTransport};
 use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use ringkv_node::ring::{NodeInfo, Ring, token_of};
-use ringkv_node::server::bootstrap::{self, ActorOrigin};
 use ringkv_node::storage::Storage;
+use ringkv_node::topology::identity::{self, ActorOrigin};
 use ringkv_node::topology::{StreamProgress, StreamSettings, Topology, TopologySettings};
 use ringkv_node::version::{NodeId, Record};
 use tokio_util::sync::CancellationToken;
@@ -66,7 +66,7 @@ pub const PUMP_INTERVAL: Duration = Duration::from_millis(100);
 /// How a node's version-vector actor is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorPolicy {
-    /// `server::bootstrap`'s: fresh per incarnation that may have lost writes.
+    /// `topology::identity`'s: fresh per incarnation that may have lost writes.
     Incarnation,
     /// Broken on purpose (the rule before actors): the first 8 bytes of the host id, forever.
     HostId,
@@ -137,7 +137,7 @@ impl Topo {
         for (info, tokens) in ring.node_tokens() {
             let i = hosts.iter().position(|h| h == info.host_id.as_str()).expect("host");
             let disk = PowerLossDisk::new();
-            bootstrap::adopt(disk.incarnation().as_ref(), &hosts[i], &tokens, 0).expect("identity");
+            identity::adopt(disk.incarnation().as_ref(), &hosts[i], &tokens, 0).expect("identity");
             c.add_slot(hosts[i].clone(), disk);
         }
         for i in 0..n {
@@ -212,7 +212,7 @@ impl Topo {
         let incarnation = disk.incarnation();
         let id = {
             let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            bootstrap::load_or_create_with(incarnation.as_ref(), VNODES, "", "", &mut *rng).expect("identity")
+            identity::load_or_create_with(incarnation.as_ref(), VNODES, "", "", &mut *rng).expect("identity")
         };
         assert_eq!(id.host_id, host, "slot {i} came up as another host");
         let actor = match self.policy {
@@ -319,7 +319,7 @@ impl Topo {
         self.directory.unregister(addr);
         self.net.crash(&host);
         self.mark(&host, Liveness::Down);
-        bootstrap::mark_clean_shutdown(node.incarnation.as_ref(), node.actor).expect("clean shutdown");
+        identity::mark_clean_shutdown(node.incarnation.as_ref(), node.actor).expect("clean shutdown");
         node.incarnation.kill();
     }
 
@@ -343,7 +343,7 @@ impl Topo {
         let witness = self.up()[0];
         let dead = self.running(witness).expect("up").coordinator.view().member(&host).expect("known member");
         let disk = PowerLossDisk::new();
-        bootstrap::adopt(disk.incarnation().as_ref(), &host, &dead.tokens, dead.generation).expect("adopt");
+        identity::adopt(disk.incarnation().as_ref(), &host, &dead.tokens, dead.generation).expect("adopt");
         self.slots.borrow_mut()[i].disk = disk;
         self.start(i, MemberStatus::Replacing { old_host_id: host })
     }
@@ -352,7 +352,7 @@ impl Topo {
     pub fn joiner(&self) -> (usize, Running) {
         let host = self.new_host();
         let disk = PowerLossDisk::new();
-        bootstrap::adopt(disk.incarnation().as_ref(), &host, &[], 0).expect("identity");
+        identity::adopt(disk.incarnation().as_ref(), &host, &[], 0).expect("identity");
         let i = self.add_slot(host, disk);
         (i, self.start(i, MemberStatus::Joining))
     }
