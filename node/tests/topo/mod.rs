@@ -1,7 +1,8 @@
 //! [`Topo`]: a cluster whose membership changes while it runs, for
 //! deterministic simulation of topology changes and node incarnations.
 //!
-//! Every node is a real `Coordinator` and a real `Topology` (the production
+//! Every node is built by the node's own assembly (`NodeCore`): a real
+//! `Coordinator` and a real `Topology` (the production
 //! join, replace, decommission and removenode code) over a [`SimNetwork`]:
 //! replica calls cross it through `SimTransport`, topology calls through
 //! [`SimStreamPeers`], and member updates through [`pump_membership`] (the
@@ -38,18 +39,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use ringkv_node::assembly::{CoreParts, NodeCore, NodePorts};
 use ringkv_node::clock::Clock;
-use ringkv_node::config::{Config, ServerConfig};
+use ringkv_node::config::Config;
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
 use ringkv_node::peer::{SimNetwork, SimTransport};
-use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use ringkv_node::replication::{ClusterSettings, Coordinator};
 use ringkv_node::ring::{NodeInfo, Ring, token_of};
 use ringkv_node::storage::Storage;
+use ringkv_node::topology::Topology;
 use ringkv_node::topology::identity::{self, ActorOrigin};
-use ringkv_node::topology::{StreamProgress, StreamSettings, Topology, TopologySettings};
 use ringkv_node::version::{NodeId, Record};
 use tokio_util::sync::CancellationToken;
 
+use crate::sim::antientropy::{AeDirectory, SimConnector};
 use crate::sim::dots::{DotWatch, WatchedStorage};
 use crate::sim::writes::{LoggedStorage, WriteLog};
 use crate::sim::{KS, VirtualClock};
@@ -85,6 +88,7 @@ pub struct Slot {
 #[derive(Debug, Clone)]
 pub struct Running {
     pub coordinator: Coordinator,
+    pub view: Arc<ClusterView>,
     pub topology: Topology,
     pub incarnation: Arc<Incarnation>,
     pub actor: NodeId,
@@ -98,6 +102,8 @@ pub struct Topo {
     pub net: Arc<SimNetwork>,
     pub log: Arc<WriteLog>,
     pub directory: Arc<Directory>,
+    /// Every node's anti-entropy replica side.
+    ae: Arc<AeDirectory>,
     pumped: Arc<Pumped>,
     clock: Arc<dyn Clock>,
     config: Config,
@@ -118,11 +124,17 @@ impl Topo {
         net.set_replica_timeout(Duration::from_millis(300));
         let mut config = Config::default();
         config.replication.replication_factor = 3;
+        config.server.request_timeout_ms = 2000;
+        config.ring.vnodes = VNODES;
+        config.streaming.throughput_mb_per_s = 0;
+        config.streaming.page_records = 64;
+        config.topology.settle_timeout_ms = 3000;
         let clock: Arc<dyn Clock> = Arc::new(VirtualClock { start: tokio::time::Instant::now() });
         let c = Topo {
             net,
             log: Arc::new(WriteLog::default()),
             directory: Arc::new(Directory::default()),
+            ae: Arc::new(AeDirectory::default()),
             pumped: Arc::new(Pumped::default()),
             clock,
             config,
@@ -196,7 +208,7 @@ impl Topo {
         let up = self.up();
         let hosts: Vec<String> = up.iter().map(|i| self.host(*i)).collect();
         let heard = |i: &usize| {
-            let view = Arc::clone(self.running(*i).expect("up").coordinator.view());
+            let view = Arc::clone(&self.running(*i).expect("up").view);
             hosts.iter().all(|h| view.member(h).is_some())
         };
         up.iter().copied().filter(heard).collect()
@@ -233,50 +245,48 @@ impl Topo {
         };
         let watched = Arc::new(WatchedStorage::new(incarnation.clone(), &host, Arc::clone(&self.watch)));
         let logged: Arc<dyn Storage> = Arc::new(LoggedStorage::new(watched, actor, Arc::clone(&self.log)));
-        let view = Arc::new(ClusterView::new(member.clone()));
+        let core = self.core(&host, logged, member.clone());
         for s in self.slots.borrow().iter().filter(|s| s.node.is_none() && s.host != host) {
-            view.set_liveness(&s.host, Liveness::Down);
+            core.view.set_liveness(&s.host, Liveness::Down);
         }
-        let coordinator = self.coordinator(&host, actor, logged, Arc::clone(&view));
+        let coordinator = core.coordinator.clone();
         self.net.register(&member, ringkv_node::replication::handler(&coordinator));
+        self.ae.register(&host, Arc::clone(&core.antientropy.local));
         let shutdown = CancellationToken::new();
         let peers = Arc::new(SimStreamPeers {
             net: Arc::clone(&self.net),
             from: host.clone(),
             directory: Arc::clone(&self.directory),
         });
-        let settings = TopologySettings {
-            stream: StreamSettings { throughput_mb_per_s: 0, page_records: 64 },
-            settle_timeout: Duration::from_secs(3),
-            vnodes: VNODES,
-        };
-        let topology = Topology::new(coordinator.clone(), peers, StreamProgress::new(None), settings, shutdown.clone());
+        let topology = core.topology(peers, shutdown.clone());
+        let view = Arc::clone(&core.view);
         self.directory.register(addr, &host, topology.clone());
-        let running = Running { coordinator, topology, incarnation, actor, origin: id.actor, shutdown };
+        let running = Running { coordinator, view, topology, incarnation, actor, origin: id.actor, shutdown };
         self.slots.borrow_mut()[i].node = Some(running.clone());
         self.net.restart(&host);
         self.mark(&host, Liveness::Alive);
         running
     }
 
-    fn coordinator(&self, host: &str, actor: NodeId, storage: Arc<dyn Storage>, view: Arc<ClusterView>) -> Coordinator {
-        let server = ServerConfig { request_timeout_ms: 2000, ..Default::default() };
-        Coordinator::clustered(CoordinatorParts {
-            node_id: actor,
+    /// A node's core, built by the node's own assembly over the simulated network.
+    fn core(&self, host: &str, storage: Arc<dyn Storage>, local: Member) -> NodeCore {
+        let connector = Arc::new(SimConnector::new(Arc::clone(&self.net), host, Arc::clone(&self.ae)));
+        NodeCore::build(CoreParts {
+            config: &self.config,
             storage,
-            keyspaces: Keyspaces::from_config(&self.config),
             clock: Arc::clone(&self.clock),
-            limits: Limits::from(&server),
-            view,
-            transport: Arc::new(SimTransport::new(Arc::clone(&self.net), host.to_owned())),
+            local,
+            ports: NodePorts {
+                transport: Arc::new(SimTransport::new(Arc::clone(&self.net), host.to_owned())),
+                connector,
+            },
             settings: ClusterSettings {
                 replica_timeout: Duration::from_millis(300),
                 sloppy: false,
                 inline_storage: true,
                 inline_point_ops: true,
             },
-            metrics: ReplicationMetrics::unregistered(),
-            max_hint_window: Duration::from_secs(self.config.hints.max_hint_window_seconds),
+            registry: None,
         })
     }
 
@@ -341,7 +351,7 @@ impl Topo {
         let host = self.host(i);
         assert!(self.running(i).is_none(), "slot {i} must be dead to be replaced");
         let witness = self.up()[0];
-        let dead = self.running(witness).expect("up").coordinator.view().member(&host).expect("known member");
+        let dead = self.running(witness).expect("up").view.member(&host).expect("known member");
         let disk = PowerLossDisk::new();
         identity::adopt(disk.incarnation().as_ref(), &host, &dead.tokens, dead.generation).expect("adopt");
         self.slots.borrow_mut()[i].disk = disk;
@@ -376,7 +386,7 @@ impl Topo {
 
     /// The replicas of `key` in `i`'s read ring (slot indexes).
     pub fn replicas_of(&self, i: usize, key: &[u8]) -> Vec<usize> {
-        let view = Arc::clone(self.running(i).expect("up").coordinator.view());
+        let view = Arc::clone(&self.running(i).expect("up").view);
         let ring = view.ring();
         let pref = ring.preference_list(token_of(KS, key), 3);
         let hosts: Vec<String> =
