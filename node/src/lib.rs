@@ -9,8 +9,11 @@
 //!   commit, and the in-memory engine.
 //! - [`replication`]: the `Coordinator` that serves every client operation:
 //!   validation, consistency levels, read-modify-write under per-key locks.
-//! - [`server`]: gRPC and HTTP front ends, error mapping, metrics, and the
-//!   process lifecycle (start, graceful shutdown).
+//! - [`assembly`]: the one place a node is put together from its config:
+//!   the [`assembly::NodeCore`] (every non-IO part, also used by the
+//!   simulations) and the [`assembly::Node`] process (start, graceful stop).
+//! - [`server`]: the client-facing gRPC, HTTP and RESP front ends, error
+//!   mapping, metrics.
 //! - [`membership`]: the cluster view (members, ring, liveness), gossip and
 //!   the phi-accrual failure detector.
 //! - [`transport`]: the replica calls between nodes as a port (`Transport`,
@@ -20,7 +23,8 @@
 //!   services of every cluster protocol (replica, anti-entropy, gossip,
 //!   streaming), each implementing its domain's port.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
-//! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.
+//! - [`topology`]: node lifecycle (join, decommission, replace, removenode),
+//!   range streaming, and the node's persistent identity.
 //! - [`worker`]: the `Worker` trait, the `WorkerRunner` that runs, lists and
 //!   stops every background loop, and `Jobs` (the node's one-shot tasks);
 //!   the periodic sync and the purge live here, the other workers beside
@@ -31,6 +35,7 @@
 //! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`), also replayed by `tests/fuzz_corpus.rs`.
 
 pub mod antientropy;
+pub mod assembly;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ringkv_node::assembly::Node;
 use ringkv_node::config::Config;
-use ringkv_node::server::node::Node;
 use ringkv_node::storage::SyncPolicy;
 use tokio_util::sync::CancellationToken;
 

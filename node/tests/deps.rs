@@ -4,10 +4,11 @@
 //! [`RULES`], or listed with its reason in [`EXCEPTIONS`]. An exception that
 //! no longer matches anything fails too, so the table stays true.
 //!
-//! The layers, top to bottom: `main`/`dev` and `server` (client-facing
-//! protocols and the node's assembly) → `peer` (everything between nodes) →
-//! the domains (`replication`, `antientropy`, `topology`, `membership`,
-//! `hints`, `worker`, and the ports `transport`) → the pure cores and storage.
+//! The layers, top to bottom: `main`/`dev` → `assembly` (the one place a
+//! node is put together) → `server` (client-facing protocols) → `peer`
+//! (everything between nodes) → the domains (`replication`, `antientropy`,
+//! `topology`, `membership`, `hints`, `worker`, and the ports `transport`) →
+//! the pure cores and storage.
 
 use std::path::{Path, PathBuf};
 
@@ -30,9 +31,12 @@ const BELOW_PEER: &[&str] = &[
 ];
 
 /// Modules that may speak gRPC (tonic, `ringkv_proto`): the peer layer, the
-/// client-facing servers, the binary edges and the fuzz targets (which
-/// decode protos on purpose).
-const WIRE: &[&str] = &["peer", "server", "main", "dev", "fuzzing"];
+/// client-facing servers, the assembly (which mounts them on one tonic
+/// server), the binary edges and the fuzz targets (which decode protos on purpose).
+const WIRE: &[&str] = &["peer", "server", "assembly", "main", "dev", "fuzzing"];
+
+/// Modules that may build a node: the assembly itself and the binaries.
+const ASSEMBLERS: &[&str] = &["assembly", "main", "dev"];
 
 /// One rule: files of `modules` must not contain any of `needles` in code.
 struct Rule {
@@ -46,6 +50,16 @@ const RULES: &[Rule] = &[
         what: "nothing below `peer` calls `peer` or `server`",
         applies: |m| BELOW_PEER.contains(&m),
         needles: &["crate::peer", "crate::server"],
+    },
+    Rule {
+        what: "`server` (the client-facing protocols) does not call the node's assembly",
+        applies: |m| m == "server",
+        needles: &["crate::assembly", "super::assembly"],
+    },
+    Rule {
+        what: "only the binaries (`main`, `dev`) and tests call the node's assembly",
+        applies: |m| !ASSEMBLERS.contains(&m) && m != "server",
+        needles: &["crate::assembly"],
     },
     Rule {
         what: "only `peer`, `server`, the binary edges and the fuzz targets use tonic or the protos",
@@ -63,7 +77,6 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
         "crate::server",
         "labels errors by server::status::classify; the class table belongs in `error` (issue 12 item 3)",
     ),
-    ("topology/entry.rs", "crate::server", "saves tokens with server::bootstrap; node assembly is issue 12 item 2"),
 ];
 
 /// The top module of a file under `src/` (`peer/call.rs` → `peer`, `dev.rs` → `dev`).
@@ -152,5 +165,11 @@ fn a_forbidden_import_is_caught_and_test_code_and_comments_are_not() {
     let test_code = "fn f() {}\n#[cfg(test)]\nmod tests {\n    use crate::peer::GrpcTransport;\n}\n";
     assert!(check("membership/shell.rs", test_code, &mut used).is_empty());
     assert!(check("membership/shell_tests.rs", "use crate::peer::GossipService;\n", &mut used).is_empty());
+    let assembled = check("server/grpc.rs", "use crate::assembly::Node;\n", &mut used);
+    assert_eq!(assembled.len(), 1, "{assembled:?}");
+    assert!(assembled[0].contains("does not call the node's assembly"), "{}", assembled[0]);
+    assert_eq!(check("peer/server.rs", "use crate::assembly::NodeCore;\n", &mut used).len(), 1);
+    assert_eq!(check("topology/entry.rs", "use crate::assembly::NodeCore;\n", &mut used).len(), 1);
+    assert!(check("main.rs", "use crate::assembly::Node;\n", &mut used).is_empty());
     assert!(used.is_empty(), "{used:?}");
 }

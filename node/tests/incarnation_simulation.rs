@@ -3,7 +3,7 @@
 //! and no-lost-write checks.
 //!
 //! Real coordinators and the real `Topology` (its replace) over a lossy `SimNetwork`, each node started from its disk
-//! through `server::bootstrap` as `kvnode` starts (see `topo/mod.rs`), with
+//! through `topology::identity` as `kvnode` starts (see `topo/mod.rs`), with
 //! clients writing at QUORUM throughout. After the faults stop and the
 //! network is quiet:
 //! - no two replicas hold different values under one dot, and no dot was
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ringkv_node::membership::MemberStatus;
-use ringkv_node::server::bootstrap::ActorOrigin;
+use ringkv_node::topology::identity::ActorOrigin;
 use ringkv_node::version::{Dot, Record, Sibling, VersionVector};
 use sim::dots::dot_clashes;
 use tokio::time::sleep;

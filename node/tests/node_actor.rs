@@ -1,13 +1,13 @@
 //! The version-vector actor over the real engine and the real node: a
 //! clean stop (`Node::stopped`) keeps it, a stop without the clean-shutdown
 //! marker (a crash) and a new data directory refresh it. The rule itself is
-//! unit-tested in `server::bootstrap`; this proves the marker survives the
+//! unit-tested in `topology::identity`; this proves the marker survives the
 //! engine's shutdown and reopen, in the order `Node::stopped` writes it.
 
+use ringkv_node::assembly::Node;
 use ringkv_node::config::Config;
-use ringkv_node::server::bootstrap::{self, ActorOrigin};
-use ringkv_node::server::node::Node;
 use ringkv_node::storage::FjallStorage;
+use ringkv_node::topology::identity::{self, ActorOrigin};
 use tokio_util::sync::CancellationToken;
 
 fn config(dir: &std::path::Path) -> Config {
@@ -18,9 +18,9 @@ fn config(dir: &std::path::Path) -> Config {
     config
 }
 
-fn load(config: &Config) -> bootstrap::Identity {
+fn load(config: &Config) -> identity::Identity {
     let storage = FjallStorage::open(&config.storage).expect("open");
-    let id = bootstrap::load_or_create(&storage, 16, "", "").expect("identity");
+    let id = identity::load_or_create(&storage, 16, "", "").expect("identity");
     storage.shutdown();
     id
 }
@@ -37,9 +37,9 @@ fn the_engine_keeps_the_clean_shutdown_marker_written_after_its_shutdown() {
     assert_ne!(crashed.node_id, first.node_id);
     // Marked after the engine's final fsync, as Node::stopped does.
     let storage = FjallStorage::open(&config.storage).expect("open");
-    let id = bootstrap::load_or_create(&storage, 16, "", "").expect("identity");
+    let id = identity::load_or_create(&storage, 16, "", "").expect("identity");
     storage.shutdown();
-    bootstrap::mark_clean_shutdown(&storage, id.node_id).expect("marker");
+    identity::mark_clean_shutdown(&storage, id.node_id).expect("marker");
     drop(storage);
     let kept = load(&config);
     assert_eq!((kept.node_id, kept.actor), (id.node_id, ActorOrigin::Kept));

@@ -1,5 +1,5 @@
 //! [`AntiEntropyNode`]: the anti-entropy parts of one node, put together
-//! from its configuration (used by `server::node`).
+//! from its configuration (used by `assembly::NodeCore`).
 
 use std::sync::Arc;
 use std::time::Duration;

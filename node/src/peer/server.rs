@@ -2,7 +2,7 @@
 //! (`Replica`, `AntiEntropy` with its optional test hooks, `Streaming`,
 //! `Gossip`), built in one place and added to a server in one call.
 //!
-//! Today they share the client port's server (`server::node` adds them next
+//! Today they share the client port's server (`assembly` adds them next
 //! to `Kv` and `Admin`); serving them on a listener of their own (a cluster
 //! address, then mutual TLS) is `Server::builder()` plus [`ClusterServices::add_to`].
 //!

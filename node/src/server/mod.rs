@@ -1,20 +1,17 @@
-//! Servers: gRPC (`ringkv.v1.KV`, `ringkv.v1.Admin`, health, reflection) and
-//! HTTP (`/api/v1`, `/metrics`, `/healthz`, `/readyz`), the mapping of errors
-//! to both, metrics, and the process lifecycle of a node ([`Node`]).
+//! Servers: the client-facing protocols. gRPC (`ringkv.v1.KV`,
+//! `ringkv.v1.Admin`), HTTP (`/api/v1`, `/metrics`, `/healthz`, `/readyz`)
+//! and RESP, the mapping of errors to them (`status`), and their metrics.
 //!
 //! Servers take already-bound listeners so tests can bind port 0, and one
-//! cancellation token stops everything. It sits at the top: it may call
-//! every module, `peer` included (the node's assembly wires the cluster
-//! clients and services); nothing below `peer` may call it (see
+//! cancellation token stops everything. The node that runs them is put
+//! together by `assembly`, which this module never calls. It may call the
+//! domains and `peer`; nothing below `peer` may call it (see
 //! `node/tests/deps.rs`; the remaining exceptions are listed there).
 
 pub mod admin;
-pub mod bootstrap;
 pub mod grpc;
 pub mod http_api;
-mod lifecycle;
 pub mod metrics;
-pub mod node;
 pub mod resp;
 pub mod status;
 

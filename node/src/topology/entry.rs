@@ -4,7 +4,7 @@
 //! jitter, and retries until its turn comes or the node stops.
 //!
 //! Calls [`Topology`], the [`ClusterView`](crate::membership::ClusterView),
-//! peers' `DescribeMember` and the persisted tokens (`server::bootstrap`).
+//! peers' `DescribeMember` and the persisted tokens (`topology::identity`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -109,7 +109,7 @@ impl Topology {
             .map_err(|e| TopologyError::Precondition { reason: format!("cannot allocate tokens to join: {e}") })?;
         let storage = Arc::clone(self.coordinator().storage());
         let to_save = tokens.clone();
-        tokio::task::spawn_blocking(move || crate::server::bootstrap::save_tokens(storage.as_ref(), &to_save))
+        tokio::task::spawn_blocking(move || super::identity::save_tokens(storage.as_ref(), &to_save))
             .await
             .map_err(|_| TopologyError::Stopped)??;
         self.set_state("joining").await?;

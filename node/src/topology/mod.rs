@@ -10,6 +10,8 @@
 //!   driver of decommission; `removal`: its removenode half.
 //! - `turn` (pure): whose turn it is to form or join when many fresh nodes
 //!   start at once; `entry`: the waiting loop of a fresh node around it.
+//! - `identity`: the node's persistent identity (host id, tokens,
+//!   generation, version-vector actor) in the storage's metadata.
 //! - `readiness` (pure): whether the node can serve its ranges (`/readyz`).
 //! - `peers`: [`StreamPeers`], the calls to other nodes (the narrow port;
 //!   its gRPC client, the `ringkv.cluster.v1.Streaming` server and the
@@ -22,12 +24,13 @@
 //! records are merged with the normal version-vector merge, so streaming is
 //! idempotent and resumable. May call `membership` (the [`ClusterView`],
 //! and the `GossipHandle` for removals), `ring`, `storage`, `replication`, `transport` and `hints`; never `peer`, tonic or the protos
-//! (the wiring in `server` hands it its [`StreamPeers`]).
+//! (the node's `assembly` hands it its [`StreamPeers`]).
 //!
 //! [`ClusterView`]: crate::membership::ClusterView
 
 mod entry;
 mod error;
+pub mod identity;
 mod lifecycle;
 mod moves;
 mod peers;

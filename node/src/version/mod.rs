@@ -17,7 +17,7 @@
 //!   `(coordinator, clock[coordinator] + 1)` from the local copy, which is
 //!   unique only while the coordinator's actor has every write it minted for
 //!   the key. Actors are therefore per *incarnation*, not per host:
-//!   `server::bootstrap` gives a fresh one to a new data directory (a
+//!   `topology::identity` gives a fresh one to a new data directory (a
 //!   replacement included) and after any stop that was not clean (a crash,
 //!   a power loss under `sync = periodic`).
 //!

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// A version-vector actor: the writer named in dots. One per node
-/// *incarnation* (see `server::bootstrap`), not the host id: a node that may
+/// *incarnation* (see `topology::identity`), not the host id: a node that may
 /// have lost its own writes takes a fresh one, so no dot is ever minted twice.
 pub type NodeId = u64;
 

@@ -1,8 +1,8 @@
 //! Fixtures for the anti-entropy tests: in-process replicas over the
-//! in-memory engine, wired exactly as a node wires them (tracked storage,
-//! coordinator as the merger, local replica, repairer). A repairer reaches
-//! the other replicas over a fault-free `SimNetwork` (its `SimConnector`),
-//! as a node's reaches them over gRPC.
+//! in-memory engine, built by the node's own assembly (`NodeCore`: tracked
+//! storage, coordinator as the merger, local replica), and repairers. A
+//! repairer reaches the other replicas over a fault-free `SimNetwork` (its
+//! `SimConnector`), as a node's reaches them over gRPC.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ringkv_node::antientropy::{
-    LocalReplica, Repairer, RepairerParts, SyncHistory, Throttle, TrackedStorage, TreeStore,
+    LocalReplica, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore,
 };
-use ringkv_node::clock::{Clock, ManualClock};
-use ringkv_node::config::{Config, ServerConfig};
-use ringkv_node::membership::{ClusterView, Member, MemberStatus};
+use ringkv_node::assembly::{CoreParts, NodeCore, NodePorts};
+use ringkv_node::clock::ManualClock;
+use ringkv_node::config::Config;
+use ringkv_node::membership::{Member, MemberStatus};
 use ringkv_node::peer::{SimConnector, SimNetwork};
-use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use ringkv_node::replication::{ClusterSettings, Coordinator};
 use ringkv_node::storage::{MemoryStorage, Storage, WriteBatch, WriteOp};
 use ringkv_node::transport::UnconnectedTransport;
 use ringkv_node::version::{ConflictMode, Dot, NewWrite, NodeId, Record, VersionVector};
@@ -56,40 +57,41 @@ fn tokens(i: usize, n: usize) -> Vec<u64> {
     (0..8).map(|v| step * (v * n as u64 + i as u64) + 1).collect()
 }
 
-/// `n` replicas sharing `clock`, each seeing all `n` members alive, replication factor `rf`, tree `depth`.
+/// `n` replicas sharing `clock`, each seeing all `n` members alive, replication factor `rf`, tree `depth`;
+/// each built by the node's own assembly (`NodeCore`) with no network: the
+/// tests connect replicas through [`repairer`], which gives every repair a
+/// fresh history (the core's own repairer is never run).
 pub fn replicas(n: usize, rf: u32, depth: u32, clock: &Arc<ManualClock>) -> Vec<TestReplica> {
     let mut config = Config::default();
     config.replication.replication_factor = rf;
+    config.antientropy.depth = depth;
+    config.antientropy.throughput_mb_per_s = 0.0;
+    config.hints.max_hint_window_seconds = 3600;
     (0..n)
         .map(|i| {
-            let view = Arc::new(ClusterView::new(member(i, tokens(i, n))));
-            for j in (0..n).filter(|&j| j != i) {
-                view.upsert(member(j, tokens(j, n)));
-            }
-            let raw = Arc::new(MemoryStorage::new());
-            let trees = Arc::new(TreeStore::new(depth));
-            let storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(raw, Arc::clone(&trees)));
-            let dyn_clock: Arc<dyn Clock> = clock.clone();
-            let coordinator = Coordinator::clustered(CoordinatorParts {
-                node_id: i as NodeId + 1,
-                storage: Arc::clone(&storage),
-                keyspaces: Keyspaces::from_config(&config),
-                clock: Arc::clone(&dyn_clock),
-                limits: Limits::from(&ServerConfig::default()),
-                view,
-                transport: Arc::new(UnconnectedTransport),
+            let core = NodeCore::build(CoreParts {
+                config: &config,
+                storage: Arc::new(MemoryStorage::new()),
+                clock: clock.clone(),
+                local: member(i, tokens(i, n)),
+                ports: NodePorts {
+                    transport: Arc::new(UnconnectedTransport),
+                    // The core's own repairer is never run: its connector reaches nobody.
+                    connector: Arc::new(SimConnector::new(Arc::new(SimNetwork::new(0)), &format!("node-{i}"))),
+                },
                 settings: ClusterSettings::default(),
-                metrics: ReplicationMetrics::unregistered(),
-                max_hint_window: std::time::Duration::from_secs(3600),
+                registry: None,
             });
-            let local = Arc::new(LocalReplica::new(
-                Arc::clone(&trees),
-                Arc::clone(&storage),
-                Arc::new(coordinator.clone()),
-                dyn_clock,
-                Throttle::mb_per_s(0.0),
-            ));
-            TestReplica { host_id: format!("node-{i}"), storage, trees, coordinator, local }
+            for j in (0..n).filter(|&j| j != i) {
+                core.view.upsert(member(j, tokens(j, n)));
+            }
+            TestReplica {
+                host_id: format!("node-{i}"),
+                storage: core.storage,
+                trees: core.trees,
+                coordinator: core.coordinator,
+                local: core.antientropy.local,
+            }
         })
         .collect()
 }

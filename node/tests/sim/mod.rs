@@ -9,8 +9,9 @@
 //! calls run inline and time is tokio's paused clock, so a seed replays the
 //! same run.
 //!
-//! Storage is wired as a node wires it: the anti-entropy [`TrackedStorage`]
-//! keeps each node's Merkle trees, and each node has a real [`Repairer`]
+//! Each node is built by the node's own assembly (`NodeCore`, as `kvnode`
+//! builds its own) over the simulated network: the anti-entropy tracked
+//! storage keeps each node's Merkle trees, and each node has a real [`Repairer`]
 //! whose exchange crosses the simulated network (the network's
 //! `SimConnector`, counted as `Protocol::AntiEntropy`). Under it,
 //! a [`LoggedStorage`] records every coordinated write in one [`WriteLog`]
@@ -31,20 +32,16 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringkv_node::antientropy::plan::replica_sets;
-use ringkv_node::antientropy::{
-    AeError, AntiEntropyNode, RepairProgress, RepairRequest, Repairer, TrackedStorage, TreeStore,
-};
+use ringkv_node::antientropy::{AeError, RepairProgress, RepairRequest, Repairer, TreeStore};
+use ringkv_node::assembly::{CoreParts, NodeCore, NodePorts};
 use ringkv_node::clock::Clock;
-use ringkv_node::config::{Config, ServerConfig};
+use ringkv_node::config::Config;
 use ringkv_node::hints::HandoffWorker;
-use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
+use ringkv_node::membership::{Liveness, Member, MemberStatus};
 use ringkv_node::peer::{SimConnector, SimNetwork, SimTransport};
-use ringkv_node::replication::{
-    ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits,
-    ReplicationMetrics,
-};
+use ringkv_node::replication::{ClusterSettings, Consistency, ConsistencyLevel, Coordinator, ReplicationMetrics};
 use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
-use ringkv_node::storage::{MemoryStorage, Storage};
+use ringkv_node::storage::MemoryStorage;
 use ringkv_node::version::Record;
 
 use writes::{LoggedStorage, WriteLog};
@@ -138,6 +135,8 @@ impl SimClusterBuilder {
         let members = self.members();
         let mut config = Config::default();
         config.replication.replication_factor = self.rf;
+        config.server.request_timeout_ms = self.request_timeout.as_millis() as u64;
+        config.hints.replay_rate_per_second = 100_000;
         let shared = Shared {
             net: Arc::clone(&net),
             config,
@@ -182,59 +181,43 @@ impl SimClusterBuilder {
         members
     }
 
-    /// One node: storage, coordinator (registered on the network), handoff and anti-entropy.
+    /// One node, built by the node's own assembly (`NodeCore`) over the
+    /// simulated network; its coordinator registered on the network, its
+    /// anti-entropy replica side serving the network's anti-entropy calls.
     fn node(&self, shared: &Shared, members: &[Member], local: &Member) -> SimNode {
         let host = local.host_id.clone();
-        let view = Arc::new(ClusterView::new(local.clone()));
-        members.iter().for_each(|m| _ = view.upsert(m.clone()));
-        let transport = Arc::new(SimTransport::new(Arc::clone(&shared.net), host.clone()));
-        let metrics = ReplicationMetrics::unregistered();
-        let trees = Arc::new(TreeStore::new(shared.config.antientropy.depth));
         let logged =
             Arc::new(LoggedStorage::new(Arc::new(MemoryStorage::new()), local.node_id, Arc::clone(&shared.log)));
-        let storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(logged, Arc::clone(&trees)));
-        let server = ServerConfig { request_timeout_ms: self.request_timeout.as_millis() as u64, ..Default::default() };
-        let hint_window = Duration::from_secs(shared.config.hints.max_hint_window_seconds);
-        let coordinator = Coordinator::clustered(CoordinatorParts {
-            node_id: local.node_id,
-            storage: Arc::clone(&storage),
-            keyspaces: Keyspaces::from_config(&shared.config),
+        let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), &host));
+        let core = NodeCore::build(CoreParts {
+            config: &shared.config,
+            storage: logged,
             clock: Arc::clone(&shared.clock),
-            limits: Limits::from(&server),
-            view: Arc::clone(&view),
-            transport: transport.clone(),
+            local: local.clone(),
+            ports: NodePorts {
+                transport: Arc::new(SimTransport::new(Arc::clone(&shared.net), host.clone())),
+                connector,
+            },
             settings: ClusterSettings {
                 replica_timeout: self.replica_timeout,
                 sloppy: self.sloppy,
                 inline_storage: true,
                 inline_point_ops: true,
             },
-            metrics: metrics.clone(),
-            max_hint_window: hint_window,
+            registry: None,
         });
-        shared.net.register(local, ringkv_node::replication::handler(&coordinator));
-        let handoff = HandoffWorker::new(coordinator.hints().clone(), view, transport, Duration::from_secs(1), 100_000);
-        let repairer = anti_entropy(shared, &host, Arc::clone(&trees), storage, &coordinator, hint_window);
-        SimNode { host, coordinator, metrics, handoff, trees, repairer }
+        members.iter().for_each(|m| _ = core.view.upsert(m.clone()));
+        shared.net.register(local, ringkv_node::replication::handler(&core.coordinator));
+        shared.net.serve_anti_entropy(&host, Arc::clone(&core.antientropy.local));
+        SimNode {
+            host,
+            coordinator: core.coordinator.clone(),
+            metrics: core.metrics.clone(),
+            handoff: core.handoff(),
+            trees: Arc::clone(&core.trees),
+            repairer: Arc::clone(&core.antientropy.repairer),
+        }
     }
-}
-
-/// A node's repairer, assembled by `AntiEntropyNode` with the simulated
-/// network instead of gRPC; its replica side serves the network's anti-entropy calls.
-fn anti_entropy(
-    shared: &Shared,
-    host: &str,
-    trees: Arc<TreeStore>,
-    storage: Arc<dyn Storage>,
-    coordinator: &Coordinator,
-    hint_window: Duration,
-) -> Arc<Repairer> {
-    let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host));
-    let clock: Arc<dyn Clock> = shared.clock.clone();
-    let ae =
-        AntiEntropyNode::new(&shared.config.antientropy, trees, storage, coordinator, clock, hint_window, connector);
-    shared.net.serve_anti_entropy(host, Arc::clone(&ae.local));
-    ae.repairer
 }
 
 /// What every node of a cluster being built shares.

@@ -1,13 +1,14 @@
 //! [`Topo`]: a cluster whose membership changes while it runs, for
 //! deterministic simulation of topology changes and node incarnations.
 //!
-//! Every node is a real `Coordinator` and a real `Topology` (the production
+//! Every node is built by the node's own assembly (`NodeCore`): a real
+//! `Coordinator` and a real `Topology` (the production
 //! join, replace, decommission and removenode code) over a [`SimNetwork`]:
 //! replica calls cross it through `SimTransport`, topology calls through
 //! the network's `SimStreamPeers` (each node's `Topology` serves them on
 //! arrival), and member updates through [`pump_membership`] (the gossip
 //! stand-in). Each node starts the way `kvnode` starts: its identity
-//! comes from `server::bootstrap` (`adopt` for a replacement,
+//! comes from `topology::identity` (`adopt` for a replacement,
 //! `load_or_create_with` with the cluster's seeded RNG), so its
 //! version-vector actor follows the production rule, unless the cluster is
 //! built with [`ActorPolicy::HostId`], the rule before actors existed (the
@@ -39,15 +40,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use ringkv_node::assembly::{CoreParts, NodeCore, NodePorts};
 use ringkv_node::clock::Clock;
-use ringkv_node::config::{Config, ServerConfig};
+use ringkv_node::config::Config;
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
-use ringkv_node::peer::{SimNetwork, SimStreamPeers, SimTransport};
-use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use ringkv_node::peer::{SimConnector, SimNetwork, SimStreamPeers, SimTransport};
+use ringkv_node::replication::{ClusterSettings, Coordinator};
 use ringkv_node::ring::{NodeInfo, Ring, token_of};
-use ringkv_node::server::bootstrap::{self, ActorOrigin};
 use ringkv_node::storage::Storage;
-use ringkv_node::topology::{StreamProgress, StreamSettings, Topology, TopologySettings};
+use ringkv_node::topology::Topology;
+use ringkv_node::topology::identity::{self, ActorOrigin};
 use ringkv_node::version::{NodeId, Record};
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +69,7 @@ pub const PUMP_INTERVAL: Duration = Duration::from_millis(100);
 /// How a node's version-vector actor is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorPolicy {
-    /// `server::bootstrap`'s: fresh per incarnation that may have lost writes.
+    /// `topology::identity`'s: fresh per incarnation that may have lost writes.
     Incarnation,
     /// Broken on purpose (the rule before actors): the first 8 bytes of the host id, forever.
     HostId,
@@ -86,6 +88,7 @@ pub struct Slot {
 #[derive(Debug, Clone)]
 pub struct Running {
     pub coordinator: Coordinator,
+    pub view: Arc<ClusterView>,
     pub topology: Topology,
     pub incarnation: Arc<Incarnation>,
     pub actor: NodeId,
@@ -99,6 +102,7 @@ pub struct Topo {
     pub net: Arc<SimNetwork>,
     pub log: Arc<WriteLog>,
     pub directory: Arc<Directory>,
+    /// Every node's anti-entropy replica side.
     pumped: Arc<Pumped>,
     clock: Arc<dyn Clock>,
     config: Config,
@@ -119,6 +123,11 @@ impl Topo {
         net.set_replica_timeout(Duration::from_millis(300));
         let mut config = Config::default();
         config.replication.replication_factor = 3;
+        config.server.request_timeout_ms = 2000;
+        config.ring.vnodes = VNODES;
+        config.streaming.throughput_mb_per_s = 0;
+        config.streaming.page_records = 64;
+        config.topology.settle_timeout_ms = 3000;
         let clock: Arc<dyn Clock> = Arc::new(VirtualClock { start: tokio::time::Instant::now() });
         let c = Topo {
             net,
@@ -138,7 +147,7 @@ impl Topo {
         for (info, tokens) in ring.node_tokens() {
             let i = hosts.iter().position(|h| h == info.host_id.as_str()).expect("host");
             let disk = PowerLossDisk::new();
-            bootstrap::adopt(disk.incarnation().as_ref(), &hosts[i], &tokens, 0).expect("identity");
+            identity::adopt(disk.incarnation().as_ref(), &hosts[i], &tokens, 0).expect("identity");
             c.add_slot(hosts[i].clone(), disk);
         }
         for i in 0..n {
@@ -197,7 +206,7 @@ impl Topo {
         let up = self.up();
         let hosts: Vec<String> = up.iter().map(|i| self.host(*i)).collect();
         let heard = |i: &usize| {
-            let view = Arc::clone(self.running(*i).expect("up").coordinator.view());
+            let view = Arc::clone(&self.running(*i).expect("up").view);
             hosts.iter().all(|h| view.member(h).is_some())
         };
         up.iter().copied().filter(heard).collect()
@@ -213,7 +222,7 @@ impl Topo {
         let incarnation = disk.incarnation();
         let id = {
             let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            bootstrap::load_or_create_with(incarnation.as_ref(), VNODES, "", "", &mut *rng).expect("identity")
+            identity::load_or_create_with(incarnation.as_ref(), VNODES, "", "", &mut *rng).expect("identity")
         };
         assert_eq!(id.host_id, host, "slot {i} came up as another host");
         let actor = match self.policy {
@@ -234,47 +243,45 @@ impl Topo {
         };
         let watched = Arc::new(WatchedStorage::new(incarnation.clone(), &host, Arc::clone(&self.watch)));
         let logged: Arc<dyn Storage> = Arc::new(LoggedStorage::new(watched, actor, Arc::clone(&self.log)));
-        let view = Arc::new(ClusterView::new(member.clone()));
+        let core = self.core(&host, logged, member.clone());
         for s in self.slots.borrow().iter().filter(|s| s.node.is_none() && s.host != host) {
-            view.set_liveness(&s.host, Liveness::Down);
+            core.view.set_liveness(&s.host, Liveness::Down);
         }
-        let coordinator = self.coordinator(&host, actor, logged, Arc::clone(&view));
+        let coordinator = core.coordinator.clone();
         self.net.register(&member, ringkv_node::replication::handler(&coordinator));
+        self.net.serve_anti_entropy(&host, Arc::clone(&core.antientropy.local));
         let shutdown = CancellationToken::new();
         let peers = Arc::new(SimStreamPeers::new(Arc::clone(&self.net), &host));
-        let settings = TopologySettings {
-            stream: StreamSettings { throughput_mb_per_s: 0, page_records: 64 },
-            settle_timeout: Duration::from_secs(3),
-            vnodes: VNODES,
-        };
-        let topology = Topology::new(coordinator.clone(), peers, StreamProgress::new(None), settings, shutdown.clone());
+        let topology = core.topology(peers, shutdown.clone());
+        let view = Arc::clone(&core.view);
         self.directory.register(addr, &host, topology.clone());
         self.net.serve_streaming(addr, &host, topology.clone());
-        let running = Running { coordinator, topology, incarnation, actor, origin: id.actor, shutdown };
+        let running = Running { coordinator, view, topology, incarnation, actor, origin: id.actor, shutdown };
         self.slots.borrow_mut()[i].node = Some(running.clone());
         self.net.restart(&host);
         self.mark(&host, Liveness::Alive);
         running
     }
 
-    fn coordinator(&self, host: &str, actor: NodeId, storage: Arc<dyn Storage>, view: Arc<ClusterView>) -> Coordinator {
-        let server = ServerConfig { request_timeout_ms: 2000, ..Default::default() };
-        Coordinator::clustered(CoordinatorParts {
-            node_id: actor,
+    /// A node's core, built by the node's own assembly over the simulated network.
+    fn core(&self, host: &str, storage: Arc<dyn Storage>, local: Member) -> NodeCore {
+        let connector = Arc::new(SimConnector::new(Arc::clone(&self.net), host));
+        NodeCore::build(CoreParts {
+            config: &self.config,
             storage,
-            keyspaces: Keyspaces::from_config(&self.config),
             clock: Arc::clone(&self.clock),
-            limits: Limits::from(&server),
-            view,
-            transport: Arc::new(SimTransport::new(Arc::clone(&self.net), host.to_owned())),
+            local,
+            ports: NodePorts {
+                transport: Arc::new(SimTransport::new(Arc::clone(&self.net), host.to_owned())),
+                connector,
+            },
             settings: ClusterSettings {
                 replica_timeout: Duration::from_millis(300),
                 sloppy: false,
                 inline_storage: true,
                 inline_point_ops: true,
             },
-            metrics: ReplicationMetrics::unregistered(),
-            max_hint_window: Duration::from_secs(self.config.hints.max_hint_window_seconds),
+            registry: None,
         })
     }
 
@@ -319,7 +326,7 @@ impl Topo {
         self.net.stop_streaming(addr);
         self.net.crash(&host);
         self.mark(&host, Liveness::Down);
-        bootstrap::mark_clean_shutdown(node.incarnation.as_ref(), node.actor).expect("clean shutdown");
+        identity::mark_clean_shutdown(node.incarnation.as_ref(), node.actor).expect("clean shutdown");
         node.incarnation.kill();
     }
 
@@ -341,9 +348,9 @@ impl Topo {
         let host = self.host(i);
         assert!(self.running(i).is_none(), "slot {i} must be dead to be replaced");
         let witness = self.up()[0];
-        let dead = self.running(witness).expect("up").coordinator.view().member(&host).expect("known member");
+        let dead = self.running(witness).expect("up").view.member(&host).expect("known member");
         let disk = PowerLossDisk::new();
-        bootstrap::adopt(disk.incarnation().as_ref(), &host, &dead.tokens, dead.generation).expect("adopt");
+        identity::adopt(disk.incarnation().as_ref(), &host, &dead.tokens, dead.generation).expect("adopt");
         self.slots.borrow_mut()[i].disk = disk;
         self.start(i, MemberStatus::Replacing { old_host_id: host })
     }
@@ -352,7 +359,7 @@ impl Topo {
     pub fn joiner(&self) -> (usize, Running) {
         let host = self.new_host();
         let disk = PowerLossDisk::new();
-        bootstrap::adopt(disk.incarnation().as_ref(), &host, &[], 0).expect("identity");
+        identity::adopt(disk.incarnation().as_ref(), &host, &[], 0).expect("identity");
         let i = self.add_slot(host, disk);
         (i, self.start(i, MemberStatus::Joining))
     }
@@ -376,7 +383,7 @@ impl Topo {
 
     /// The replicas of `key` in `i`'s read ring (slot indexes).
     pub fn replicas_of(&self, i: usize, key: &[u8]) -> Vec<usize> {
-        let view = Arc::clone(self.running(i).expect("up").coordinator.view());
+        let view = Arc::clone(&self.running(i).expect("up").view);
         let ring = view.ring();
         let pref = ring.preference_list(token_of(KS, key), 3);
         let hosts: Vec<String> =

@@ -1,4 +1,5 @@
-//! Start-up glue between the node process and [`Topology`]: decide, before
+//! How a node enters the ring, between the process and [`Topology`]: resolve
+//! the seeds, decide, before
 //! the identity is loaded, how this node enters the ring (replace, resume a
 //! join or a replacement, join or form a new cluster, or just restart), and
 //! run that in the background (a [`Jobs`] task, owned by the node's
@@ -8,18 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::Registry;
-use tokio_util::sync::CancellationToken;
-
 use crate::config::Config;
-use crate::membership::MemberStatus;
+use crate::membership::{Member, MemberStatus};
 use crate::peer::GrpcStreamPeers;
-use crate::replication::Coordinator;
 use crate::ring::Token;
+use crate::server::NodeIdentity;
 use crate::storage::Storage;
-use crate::topology::{
-    FRESH_STATE, STATE_KEY, StreamPeers, StreamProgress, StreamSettings, Topology, TopologyError, TopologySettings,
-};
+use crate::topology::identity::{self, Identity};
+use crate::topology::{FRESH_STATE, STATE_KEY, StreamPeers, Topology, TopologyError};
 use crate::worker::Jobs;
 
 use super::node::NodeError;
@@ -42,6 +39,21 @@ impl Start {
     /// The tokens announced at start: none while undecided.
     pub(super) fn initial_tokens(&self, persisted: &[Token]) -> Vec<Token> {
         if *self == Start::Fresh { Vec::new() } else { persisted.to_vec() }
+    }
+
+    /// The local member as this start announces it, with the bound addresses.
+    pub(super) fn local_member(&self, config: &Config, bound: &NodeIdentity, id: &Identity) -> Member {
+        Member {
+            host_id: id.host_id.clone(),
+            node_id: id.node_id,
+            grpc_addr: bound.grpc_addr,
+            http_addr: bound.http_addr,
+            zone: config.ring.zone.clone(),
+            rack: config.ring.rack.clone(),
+            tokens: self.initial_tokens(&id.tokens),
+            generation: id.generation,
+            status: self.initial_status(&id.host_id),
+        }
     }
 
     /// The status announced at start.
@@ -70,7 +82,7 @@ pub(super) async fn prepare(
     seeds: &[SocketAddr],
 ) -> Result<Start, NodeError> {
     let s = Arc::clone(storage);
-    let fresh = blocking(move || super::bootstrap::is_fresh(s.as_ref())).await?;
+    let fresh = blocking(move || identity::is_fresh(s.as_ref())).await?;
     let s = Arc::clone(storage);
     let state = blocking(move || s.get_meta(STATE_KEY)).await?;
     let state = state.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
@@ -137,7 +149,7 @@ async fn adopt(dead: &str, storage: &Arc<dyn Storage>, seeds: &[SocketAddr]) -> 
                     .into());
                 }
                 let (s, host) = (Arc::clone(storage), dead.to_owned());
-                blocking(move || super::bootstrap::adopt(s.as_ref(), &host, &tokens, generation)).await?;
+                blocking(move || identity::adopt(s.as_ref(), &host, &tokens, generation)).await?;
                 tracing::info!(host_id = dead, generation, "took over the identity of the dead node");
                 return Ok(());
             }
@@ -151,25 +163,6 @@ async fn adopt(dead: &str, storage: &Arc<dyn Storage>, seeds: &[SocketAddr]) -> 
         }
         .into(),
     })
-}
-
-/// The node's [`Topology`].
-pub(super) fn topology(
-    config: &Config,
-    coordinator: &Coordinator,
-    registry: &Registry,
-    shutdown: CancellationToken,
-) -> Topology {
-    let settings = TopologySettings {
-        stream: StreamSettings {
-            throughput_mb_per_s: config.streaming.throughput_mb_per_s,
-            page_records: config.streaming.page_records,
-        },
-        settle_timeout: Duration::from_millis(config.topology.settle_timeout_ms),
-        vnodes: config.ring.vnodes,
-    };
-    let peers: Arc<dyn StreamPeers> = Arc::new(GrpcStreamPeers::new(Duration::from_secs(30)));
-    Topology::new(coordinator.clone(), peers, StreamProgress::new(Some(registry)), settings, shutdown)
 }
 
 /// Runs the start's lifecycle step in the background, once the node has heard
@@ -218,6 +211,40 @@ pub(super) fn spawn(
     }
 }
 
+/// Resolves seeds (`HOST:PORT`, DNS names allowed) to addresses.
+///
+/// A seed that does not resolve is skipped with a warning: in Kubernetes a
+/// StatefulSet creates its pods one at a time, so when pod 0 starts, the
+/// seeds pods 1 and 2 have no DNS name yet (Cassandra's seed provider skips
+/// an unknown seed host the same way). Gossip looks every seed name up again
+/// each `membership.resolve_interval_ms` and starts using it once it
+/// resolves. Starting fails only when seeds are configured and not one of
+/// them resolves, even when this node is one of them: a node that started
+/// as if it had no seeds would form a ring of its own (a split cluster);
+/// failing lets the supervisor restart it once names resolve.
+pub(super) async fn resolve_seeds(seeds: &[String]) -> Result<Vec<SocketAddr>, NodeError> {
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for seed in seeds.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let reason = match tokio::net::lookup_host(seed).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(addr) => {
+                    out.push(addr);
+                    continue;
+                }
+                None => "no address".to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(seed, %reason, "seed does not resolve now; skipped (gossip looks it up again)");
+        failures.push(format!("{seed}: {reason}"));
+    }
+    if out.is_empty() && !failures.is_empty() {
+        return Err(NodeError::Seed { seed: seeds.join(", "), reason: failures.join("; ") });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,11 +256,25 @@ mod tests {
         let (config, seeds) = (Config::default(), vec![SocketAddr::from(([127, 0, 0, 1], 7100))]);
         assert_eq!(prepare(&config, &storage, &seeds).await.unwrap(), Start::Fresh);
         // The identity is created, then the process dies while it waits for its turn.
-        super::super::bootstrap::load_or_create(storage.as_ref(), 16, "", "").unwrap();
+        super::identity::load_or_create(storage.as_ref(), 16, "", "").unwrap();
         assert_eq!(prepare(&config, &storage, &seeds).await.unwrap(), Start::Fresh, "not NORMAL with no data");
         storage.put_meta(STATE_KEY, b"normal").unwrap();
         assert_eq!(prepare(&config, &storage, &seeds).await.unwrap(), Start::Restart);
         let lone: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
         assert_eq!(prepare(&config, &lone, &[]).await.unwrap(), Start::Restart, "no seeds: a cluster of its own");
+    }
+
+    /// D3 of issue 11: pods 1 and 2 have no DNS name yet when pod 0 starts.
+    #[tokio::test]
+    async fn seeds_that_do_not_resolve_yet_are_skipped_unless_none_resolves() {
+        let seeds = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let found = resolve_seeds(&seeds(&["127.0.0.1:7100", "seed-1.invalid:7100", " ", "seed-2.invalid:7100"]))
+            .await
+            .expect("one seed resolves");
+        assert_eq!(found, [SocketAddr::from(([127, 0, 0, 1], 7100))]);
+        let err = resolve_seeds(&seeds(&["seed-1.invalid:7100", "seed-2.invalid:7100"])).await.expect_err("none");
+        let text = err.to_string();
+        assert!(text.contains("seed-1.invalid:7100") && text.contains("seed-2.invalid:7100"), "{text}");
+        assert!(resolve_seeds(&[]).await.expect("no seeds: a cluster of its own").is_empty());
     }
 }

@@ -23,7 +23,9 @@
 //! keeps the actor, so version vectors do not grow at every restart (Riak's
 //! vnode epochs follow the same rule).
 //!
-//! May call `storage` (metadata only), `ring` and `version`.
+//! Loaded by the node's assembly (`assembly`) before anything serves; the
+//! topology saves new tokens through it. May call `storage` (metadata
+//! only), `ring` and `version`.
 
 use rand::Rng;
 
