@@ -16,6 +16,7 @@
 
 mod consistency;
 mod coordinator;
+mod handoff;
 mod keyspaces;
 mod locks;
 mod metrics;
@@ -26,10 +27,13 @@ mod placement;
 mod purge;
 mod quorum;
 mod read_path;
+mod read_policy;
+mod read_repair;
 mod replica;
 #[cfg(test)]
 mod tests;
 mod write_path;
+mod write_policy;
 
 pub use consistency::{Access, Consistency, ConsistencyError, ConsistencyLevel, UnknownConsistency, required_replicas};
 pub use coordinator::{ClusterSettings, Coordinator, CoordinatorParts, Limits};
