@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::AntiEntropyConfig;
+use crate::membership::ClusterView;
 use crate::replication::Coordinator;
 use crate::storage::Storage;
 
@@ -35,6 +36,7 @@ impl AntiEntropyNode {
         trees: Arc<TreeStore>,
         storage: Arc<dyn Storage>,
         coordinator: &Coordinator,
+        view: &Arc<ClusterView>,
         clock: Arc<dyn Clock>,
         hint_window: Duration,
         connector: Arc<dyn PeerConnector>,
@@ -42,10 +44,11 @@ impl AntiEntropyNode {
         let throttle = Throttle::mb_per_s(config.throughput_mb_per_s);
         let local =
             Arc::new(LocalReplica::new(trees, Arc::clone(&storage), Arc::new(coordinator.clone()), clock, throttle));
-        let history = Arc::new(SyncHistory::new(storage, coordinator.clone(), hint_window));
+        let history = Arc::new(SyncHistory::new(storage, Arc::clone(view), coordinator.clone(), hint_window));
         let repairer = Arc::new(Repairer::new(RepairerParts {
             local: Arc::clone(&local),
             coordinator: coordinator.clone(),
+            view: Arc::clone(view),
             connector,
             history: Arc::clone(&history),
             tree_max_age: Duration::from_secs(config.tree_max_age_secs),

@@ -84,6 +84,43 @@ impl Default for ClusterSettings {
     }
 }
 
+/// The parts of a node that the coordinator shares with the rest of the
+/// node (front ends, topology, anti-entropy, the handoff worker). The node's
+/// assembly builds them once and hands each component what it needs at
+/// construction; the coordinator hands none of them out. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeParts {
+    /// Local storage.
+    pub storage: Arc<dyn Storage>,
+    /// Members, ring, liveness.
+    pub view: Arc<ClusterView>,
+    /// Calls to peers.
+    pub transport: Arc<dyn Transport>,
+    /// Hints kept here for replicas that missed writes.
+    pub hints: HintStore,
+}
+
+impl NodeParts {
+    /// The parts of a cluster of one (this node, `node_id`, holds every key):
+    /// a view of itself, no peers, hints kept for three hours.
+    pub fn solo(node_id: NodeId, storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
+        let local = Member {
+            host_id: format!("{node_id:016x}"),
+            node_id,
+            grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            zone: String::new(),
+            rack: String::new(),
+            tokens: vec![0],
+            generation: 1,
+            status: crate::membership::MemberStatus::Normal,
+        };
+        let window = Duration::from_secs(3 * 3600);
+        let hints = HintStore::new(Arc::clone(&storage), clock, window, ReplicationMetrics::unregistered());
+        Self { storage, view: Arc::new(ClusterView::new(local)), transport: Arc::new(UnconnectedTransport), hints }
+    }
+}
+
 /// The parts a clustered coordinator is made of.
 #[derive(Debug)]
 pub struct CoordinatorParts {
@@ -105,8 +142,9 @@ pub struct CoordinatorParts {
     pub settings: ClusterSettings,
     /// Metrics.
     pub metrics: ReplicationMetrics,
-    /// Longest time a hint is kept for a down replica.
-    pub max_hint_window: Duration,
+    /// Hints kept here for replicas that missed writes (built by the
+    /// node's assembly, which also hands it to the handoff worker).
+    pub hints: HintStore,
 }
 
 /// Serves every client operation of this node. Cheap to clone.
@@ -140,34 +178,35 @@ impl Coordinator {
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
-        let local = Member {
-            host_id: format!("{node_id:016x}"),
-            node_id,
-            grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            zone: String::new(),
-            rack: String::new(),
-            tokens: vec![0],
-            generation: 1,
-            status: crate::membership::MemberStatus::Normal,
-        };
+        let node = NodeParts::solo(node_id, storage, Arc::clone(&clock));
+        Self::solo(node_id, &node, keyspaces, clock, limits)
+    }
+
+    /// A coordinator of a cluster of one over `node` (from [`NodeParts::solo`]),
+    /// for callers that also hand the parts to other components.
+    pub fn solo(
+        node_id: NodeId,
+        node: &NodeParts,
+        keyspaces: Keyspaces,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Self {
         Self::clustered(CoordinatorParts {
             node_id,
-            storage,
+            storage: Arc::clone(&node.storage),
             keyspaces,
             clock,
             limits,
-            view: Arc::new(ClusterView::new(local)),
-            transport: Arc::new(UnconnectedTransport),
+            view: Arc::clone(&node.view),
+            transport: Arc::clone(&node.transport),
             settings: ClusterSettings::default(),
             metrics: ReplicationMetrics::unregistered(),
-            max_hint_window: Duration::from_secs(3 * 3600),
+            hints: node.hints.clone(),
         })
     }
 
     /// A coordinator of a cluster.
     pub fn clustered(p: CoordinatorParts) -> Self {
-        let hints = HintStore::new(Arc::clone(&p.storage), Arc::clone(&p.clock), p.max_hint_window, p.metrics.clone());
         let inner = Inner {
             node_id: p.node_id,
             storage: p.storage,
@@ -177,7 +216,7 @@ impl Coordinator {
             limits: p.limits,
             view: p.view,
             transport: p.transport,
-            hints,
+            hints: p.hints,
             settings: p.settings,
             metrics: p.metrics,
             draining: AtomicBool::new(false),
@@ -185,29 +224,10 @@ impl Coordinator {
         Self { inner: Arc::new(inner) }
     }
 
-    /// The keyspace registry.
+    /// The keyspace registry: configuration, read-only (the keyspaces, their
+    /// replication factors and default levels), not a part of the coordinator's state.
     pub fn keyspaces(&self) -> &Keyspaces {
         &self.inner.keyspaces
-    }
-
-    /// The storage engine.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.inner.storage
-    }
-
-    /// The cluster view.
-    pub fn view(&self) -> &Arc<ClusterView> {
-        &self.inner.view
-    }
-
-    /// The hint store.
-    pub fn hints(&self) -> &HintStore {
-        &self.inner.hints
-    }
-
-    /// The transport to peers.
-    pub fn transport(&self) -> &Arc<dyn Transport> {
-        &self.inner.transport
     }
 
     /// Refuses new writes from now on (graceful shutdown, `Drain`).

@@ -157,6 +157,7 @@ async fn adopt(dead: &str, storage: &Arc<dyn Storage>, seeds: &[SocketAddr]) -> 
 pub(super) fn topology(
     config: &Config,
     coordinator: &Coordinator,
+    node: &crate::replication::NodeParts,
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Topology {
@@ -169,7 +170,7 @@ pub(super) fn topology(
         vnodes: config.ring.vnodes,
     };
     let peers: Arc<dyn StreamPeers> = Arc::new(GrpcStreamPeers::new(Duration::from_secs(30)));
-    Topology::new(coordinator.clone(), peers, StreamProgress::new(Some(registry)), settings, shutdown)
+    Topology::new(coordinator.clone(), node.clone(), peers, StreamProgress::new(Some(registry)), settings, shutdown)
 }
 
 /// Runs the start's lifecycle step in the background, once the node has heard

@@ -21,10 +21,12 @@ use tokio_util::sync::CancellationToken;
 use crate::antientropy::{AntiEntropyNode, TrackedStorage, TreeStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::hints::HandoffWorker;
+use crate::hints::{HandoffWorker, HintStore};
 use crate::membership::{ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipWorker, Gossiper, Member};
 use crate::peer::{ClusterServices, GrpcGossipTransport, GrpcTransport};
-use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use crate::replication::{
+    ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, NodeParts, ReplicationMetrics,
+};
 use crate::storage::{FjallStorage, Storage, StorageError, SyncPolicy};
 use crate::transport::Transport;
 use crate::worker::{PurgeWorker, SyncWorker, WorkerRunner, WorkerStatus};
@@ -203,6 +205,16 @@ impl Node {
         let transport: Arc<dyn Transport> =
             Arc::new(GrpcTransport::new(settings.replica_timeout, Duration::from_millis(1000)));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let replication_metrics = ReplicationMetrics::registered(metrics.registry());
+        let hint_window = Duration::from_secs(config.hints.max_hint_window_seconds);
+        let hints =
+            HintStore::new(Arc::clone(&dyn_storage), Arc::clone(&clock), hint_window, replication_metrics.clone());
+        let node = NodeParts {
+            storage: Arc::clone(&dyn_storage),
+            view: Arc::clone(&view),
+            transport: Arc::clone(&transport),
+            hints,
+        };
         let coordinator = Coordinator::clustered(CoordinatorParts {
             node_id: id.node_id,
             storage: Arc::clone(&dyn_storage),
@@ -212,21 +224,21 @@ impl Node {
             view: Arc::clone(&view),
             transport: Arc::clone(&transport),
             settings,
-            metrics: ReplicationMetrics::registered(metrics.registry()),
-            max_hint_window: Duration::from_secs(config.hints.max_hint_window_seconds),
+            metrics: replication_metrics,
+            hints: node.hints.clone(),
         });
         let readiness = Readiness::default();
-        let hint_window = Duration::from_secs(config.hints.max_hint_window_seconds);
         let ae = AntiEntropyNode::new(
             &config.antientropy,
             trees,
             Arc::clone(&dyn_storage),
             &coordinator,
+            &view,
             clock,
             hint_window,
             Arc::new(crate::peer::GrpcConnector::new()),
         );
-        let topology = super::lifecycle::topology(&config, &coordinator, metrics.registry(), shutdown.clone());
+        let topology = super::lifecycle::topology(&config, &coordinator, &node, metrics.registry(), shutdown.clone());
         let gate = topology.clone();
         readiness.set_gate(move || gate.ready());
 
@@ -247,14 +259,14 @@ impl Node {
         let gossip = start_gossip(&config, &view, seeds.clone(), &dyn_storage, &metrics, &mut workers);
         topology.set_gossip(gossip.clone());
         workers.spawn(HandoffWorker::new(
-            coordinator.hints().clone(),
+            node.hints.clone(),
             Arc::clone(&view),
             Arc::clone(&transport),
             Duration::from_millis(config.hints.replay_interval_ms),
             config.hints.replay_rate_per_second,
         ));
 
-        let admin = AdminService::new(coordinator.clone(), identity.clone(), workers.jobs().clone())
+        let admin = AdminService::new(coordinator.clone(), node.clone(), identity.clone(), workers.jobs().clone())
             .with_repairer(Arc::clone(&ae.repairer))
             .with_topology(topology.clone())
             .with_gossip(gossip.clone());
@@ -274,6 +286,7 @@ impl Node {
         let grpc = spawn_grpc(grpc_listener, parts, shutdown.clone())?;
         let state = HttpState {
             coordinator: coordinator.clone(),
+            storage: Arc::clone(&dyn_storage),
             metrics: metrics.clone(),
             identity: identity.clone(),
             readiness: readiness.clone(),

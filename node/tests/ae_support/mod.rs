@@ -13,6 +13,7 @@ use ringkv_node::antientropy::{
 };
 use ringkv_node::clock::{Clock, ManualClock};
 use ringkv_node::config::{Config, ServerConfig};
+use ringkv_node::hints::HintStore;
 use ringkv_node::membership::{ClusterView, Member, MemberStatus};
 use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
 use ringkv_node::storage::{MemoryStorage, Storage, WriteBatch, WriteOp};
@@ -31,6 +32,7 @@ pub struct TestReplica {
     pub storage: Arc<dyn Storage>,
     pub trees: Arc<TreeStore>,
     pub coordinator: Coordinator,
+    pub view: Arc<ClusterView>,
     pub local: Arc<LocalReplica>,
 }
 
@@ -74,11 +76,16 @@ pub fn replicas(n: usize, rf: u32, depth: u32, clock: &Arc<ManualClock>) -> Vec<
                 keyspaces: Keyspaces::from_config(&config),
                 clock: Arc::clone(&dyn_clock),
                 limits: Limits::from(&ServerConfig::default()),
-                view,
+                view: Arc::clone(&view),
                 transport: Arc::new(UnconnectedTransport),
                 settings: ClusterSettings::default(),
                 metrics: ReplicationMetrics::unregistered(),
-                max_hint_window: std::time::Duration::from_secs(3600),
+                hints: HintStore::new(
+                    Arc::clone(&storage),
+                    Arc::clone(&dyn_clock),
+                    std::time::Duration::from_secs(3600),
+                    ReplicationMetrics::unregistered(),
+                ),
             });
             let local = Arc::new(LocalReplica::new(
                 Arc::clone(&trees),
@@ -87,7 +94,7 @@ pub fn replicas(n: usize, rf: u32, depth: u32, clock: &Arc<ManualClock>) -> Vec<
                 dyn_clock,
                 Throttle::mb_per_s(0.0),
             ));
-            TestReplica { host_id: format!("node-{i}"), storage, trees, coordinator, local }
+            TestReplica { host_id: format!("node-{i}"), storage, trees, coordinator, view, local }
         })
         .collect()
 }
@@ -111,12 +118,14 @@ pub fn repairer(all: &[TestReplica], i: usize, hint_window_ms: u64) -> Repairer 
     let r = &all[i];
     let history = Arc::new(SyncHistory::new(
         Arc::clone(&r.storage),
+        Arc::clone(&r.view),
         r.coordinator.clone(),
         std::time::Duration::from_millis(hint_window_ms),
     ));
     Repairer::new(RepairerParts {
         local: Arc::clone(&r.local),
         coordinator: r.coordinator.clone(),
+        view: Arc::clone(&r.view),
         connector: Arc::new(InProcess { peers }),
         history,
         tree_max_age: std::time::Duration::from_secs(3600),

@@ -36,11 +36,11 @@ use ringkv_node::antientropy::{
 };
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
-use ringkv_node::hints::HandoffWorker;
+use ringkv_node::hints::{HandoffWorker, HintStore};
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
 use ringkv_node::peer::{SimNetwork, SimTransport};
 use ringkv_node::replication::{
-    ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits,
+    ClusterSettings, Consistency, ConsistencyLevel, Coordinator, CoordinatorParts, Keyspaces, Limits, NodeParts,
     ReplicationMetrics,
 };
 use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
@@ -197,6 +197,9 @@ impl SimClusterBuilder {
         let storage: Arc<dyn Storage> = Arc::new(TrackedStorage::new(logged, Arc::clone(&trees)));
         let server = ServerConfig { request_timeout_ms: self.request_timeout.as_millis() as u64, ..Default::default() };
         let hint_window = Duration::from_secs(shared.config.hints.max_hint_window_seconds);
+        let hints = HintStore::new(Arc::clone(&storage), Arc::clone(&shared.clock), hint_window, metrics.clone());
+        let parts =
+            NodeParts { storage: Arc::clone(&storage), view: Arc::clone(&view), transport: transport.clone(), hints };
         let coordinator = Coordinator::clustered(CoordinatorParts {
             node_id: local.node_id,
             storage: Arc::clone(&storage),
@@ -212,12 +215,13 @@ impl SimClusterBuilder {
                 inline_point_ops: true,
             },
             metrics: metrics.clone(),
-            max_hint_window: hint_window,
+            hints: parts.hints.clone(),
         });
         shared.net.register(local, ringkv_node::replication::handler(&coordinator));
-        let handoff = HandoffWorker::new(coordinator.hints().clone(), view, transport, Duration::from_secs(1), 100_000);
-        let repairer = anti_entropy(shared, &host, Arc::clone(&trees), storage, &coordinator, hint_window);
-        SimNode { host, coordinator, metrics, handoff, trees, repairer }
+        let handoff =
+            HandoffWorker::new(parts.hints.clone(), Arc::clone(&view), transport, Duration::from_secs(1), 100_000);
+        let repairer = anti_entropy(shared, &host, Arc::clone(&trees), storage, &coordinator, &view, hint_window);
+        SimNode { host, coordinator, parts, metrics, handoff, trees, repairer }
     }
 }
 
@@ -229,12 +233,21 @@ fn anti_entropy(
     trees: Arc<TreeStore>,
     storage: Arc<dyn Storage>,
     coordinator: &Coordinator,
+    view: &Arc<ClusterView>,
     hint_window: Duration,
 ) -> Arc<Repairer> {
     let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory)));
     let clock: Arc<dyn Clock> = shared.clock.clone();
-    let ae =
-        AntiEntropyNode::new(&shared.config.antientropy, trees, storage, coordinator, clock, hint_window, connector);
+    let ae = AntiEntropyNode::new(
+        &shared.config.antientropy,
+        trees,
+        storage,
+        coordinator,
+        view,
+        clock,
+        hint_window,
+        connector,
+    );
     shared.directory.register(host, Arc::clone(&ae.local));
     ae.repairer
 }
@@ -256,6 +269,8 @@ pub struct SimNode {
     pub host: String,
     /// Its coordinator (also its replica handler).
     pub coordinator: Coordinator,
+    /// Its storage, view, transport and hints (what the coordinator was built from).
+    pub parts: NodeParts,
     /// Its replication metrics.
     pub metrics: ReplicationMetrics,
     handoff: HandoffWorker,
@@ -314,7 +329,7 @@ impl SimCluster {
 
     /// The replicas of `key`, in preference order (every view agrees).
     pub fn replicas_of(&self, key: &[u8]) -> Vec<usize> {
-        let ring = self.node(0).view().ring();
+        let ring = self.nodes[0].parts.view.ring();
         let rf = self.node(0).keyspaces().get(KS).expect("keyspace").replication_factor as usize;
         let hosts = ring.preference_list(token_of(KS, key), rf).into_iter().filter_map(|idx| ring.node(idx));
         hosts.map(|n| self.index_of(n.host_id.as_str())).collect()
@@ -338,7 +353,7 @@ impl SimCluster {
     /// Marks node `i` alive or down in every other node's view.
     pub fn mark(&self, i: usize, liveness: Liveness) {
         for n in &self.nodes {
-            n.coordinator.view().set_liveness(self.host(i), liveness);
+            n.parts.view.set_liveness(self.host(i), liveness);
         }
     }
 
@@ -387,7 +402,7 @@ impl SimCluster {
 
     /// Hints waiting on every node, for every target.
     pub fn hints_pending(&self) -> u64 {
-        let pending = |n: &SimNode| n.coordinator.hints().pending_by_target().expect("pending").values().sum::<u64>();
+        let pending = |n: &SimNode| n.parts.hints.pending_by_target().expect("pending").values().sum::<u64>();
         self.nodes.iter().map(pending).sum()
     }
 
@@ -408,7 +423,7 @@ impl SimCluster {
 
     /// Node `i`'s own stored record of `key` (no network).
     pub fn local(&self, i: usize, key: &[u8]) -> Option<Record> {
-        self.node(i).storage().get(KS, key).expect("storage get")
+        self.nodes[i].parts.storage.get(KS, key).expect("storage get")
     }
 
     /// The live values node `i` stores for `key` (no network), sorted.
@@ -466,7 +481,7 @@ impl SimCluster {
 
     /// Every range of the ring with its replicas (node indexes).
     pub fn ranges(&self) -> Vec<(TokenRange, Vec<usize>)> {
-        let ring = self.node(0).view().ring();
+        let ring = self.nodes[0].parts.view.ring();
         let rf = self.node(0).keyspaces().get(KS).expect("keyspace").replication_factor as usize;
         let sets = replica_sets(&ring, rf).into_iter();
         sets.map(|(range, hosts)| (range, hosts.iter().map(|h| self.index_of(h)).collect())).collect()

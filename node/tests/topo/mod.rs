@@ -40,9 +40,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringkv_node::clock::Clock;
 use ringkv_node::config::{Config, ServerConfig};
+use ringkv_node::hints::HintStore;
 use ringkv_node::membership::{ClusterView, Liveness, Member, MemberStatus};
 use ringkv_node::peer::{SimNetwork, SimTransport};
-use ringkv_node::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use ringkv_node::replication::{
+    ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, NodeParts, ReplicationMetrics,
+};
 use ringkv_node::ring::{NodeInfo, Ring, token_of};
 use ringkv_node::server::bootstrap::{self, ActorOrigin};
 use ringkv_node::storage::Storage;
@@ -85,6 +88,7 @@ pub struct Slot {
 #[derive(Debug, Clone)]
 pub struct Running {
     pub coordinator: Coordinator,
+    pub parts: NodeParts,
     pub topology: Topology,
     pub incarnation: Arc<Incarnation>,
     pub actor: NodeId,
@@ -196,7 +200,7 @@ impl Topo {
         let up = self.up();
         let hosts: Vec<String> = up.iter().map(|i| self.host(*i)).collect();
         let heard = |i: &usize| {
-            let view = Arc::clone(self.running(*i).expect("up").coordinator.view());
+            let view = Arc::clone(&self.running(*i).expect("up").parts.view);
             hosts.iter().all(|h| view.member(h).is_some())
         };
         up.iter().copied().filter(heard).collect()
@@ -237,7 +241,7 @@ impl Topo {
         for s in self.slots.borrow().iter().filter(|s| s.node.is_none() && s.host != host) {
             view.set_liveness(&s.host, Liveness::Down);
         }
-        let coordinator = self.coordinator(&host, actor, logged, Arc::clone(&view));
+        let (coordinator, parts) = self.coordinator(&host, actor, logged, Arc::clone(&view));
         self.net.register(&member, ringkv_node::replication::handler(&coordinator));
         let shutdown = CancellationToken::new();
         let peers = Arc::new(SimStreamPeers {
@@ -250,25 +254,43 @@ impl Topo {
             settle_timeout: Duration::from_secs(3),
             vnodes: VNODES,
         };
-        let topology = Topology::new(coordinator.clone(), peers, StreamProgress::new(None), settings, shutdown.clone());
+        let topology = Topology::new(
+            coordinator.clone(),
+            parts.clone(),
+            peers,
+            StreamProgress::new(None),
+            settings,
+            shutdown.clone(),
+        );
         self.directory.register(addr, &host, topology.clone());
-        let running = Running { coordinator, topology, incarnation, actor, origin: id.actor, shutdown };
+        let running = Running { coordinator, parts, topology, incarnation, actor, origin: id.actor, shutdown };
         self.slots.borrow_mut()[i].node = Some(running.clone());
         self.net.restart(&host);
         self.mark(&host, Liveness::Alive);
         running
     }
 
-    fn coordinator(&self, host: &str, actor: NodeId, storage: Arc<dyn Storage>, view: Arc<ClusterView>) -> Coordinator {
+    fn coordinator(
+        &self,
+        host: &str,
+        actor: NodeId,
+        storage: Arc<dyn Storage>,
+        view: Arc<ClusterView>,
+    ) -> (Coordinator, NodeParts) {
         let server = ServerConfig { request_timeout_ms: 2000, ..Default::default() };
-        Coordinator::clustered(CoordinatorParts {
+        let window = Duration::from_secs(self.config.hints.max_hint_window_seconds);
+        let hints =
+            HintStore::new(Arc::clone(&storage), Arc::clone(&self.clock), window, ReplicationMetrics::unregistered());
+        let transport = Arc::new(SimTransport::new(Arc::clone(&self.net), host.to_owned()));
+        let parts = NodeParts { storage: Arc::clone(&storage), view: Arc::clone(&view), transport, hints };
+        let coordinator = Coordinator::clustered(CoordinatorParts {
             node_id: actor,
             storage,
             keyspaces: Keyspaces::from_config(&self.config),
             clock: Arc::clone(&self.clock),
             limits: Limits::from(&server),
             view,
-            transport: Arc::new(SimTransport::new(Arc::clone(&self.net), host.to_owned())),
+            transport: Arc::clone(&parts.transport),
             settings: ClusterSettings {
                 replica_timeout: Duration::from_millis(300),
                 sloppy: false,
@@ -276,8 +298,9 @@ impl Topo {
                 inline_point_ops: true,
             },
             metrics: ReplicationMetrics::unregistered(),
-            max_hint_window: Duration::from_secs(self.config.hints.max_hint_window_seconds),
-        })
+            hints: parts.hints.clone(),
+        });
+        (coordinator, parts)
     }
 
     /// Sets `host`'s liveness in every running view.
@@ -341,7 +364,7 @@ impl Topo {
         let host = self.host(i);
         assert!(self.running(i).is_none(), "slot {i} must be dead to be replaced");
         let witness = self.up()[0];
-        let dead = self.running(witness).expect("up").coordinator.view().member(&host).expect("known member");
+        let dead = self.running(witness).expect("up").parts.view.member(&host).expect("known member");
         let disk = PowerLossDisk::new();
         bootstrap::adopt(disk.incarnation().as_ref(), &host, &dead.tokens, dead.generation).expect("adopt");
         self.slots.borrow_mut()[i].disk = disk;
@@ -376,7 +399,7 @@ impl Topo {
 
     /// The replicas of `key` in `i`'s read ring (slot indexes).
     pub fn replicas_of(&self, i: usize, key: &[u8]) -> Vec<usize> {
-        let view = Arc::clone(self.running(i).expect("up").coordinator.view());
+        let view = Arc::clone(&self.running(i).expect("up").parts.view);
         let ring = view.ring();
         let pref = ring.preference_list(token_of(KS, key), 3);
         let hosts: Vec<String> =
@@ -387,14 +410,14 @@ impl Topo {
 
     /// Slot `i`'s own copy of `key`, if it runs.
     pub fn local(&self, i: usize, key: &[u8]) -> Option<Record> {
-        self.running(i)?.coordinator.storage().get(KS, key).expect("get")
+        self.running(i)?.parts.storage.get(KS, key).expect("get")
     }
 
     /// Every record of every running node: `(host, key, record)`.
     pub fn all_copies(&self) -> Vec<(String, Bytes, Record)> {
         let mut out = Vec::new();
         for i in self.up() {
-            let storage = Arc::clone(self.running(i).expect("up").coordinator.storage());
+            let storage = Arc::clone(&self.running(i).expect("up").parts.storage);
             for r in storage.scan(None, None, Some(KS), usize::MAX).expect("scan") {
                 out.push((self.host(i), r.key, r.record));
             }
