@@ -4,7 +4,7 @@
 //! [`HintPolicy`] is the pure decision: stand-ins are taken in ring order, one
 //! per hint, and when none is left the hint stays in this node's own
 //! [`HintStore`](crate::hints::HintStore). Hints count toward W only with
-//! `sloppy = true` or at level ANY. The shell ([`Coordinator::store_hint`])
+//! `sloppy = true` or at level ANY. The shell (`store_hint`)
 //! sends the hint to the stand-in and falls back to the local store.
 
 use std::sync::Arc;
@@ -50,45 +50,43 @@ impl HintPolicy {
     }
 }
 
-impl Coordinator {
-    /// Stores `hint`: on its stand-in (`via`, resolved by the caller) when
-    /// there is one and it answers, else in this node's own hint store.
-    /// `Ok(true)` once the hint is durable somewhere.
-    pub(super) async fn store_hint(
-        self,
-        ks: Arc<Keyspace>,
-        key: Bytes,
-        record: Record,
-        target: String,
-        via: Option<Arc<Member>>,
-    ) -> Result<bool, String> {
-        let local = self.inner.view.local_host_id().to_owned();
-        if let Some(stand_in) = via.filter(|s| s.host_id != local) {
-            let write = ReplicaWrite {
-                keyspace: ks.name.clone(),
-                key: key.clone(),
-                record: record.clone(),
-                hint_for: Some(target.clone()),
-            };
-            match self.inner.transport.write(&Peer::from(&stand_in), write).await {
-                Ok(()) => return Ok(true),
-                Err(e) => {
-                    tracing::debug!(stand_in = %stand_in.host_id, error = %e, "stand-in refused the hint; keeping it here")
-                }
+/// The handoff shell: stores the hint for `target` on its stand-in `via`
+/// (resolved by the caller) when there is one and it answers, else in this
+/// node's own hint store. `Ok(true)` once the hint is durable somewhere.
+pub(super) async fn store_hint(
+    c: Coordinator,
+    ks: Arc<Keyspace>,
+    key: Bytes,
+    record: Record,
+    target: String,
+    via: Option<Arc<Member>>,
+) -> Result<bool, String> {
+    let local = c.inner.view.local_host_id().to_owned();
+    if let Some(stand_in) = via.filter(|s| s.host_id != local) {
+        let write = ReplicaWrite {
+            keyspace: ks.name.clone(),
+            key: key.clone(),
+            record: record.clone(),
+            hint_for: Some(target.clone()),
+        };
+        match c.inner.transport.write(&Peer::from(&stand_in), write).await {
+            Ok(()) => return Ok(true),
+            Err(e) => {
+                tracing::debug!(stand_in = %stand_in.host_id, error = %e, "stand-in refused the hint; keeping it here")
             }
         }
-        let hinted = HintedWrite { keyspace: ks.name.clone(), key, record, created_at_ms: self.inner.clock.now_ms() };
-        let target2 = target.clone();
-        let stored = self.point_write(move |inner| Ok(inner.hints.store(&target2, &hinted)?)).await;
-        let result = match stored {
-            Ok(ticket) => ticket.wait().await.map(|()| true).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = &result {
-            tracing::error!(target = %target, error = %e, "could not store a hint; the replica will need repair");
-        }
-        result
     }
+    let hinted = HintedWrite { keyspace: ks.name.clone(), key, record, created_at_ms: c.inner.clock.now_ms() };
+    let target2 = target.clone();
+    let stored = c.point_write(move |inner| Ok(inner.hints.store(&target2, &hinted)?)).await;
+    let result = match stored {
+        Ok(ticket) => ticket.wait().await.map(|()| true).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = &result {
+        tracing::error!(target = %target, error = %e, "could not store a hint; the replica will need repair");
+    }
+    result
 }
 
 #[cfg(test)]

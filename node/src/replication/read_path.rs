@@ -23,7 +23,7 @@ use crate::version::Record;
 
 use super::placement::Plan;
 use super::read_policy::{ReadAnswer, ReadNext, ReadPolicy, ReadTarget};
-use super::read_repair::{Answer, ReadRepair};
+use super::read_repair::{Answer, ReadRepair, Repair};
 use super::write_path::quorum_error;
 use super::{Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, ReadResult};
 
@@ -79,7 +79,8 @@ impl Coordinator {
         };
         let ReadAnswer { merged, stale, blocking, required, answered } = answer;
         let stale_count = stale.len();
-        let repairs = self.repairs(ks, &key, &merged, stale);
+        let repair = Repair::new(self, ks, &key);
+        let repairs = repair.send(&merged, stale);
         if blocking && stale_count > 0 {
             // Monotonic reads: what this read returns must sit on as many replicas as
             // the read needed, or a later read at the same level could miss it.
@@ -95,7 +96,7 @@ impl Coordinator {
             tokio::spawn(futures::future::join_all(repairs));
         }
         if !pending.is_empty() {
-            tokio::spawn(self.clone().repair_late(Arc::clone(ks), key, merged.clone(), pending));
+            tokio::spawn(repair.late(merged.clone(), pending));
         }
         Ok(merged)
     }

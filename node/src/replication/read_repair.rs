@@ -4,7 +4,7 @@
 //! [`ReadRepair`] holds the pure rules: the merge of the copies, which
 //! replicas are stale, whether a blocking repair left the answer on enough
 //! replicas, and what the answers that came after the decision need. The
-//! shell (`Coordinator::repair_*`) writes the record to those replicas.
+//! shell ([`Repair`]) writes the record to those replicas.
 
 use std::sync::Arc;
 
@@ -74,34 +74,39 @@ impl ReadRepair {
     }
 }
 
-impl Coordinator {
-    /// Repair futures writing `record` to each of `hosts`; each is true when durable there.
-    pub(super) fn repairs(
-        &self,
-        ks: &Arc<Keyspace>,
-        key: &Bytes,
-        record: &Option<Record>,
-        hosts: Vec<String>,
-    ) -> Vec<BoxFuture<'static, bool>> {
+/// The read-repair shell of one key: writes the merged record to stale replicas.
+#[derive(Debug, Clone)]
+pub(super) struct Repair {
+    coordinator: Coordinator,
+    ks: Arc<Keyspace>,
+    key: Bytes,
+}
+
+impl Repair {
+    /// The repairs of `(ks, key)` coordinated by `coordinator`.
+    pub(super) fn new(coordinator: &Coordinator, ks: &Arc<Keyspace>, key: &Bytes) -> Self {
+        Self { coordinator: coordinator.clone(), ks: Arc::clone(ks), key: key.clone() }
+    }
+
+    /// Futures writing `record` to each of `hosts`; each is true when durable there.
+    pub(super) fn send(&self, record: &Option<Record>, hosts: Vec<String>) -> Vec<BoxFuture<'static, bool>> {
         let Some(record) = record else { return Vec::new() };
-        hosts
-            .into_iter()
-            .map(|host| self.clone().repair_one(Arc::clone(ks), key.clone(), record.clone(), host).boxed())
-            .collect()
+        hosts.into_iter().map(|host| self.clone().one(record.clone(), host).boxed()).collect()
     }
 
     /// Sends `record` to `host`'s copy; true when it is durable there.
-    async fn repair_one(self, ks: Arc<Keyspace>, key: Bytes, record: Record, host: String) -> bool {
-        self.inner.metrics.read_repairs.inc();
-        let result = if host == self.inner.view.local_host_id() {
-            let ks2 = Arc::clone(&ks);
-            match self.point_write(move |inner| inner.merge_local(&ks2, key, &record)).await {
+    async fn one(self, record: Record, host: String) -> bool {
+        let inner = &self.coordinator.inner;
+        inner.metrics.read_repairs.inc();
+        let result = if host == inner.view.local_host_id() {
+            let (ks, key) = (Arc::clone(&self.ks), self.key.clone());
+            match self.coordinator.point_write(move |inner| inner.merge_local(&ks, key, &record)).await {
                 Ok(ticket) => ticket.wait().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
-        } else if let Some(member) = self.inner.view.member(&host) {
-            let write = ReplicaWrite { keyspace: ks.name.clone(), key, record, hint_for: None };
-            self.inner.transport.write(&Peer::from(&member), write).await.map_err(|e| e.to_string())
+        } else if let Some(member) = inner.view.member(&host) {
+            let write = ReplicaWrite { keyspace: self.ks.name.clone(), key: self.key.clone(), record, hint_for: None };
+            inner.transport.write(&Peer::from(&member), write).await.map_err(|e| e.to_string())
         } else {
             Ok(())
         };
@@ -112,10 +117,8 @@ impl Coordinator {
     }
 
     /// Waits for the answers that came after the decision and repairs them.
-    pub(super) async fn repair_late(
+    pub(super) async fn late(
         self,
-        ks: Arc<Keyspace>,
-        key: Bytes,
         returned: Option<Record>,
         mut pending: FuturesUnordered<BoxFuture<'static, Answer>>,
     ) {
@@ -125,8 +128,8 @@ impl Coordinator {
                 late.push((host, record));
             }
         }
-        let (all, stale) = ReadRepair::late(ks.conflict_mode, returned, &late);
-        futures::future::join_all(self.repairs(&ks, &key, &all, stale)).await;
+        let (all, stale) = ReadRepair::late(self.ks.conflict_mode, returned, &late);
+        futures::future::join_all(self.send(&all, stale)).await;
     }
 }
 

@@ -29,7 +29,7 @@ use crate::storage::DurableTicket;
 use crate::transport::{CoordinateCall, CoordinateReply, Peer, ReplicaWrite, TransportError};
 use crate::version::Record;
 
-use super::handoff::{HintFor, HintPolicy};
+use super::handoff::{HintFor, HintPolicy, store_hint};
 use super::placement::Plan;
 use super::write_policy::{Action, Next, WritePolicy, WriteReply};
 use super::{Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, Mutation, QuorumFailure, QuorumTracker};
@@ -125,8 +125,11 @@ impl Coordinator {
         let applied = self.point_write(move |inner| inner.apply_mutation(&ks2, key2, &m)).await?;
         let Some(record) = applied.record else { return Ok(applied.reply) };
         let (decided_tx, decided_rx) = oneshot::channel();
-        let fan_out = self.clone().fan_out(ks, key, record, applied.ticket, plan, tracker, any, decided_tx);
-        tokio::spawn(fan_out);
+        let stand_ins = plan.stand_ins.iter().map(|m| m.host_id.clone()).collect();
+        let hints = HintPolicy::new(stand_ins, self.inner.settings.sloppy, any);
+        let policy = WritePolicy::new(tracker, hints, plan.write_targets().map(|m| m.host_id.clone()).collect());
+        let fan_out = FanOut { coordinator: self.clone(), ks, key, record, plan };
+        tokio::spawn(fan_out.run(applied.ticket, policy, decided_tx));
         let timeout = self.inner.limits.request_timeout;
         match tokio::time::timeout(timeout, decided_rx).await {
             Ok(Ok(Ok(()))) => Ok(applied.reply),
@@ -138,77 +141,70 @@ impl Coordinator {
             Err(_) => Err(KvError::Timeout { ms: timeout.as_millis() as u64 }),
         }
     }
+}
 
-    /// Replicates `record` and reports the quorum decision on `decided`; keeps
-    /// going after the decision until every replica has it or a hint. The
-    /// decisions are [`WritePolicy`]'s; this shell sends and collects.
-    #[allow(clippy::too_many_arguments)]
-    async fn fan_out(
-        self,
-        ks: Arc<Keyspace>,
-        key: Bytes,
-        record: Record,
-        local_ticket: DurableTicket,
-        plan: Plan,
-        tracker: QuorumTracker<String>,
-        any: bool,
-        decided: oneshot::Sender<Result<(), QuorumFailure>>,
-    ) {
-        let local = self.inner.view.local_host_id().to_owned();
-        let stand_ins = plan.stand_ins.iter().map(|m| m.host_id.clone()).collect();
-        let hints = HintPolicy::new(stand_ins, self.inner.settings.sloppy, any);
-        let targets = plan.write_targets().map(|m| m.host_id.clone()).collect();
-        let mut policy = WritePolicy::new(tracker, hints, targets);
+/// The replication of one record this node applied: the thin async shell
+/// of [`WritePolicy`] (sends, collects, asks the policy, reports its decision).
+struct FanOut {
+    coordinator: Coordinator,
+    ks: Arc<Keyspace>,
+    key: Bytes,
+    record: Record,
+    plan: Plan,
+}
+
+impl FanOut {
+    /// Replicates the record and reports the quorum decision on `decided`;
+    /// keeps going after the decision until every target has it or a hint.
+    async fn run(self, local_ticket: DurableTicket, mut policy: WritePolicy, decided: Decided) {
+        let view = Arc::clone(&self.coordinator.inner.view);
+        let local = view.local_host_id().to_owned();
         let mut decided = Some(decided);
         let mut events: FuturesUnordered<BoxFuture<'static, WriteReply>> = FuturesUnordered::new();
         let local_durable = async move { local_ticket.wait().await.map_err(|e| e.to_string()) };
-        if plan.has(&local) {
+        if self.plan.has(&local) {
             let host = local.clone();
             events.push(local_durable.map(move |result| WriteReply::Direct { host, result }).boxed());
         } else {
             // A forwarded write on a node outside the replica set: its copy does not count.
             tokio::spawn(local_durable);
         }
-        let fan = Fan { ks: &ks, key: &key, record: &record, plan: &plan };
-        let step = policy.start(&local, &|h| self.inner.view.is_alive(h));
-        self.start_calls(&fan, step.actions, &mut events);
+        let step = policy.start(&local, &|h| view.is_alive(h));
+        self.start_calls(step.actions, &mut events);
         report(&mut decided, step.next);
         while let Some(reply) = events.next().await {
             if let WriteReply::Direct { host, result: Err(why) } = &reply {
                 tracing::debug!(replica = %host, error = %why, "replica write failed; hinting");
             }
             let step = policy.on_reply(reply);
-            self.start_calls(&fan, step.actions, &mut events);
+            self.start_calls(step.actions, &mut events);
             report(&mut decided, step.next);
         }
         report(&mut decided, policy.on_all_replied());
     }
 
     /// Starts the calls `actions` ask for.
-    fn start_calls(
-        &self,
-        fan: &Fan<'_>,
-        actions: Vec<Action>,
-        events: &mut FuturesUnordered<BoxFuture<'static, WriteReply>>,
-    ) {
+    fn start_calls(&self, actions: Vec<Action>, events: &mut FuturesUnordered<BoxFuture<'static, WriteReply>>) {
         for action in actions {
             match action {
                 Action::Send(host) => {
-                    let Some(replica) = fan.plan.write_targets().find(|m| m.host_id == host) else { continue };
-                    let (keyspace, key, record) = (fan.ks.name.clone(), fan.key.clone(), fan.record.clone());
-                    let call = self
-                        .inner
-                        .transport
-                        .write(&Peer::from(replica), ReplicaWrite { keyspace, key, record, hint_for: None });
+                    let Some(replica) = self.plan.write_targets().find(|m| m.host_id == host) else { continue };
+                    let write = ReplicaWrite {
+                        keyspace: self.ks.name.clone(),
+                        key: self.key.clone(),
+                        record: self.record.clone(),
+                        hint_for: None,
+                    };
+                    let call = self.coordinator.inner.transport.write(&Peer::from(replica), write);
                     events.push(
                         call.map(move |r| WriteReply::Direct { host, result: r.map_err(|e| e.to_string()) }).boxed(),
                     );
                 }
                 Action::Hint(HintFor { target, via }) => {
-                    let via = via.and_then(|v| fan.plan.stand_ins.iter().find(|m| m.host_id == v).cloned());
-                    let (ks, key, record) = (Arc::clone(fan.ks), fan.key.clone(), fan.record.clone());
+                    let via = via.and_then(|v| self.plan.stand_ins.iter().find(|m| m.host_id == v).cloned());
+                    let (ks, key, record) = (Arc::clone(&self.ks), self.key.clone(), self.record.clone());
                     let host = target.clone();
-                    let hint = self.clone().store_hint(ks, key, record, target, via);
+                    let hint = store_hint(self.coordinator.clone(), ks, key, record, target, via);
                     events.push(hint.map(move |result| WriteReply::Hinted { host, result }).boxed());
                 }
             }
@@ -216,15 +212,10 @@ impl Coordinator {
     }
 }
 
-/// What one fan-out replicates, and where.
-struct Fan<'a> {
-    ks: &'a Arc<Keyspace>,
-    key: &'a Bytes,
-    record: &'a Record,
-    plan: &'a Plan,
-}
+/// Where the client's answer goes.
+type Decided = oneshot::Sender<Result<(), QuorumFailure>>;
 
-fn report(decided: &mut Option<oneshot::Sender<Result<(), QuorumFailure>>>, next: Next) {
+fn report(decided: &mut Option<Decided>, next: Next) {
     let result = match next {
         Next::Wait => return,
         Next::Ack => Ok(()),

@@ -231,9 +231,8 @@ impl Node {
         let ae = AntiEntropyNode::new(
             &config.antientropy,
             trees,
-            Arc::clone(&dyn_storage),
+            &node,
             &coordinator,
-            &view,
             clock,
             hint_window,
             Arc::new(crate::peer::GrpcConnector::new()),

@@ -220,7 +220,7 @@ impl SimClusterBuilder {
         shared.net.register(local, ringkv_node::replication::handler(&coordinator));
         let handoff =
             HandoffWorker::new(parts.hints.clone(), Arc::clone(&view), transport, Duration::from_secs(1), 100_000);
-        let repairer = anti_entropy(shared, &host, Arc::clone(&trees), storage, &coordinator, &view, hint_window);
+        let repairer = anti_entropy(shared, &host, Arc::clone(&trees), &parts, &coordinator, hint_window);
         SimNode { host, coordinator, parts, metrics, handoff, trees, repairer }
     }
 }
@@ -231,23 +231,13 @@ fn anti_entropy(
     shared: &Shared,
     host: &str,
     trees: Arc<TreeStore>,
-    storage: Arc<dyn Storage>,
+    parts: &NodeParts,
     coordinator: &Coordinator,
-    view: &Arc<ClusterView>,
     hint_window: Duration,
 ) -> Arc<Repairer> {
     let connector = Arc::new(SimConnector::new(Arc::clone(&shared.net), host, Arc::clone(&shared.directory)));
     let clock: Arc<dyn Clock> = shared.clock.clone();
-    let ae = AntiEntropyNode::new(
-        &shared.config.antientropy,
-        trees,
-        storage,
-        coordinator,
-        view,
-        clock,
-        hint_window,
-        connector,
-    );
+    let ae = AntiEntropyNode::new(&shared.config.antientropy, trees, parts, coordinator, clock, hint_window, connector);
     shared.directory.register(host, Arc::clone(&ae.local));
     ae.repairer
 }
