@@ -38,6 +38,7 @@ mod metrics;
 mod mutation;
 mod ops;
 mod paging;
+mod parts;
 mod placement;
 mod purge;
 mod quorum;
@@ -51,7 +52,7 @@ mod write_path;
 mod write_policy;
 
 pub use consistency::{Access, Consistency, ConsistencyError, ConsistencyLevel, UnknownConsistency, required_replicas};
-pub use coordinator::{ClusterSettings, Coordinator, CoordinatorParts, Limits, NodeParts};
+pub use coordinator::Coordinator;
 pub use keyspaces::{Keyspace, Keyspaces};
 pub use locks::KeyLocks;
 pub use metrics::ReplicationMetrics;
@@ -59,6 +60,7 @@ pub use ops::{
     BatchOp, CasExpectation, CasOutcome, Cursor, Mutation, Page, PageEntry, PutOptions, ReadResult, WriteResult,
 };
 pub use paging::{DEFAULT_LIST_LIMIT, DEFAULT_SCAN_COUNT, MAX_PAGE};
+pub use parts::{ClusterSettings, CoordinatorParts, Limits, NodeParts};
 pub use purge::{RepairHistory, SoleReplica};
 pub use quorum::{QuorumFailure, QuorumGroup, QuorumOutcome, QuorumTracker};
 pub use replica::handler;
