@@ -206,7 +206,7 @@ async fn repair_until_trees_agree(c: &SimCluster, seed: u64, mut repaired: Repai
 fn assert_replicas_identical(c: &SimCluster, seed: u64) -> usize {
     let mut keys = BTreeSet::new();
     for i in 0..c.nodes.len() {
-        let stored = c.node(i).storage().scan(None, None, Some(KS), usize::MAX).expect("scan");
+        let stored = c.nodes[i].parts.storage.scan(None, None, Some(KS), usize::MAX).expect("scan");
         keys.extend(stored.into_iter().map(|s| s.key));
     }
     for key in &keys {

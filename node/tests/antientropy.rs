@@ -291,7 +291,7 @@ async fn three_replicas_converge_after_one_repair() {
 
     let again = repairer.run(RepairRequest::default(), |_| {}).await.expect("repair");
     assert_eq!((again.stats.buckets_differing, again.stats.records_received), (0, 0), "{again:?}");
-    let ring = nodes[0].coordinator.view().ring();
+    let ring = nodes[0].view.ring();
     let planned = repairer.plan(&RepairRequest::default()).expect("plan");
     assert_eq!(planned.len(), ring.token_count(), "RF 3 of 3: node 0 replicates every range");
     for p in planned {

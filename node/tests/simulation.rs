@@ -340,13 +340,13 @@ async fn partition_minority_cannot_reach_quorum() {
                 c.eventually(Duration::from_secs(1), |c| c.net.stats().since(&before).refused_by_partition > 0).await;
             assert!(cut, "seed {seed}: the partition cut nothing");
             // Once it sees the others down, it refuses before applying anything.
-            others.iter().for_each(|o| c.node(isolated).view().set_liveness(c.host(*o), Liveness::Down));
+            others.iter().for_each(|o| c.nodes[isolated].parts.view.set_liveness(c.host(*o), Liveness::Down));
             let put = c.node(isolated).put(KS, key.clone(), b("refused"), put_at(Quorum, Bytes::new())).await;
             let err = put.expect_err("refused");
             assert!(matches!(err, KvError::Unavailable { .. }), "seed {seed}: {err}");
             let read = c.node(isolated).get(KS, key.clone(), at(Quorum)).await;
             assert!(matches!(read, Err(KvError::Unavailable { .. })), "seed {seed}: {read:?}");
-            others.iter().for_each(|o| c.node(isolated).view().set_liveness(c.host(*o), Liveness::Alive));
+            others.iter().for_each(|o| c.nodes[isolated].parts.view.set_liveness(c.host(*o), Liveness::Alive));
             c.heal();
         }
         // Even after every hint is replayed and every replica read, the refused value never appears.

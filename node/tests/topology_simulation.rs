@@ -90,7 +90,7 @@ async fn changes(seed: u64) -> Changes {
         let (before, before_streaming) = (c.net.stats(), c.net.stats_of(Protocol::Streaming));
         let (j, joiner) = c.joiner();
         // As `kvnode` does for a fresh node: join once the view holds the ring its seeds know.
-        let knows_ring = |c: &Topo| c.running(j).is_some_and(|r| r.coordinator.view().ring().node_count() == 4);
+        let knows_ring = |c: &Topo| c.running(j).is_some_and(|r| r.view.ring().node_count() == 4);
         let heard = c.eventually(ms(5000), knows_ring).await;
         assert!(heard, "seed {seed}: the joiner never learned the ring");
         // `join` withdraws (Ok(Some(why))) when it is not this node's turn
@@ -140,16 +140,12 @@ async fn changes(seed: u64) -> Changes {
     run.acked = out.acked.len();
     // The node that drove the removal knows the final ring.
     let witness = 3;
-    let ring = c.running(witness).expect("up").coordinator.view().ring();
+    let ring = c.running(witness).expect("up").view.ring();
     let removed = c.host(2);
     run.stale_views = c
         .up()
         .into_iter()
-        .filter(|i| {
-            c.running(*i)
-                .and_then(|r| r.coordinator.view().member(&removed))
-                .is_some_and(|m| m.status != MemberStatus::Left)
-        })
+        .filter(|i| c.running(*i).and_then(|r| r.view.member(&removed)).is_some_and(|m| m.status != MemberStatus::Left))
         .count();
     assert_eq!(ring.node_count(), 3, "seed {seed}: the final ring holds the 3 remaining nodes");
     run.verdict = check(&c, witness, &out.acked);

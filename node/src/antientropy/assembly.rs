@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::AntiEntropyConfig;
-use crate::replication::Coordinator;
-use crate::storage::Storage;
+use crate::replication::{Coordinator, NodeParts};
 
 use super::{LocalReplica, PeerConnector, RepairWorker, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore};
 
@@ -27,25 +26,27 @@ pub struct AntiEntropyNode {
 impl AntiEntropyNode {
     /// Assembles the parts, reaching peers through `connector`
     /// ([`GrpcConnector`](super::GrpcConnector) in a node, the simulated
-    /// network in tests). `storage` must be the
+    /// network in tests). `node.storage` must be the
     /// [`TrackedStorage`](super::TrackedStorage) feeding `trees`, and the
-    /// coordinator must write through it.
+    /// coordinator must write through it; `node.view` gives the ring and liveness.
     pub fn new(
         config: &AntiEntropyConfig,
         trees: Arc<TreeStore>,
-        storage: Arc<dyn Storage>,
+        node: &NodeParts,
         coordinator: &Coordinator,
         clock: Arc<dyn Clock>,
         hint_window: Duration,
         connector: Arc<dyn PeerConnector>,
     ) -> Self {
         let throttle = Throttle::mb_per_s(config.throughput_mb_per_s);
+        let (storage, view) = (Arc::clone(&node.storage), &node.view);
         let local =
             Arc::new(LocalReplica::new(trees, Arc::clone(&storage), Arc::new(coordinator.clone()), clock, throttle));
-        let history = Arc::new(SyncHistory::new(storage, coordinator.clone(), hint_window));
+        let history = Arc::new(SyncHistory::new(storage, Arc::clone(view), coordinator.clone(), hint_window));
         let repairer = Arc::new(Repairer::new(RepairerParts {
             local: Arc::clone(&local),
             coordinator: coordinator.clone(),
+            view: Arc::clone(view),
             connector,
             history: Arc::clone(&history),
             tree_max_age: Duration::from_secs(config.tree_max_age_secs),

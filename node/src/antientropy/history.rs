@@ -76,12 +76,17 @@ fn encode(syncs: &HashMap<TokenRange, i64>) -> Vec<u8> {
 }
 
 impl SyncHistory {
-    /// A history in `storage`'s metadata, for the ranges of the coordinator's
-    /// ring and keyspaces.
-    pub fn new(storage: Arc<dyn Storage>, coordinator: Coordinator, hint_window: std::time::Duration) -> Self {
+    /// A history in `storage`'s metadata, for the ranges of `view`'s ring
+    /// and the coordinator's keyspaces.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        view: Arc<ClusterView>,
+        coordinator: Coordinator,
+        hint_window: std::time::Duration,
+    ) -> Self {
         Self {
             storage,
-            view: Arc::clone(coordinator.view()),
+            view,
             coordinator,
             hint_window_ms: i64::try_from(hint_window.as_millis()).unwrap_or(i64::MAX),
             synced: Mutex::new(HashMap::new()),

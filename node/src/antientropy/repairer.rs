@@ -74,8 +74,10 @@ pub struct Repairer {
 pub struct RepairerParts {
     /// This node's replica side.
     pub local: Arc<LocalReplica>,
-    /// The coordinator (ring, liveness, keyspaces).
+    /// The coordinator (keyspaces).
     pub coordinator: Coordinator,
+    /// Members, ring, liveness.
+    pub view: Arc<ClusterView>,
     /// How to reach peers.
     pub connector: Arc<dyn PeerConnector>,
     /// Where "last full sync" is kept.
@@ -91,7 +93,7 @@ impl Repairer {
     pub fn new(p: RepairerParts) -> Self {
         Self {
             local: p.local,
-            view: Arc::clone(p.coordinator.view()),
+            view: p.view,
             coordinator: p.coordinator,
             connector: p.connector,
             history: p.history,

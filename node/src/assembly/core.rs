@@ -21,7 +21,9 @@ use crate::hints::{HandoffWorker, HintStore};
 use crate::membership::{
     ClusterView, DetectorConfig, GossipHandle, GossipMetrics, GossipTransport, GossipWorker, Gossiper, Member,
 };
-use crate::replication::{ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, ReplicationMetrics};
+use crate::replication::{
+    ClusterSettings, Coordinator, CoordinatorParts, Keyspaces, Limits, NodeParts, ReplicationMetrics,
+};
 use crate::storage::{Storage, SyncPolicy};
 use crate::topology::{StreamPeers, StreamProgress, StreamSettings, Topology, TopologySettings};
 use crate::transport::Transport;
@@ -90,6 +92,13 @@ impl NodeCore {
         let view = Arc::new(ClusterView::new(local.clone()));
         let metrics = registry.map_or_else(ReplicationMetrics::unregistered, ReplicationMetrics::registered);
         let hint_window = Duration::from_secs(config.hints.max_hint_window_seconds);
+        let hints = HintStore::new(Arc::clone(&storage), Arc::clone(&clock), hint_window, metrics.clone());
+        let node = NodeParts {
+            storage: Arc::clone(&storage),
+            view: Arc::clone(&view),
+            transport: Arc::clone(&ports.transport),
+            hints: hints.clone(),
+        };
         let coordinator = Coordinator::clustered(CoordinatorParts {
             node_id: local.node_id,
             storage: Arc::clone(&storage),
@@ -100,13 +109,12 @@ impl NodeCore {
             transport: Arc::clone(&ports.transport),
             settings,
             metrics: metrics.clone(),
-            max_hint_window: hint_window,
+            hints,
         });
-        let hints = coordinator.hints().clone();
         let antientropy = AntiEntropyNode::new(
             &config.antientropy,
             Arc::clone(&trees),
-            Arc::clone(&storage),
+            &node,
             &coordinator,
             clock,
             hint_window,
@@ -118,7 +126,7 @@ impl NodeCore {
             trees,
             view,
             transport: ports.transport,
-            hints,
+            hints: node.hints,
             metrics,
             antientropy,
             config: config.clone(),
@@ -139,7 +147,7 @@ impl NodeCore {
             vnodes: self.config.ring.vnodes,
         };
         let progress = StreamProgress::new(self.registry.as_ref());
-        Topology::new(self.coordinator.clone(), peers, progress, settings, shutdown)
+        Topology::new(self.coordinator.clone(), self.parts(), peers, progress, settings, shutdown)
     }
 
     /// Gossip seeded with the local member and `seeds`, the membership saved
@@ -176,6 +184,17 @@ impl NodeCore {
             .with_names(membership.seeds.clone(), Arc::new(crate::membership::DnsResolver), resolve_every);
         self.gossip = Some(worker);
         gossip
+    }
+
+    /// The node's parts (storage, view, transport, hints) for the services
+    /// that need them beside the coordinator.
+    pub fn parts(&self) -> NodeParts {
+        NodeParts {
+            storage: Arc::clone(&self.storage),
+            view: Arc::clone(&self.view),
+            transport: Arc::clone(&self.transport),
+            hints: self.hints.clone(),
+        }
     }
 
     /// The worker that replays hints to replicas that are back.

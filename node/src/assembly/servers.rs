@@ -99,7 +99,7 @@ pub(super) fn serve(
 ) -> Result<Servers, NodeError> {
     let ServeParts { core, topology, gossip, jobs, metrics, config, identity, readiness } = parts;
     let (coordinator, ae) = (&core.coordinator, &core.antientropy);
-    let admin = AdminService::new(coordinator.clone(), identity.clone(), jobs.clone())
+    let admin = AdminService::new(coordinator.clone(), core.parts(), identity.clone(), jobs.clone())
         .with_repairer(Arc::clone(&ae.repairer))
         .with_topology(topology.clone())
         .with_gossip(gossip.clone());
@@ -109,6 +109,7 @@ pub(super) fn serve(
     let cluster = ClusterServices::new(handler, Arc::clone(&ae.local), hooks, topology.clone(), gossip);
     let state = HttpState {
         coordinator: coordinator.clone(),
+        storage: Arc::clone(&core.storage),
         metrics: metrics.clone(),
         identity: identity.clone(),
         readiness: readiness.clone(),

@@ -74,12 +74,7 @@ impl Streaming for StreamingService {
             (None, Some(_)) => return Ok(Response::new(pb::FetchRangeResponse { records: Vec::new(), done: true })),
             (None, None) => None,
         };
-        let storage = Arc::clone(self.topology.coordinator().storage());
-        let upper = req.upper;
-        let records = tokio::task::spawn_blocking(move || storage.scan(after.as_ref(), Some(upper), None, limit))
-            .await
-            .map_err(|e| Status::internal(format!("scan task failed: {e}")))?
-            .map_err(|e| topology_status(&TopologyError::Storage(e)))?;
+        let records = self.topology.fetch_range(after, req.upper, limit).await.map_err(|e| topology_status(&e))?;
         let done = records.len() < limit;
         let records = records
             .into_iter()
@@ -98,7 +93,7 @@ impl Streaming for StreamingService {
         request: Request<pb::DescribeMemberRequest>,
     ) -> Result<Response<pb::DescribeMemberResponse>, Status> {
         let host_id = request.into_inner().host_id;
-        let view = self.topology.coordinator().view();
+        let view = self.topology.view();
         let ring_nodes = view.ring().node_count() as u32;
         let resp = match view.member(&host_id) {
             Some(m) => pb::DescribeMemberResponse {

@@ -4,110 +4,24 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::clock::Clock;
-use crate::config::{Config, ServerConfig};
 use crate::error::KvError;
 use crate::hints::HintStore;
-use crate::membership::{ClusterView, Member};
+use crate::membership::ClusterView;
 use crate::ring::token_of;
 use crate::storage::{DurableTicket, Storage, WriteBatch, WriteOp};
-use crate::transport::{CoordinateReply, Transport, UnconnectedTransport};
+use crate::transport::{CoordinateReply, Transport};
 use crate::version::{NodeId, Record, VersionVector};
 
 use super::metrics::ReplicationMetrics;
 use super::ops::decode_context;
 use super::{
-    Access, BatchOp, CasExpectation, CasOutcome, Consistency, KeyLocks, Keyspace, Keyspaces, Mutation, PutOptions,
-    ReadResult, WriteResult,
+    Access, BatchOp, CasExpectation, CasOutcome, ClusterSettings, Consistency, CoordinatorParts, KeyLocks, Keyspace,
+    Keyspaces, Limits, Mutation, NodeParts, PutOptions, ReadResult, WriteResult,
 };
-
-/// Limits on client input, from `[server]`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest key in bytes.
-    pub max_key_bytes: usize,
-    /// Largest value in bytes.
-    pub max_value_bytes: usize,
-    /// Largest TTL in seconds.
-    pub max_ttl_seconds: u64,
-    /// Largest batch.
-    pub max_batch_keys: usize,
-    /// Request deadline.
-    pub request_timeout: Duration,
-}
-
-impl From<&ServerConfig> for Limits {
-    fn from(s: &ServerConfig) -> Self {
-        Self {
-            max_key_bytes: s.max_key_bytes,
-            max_value_bytes: s.max_value_bytes,
-            max_ttl_seconds: s.max_ttl_seconds,
-            max_batch_keys: s.max_batch_keys,
-            request_timeout: Duration::from_millis(s.request_timeout_ms),
-        }
-    }
-}
-
-/// How the coordinator replicates, from `[replication]` and `[hints]`.
-#[derive(Debug, Clone, Copy)]
-pub struct ClusterSettings {
-    /// Deadline of one call to a replica.
-    pub replica_timeout: Duration,
-    /// Whether acknowledgements of stand-ins (hints) count toward W.
-    pub sloppy: bool,
-    /// Run storage calls on the calling task instead of the blocking pool
-    /// (deterministic simulation with the in-memory engine only).
-    pub inline_storage: bool,
-    /// Run single-key storage calls on the calling task (`storage.inline_point_ops`).
-    pub inline_point_ops: bool,
-}
-
-impl ClusterSettings {
-    /// Settings from the node configuration.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            replica_timeout: Duration::from_millis(config.replication.replica_timeout_ms),
-            sloppy: config.replication.sloppy,
-            inline_storage: false,
-            inline_point_ops: config.storage.inline_point_ops,
-        }
-    }
-}
-
-impl Default for ClusterSettings {
-    fn default() -> Self {
-        Self { replica_timeout: Duration::from_secs(2), sloppy: false, inline_storage: false, inline_point_ops: false }
-    }
-}
-
-/// The parts a clustered coordinator is made of.
-#[derive(Debug)]
-pub struct CoordinatorParts {
-    /// This node's compact id (dots).
-    pub node_id: NodeId,
-    /// Local storage.
-    pub storage: Arc<dyn Storage>,
-    /// Keyspaces.
-    pub keyspaces: Keyspaces,
-    /// Wall clock.
-    pub clock: Arc<dyn Clock>,
-    /// Input limits.
-    pub limits: Limits,
-    /// Members, ring, liveness.
-    pub view: Arc<ClusterView>,
-    /// Calls to peers.
-    pub transport: Arc<dyn Transport>,
-    /// Replication settings.
-    pub settings: ClusterSettings,
-    /// Metrics.
-    pub metrics: ReplicationMetrics,
-    /// Longest time a hint is kept for a down replica.
-    pub max_hint_window: Duration,
-}
 
 /// Serves every client operation of this node. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -140,34 +54,35 @@ impl Coordinator {
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
-        let local = Member {
-            host_id: format!("{node_id:016x}"),
-            node_id,
-            grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            zone: String::new(),
-            rack: String::new(),
-            tokens: vec![0],
-            generation: 1,
-            status: crate::membership::MemberStatus::Normal,
-        };
+        let node = NodeParts::solo(node_id, storage, Arc::clone(&clock));
+        Self::solo(node_id, &node, keyspaces, clock, limits)
+    }
+
+    /// A coordinator of a cluster of one over `node` (from [`NodeParts::solo`]),
+    /// for callers that also hand the parts to other components.
+    pub fn solo(
+        node_id: NodeId,
+        node: &NodeParts,
+        keyspaces: Keyspaces,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Self {
         Self::clustered(CoordinatorParts {
             node_id,
-            storage,
+            storage: Arc::clone(&node.storage),
             keyspaces,
             clock,
             limits,
-            view: Arc::new(ClusterView::new(local)),
-            transport: Arc::new(UnconnectedTransport),
+            view: Arc::clone(&node.view),
+            transport: Arc::clone(&node.transport),
             settings: ClusterSettings::default(),
             metrics: ReplicationMetrics::unregistered(),
-            max_hint_window: Duration::from_secs(3 * 3600),
+            hints: node.hints.clone(),
         })
     }
 
     /// A coordinator of a cluster.
     pub fn clustered(p: CoordinatorParts) -> Self {
-        let hints = HintStore::new(Arc::clone(&p.storage), Arc::clone(&p.clock), p.max_hint_window, p.metrics.clone());
         let inner = Inner {
             node_id: p.node_id,
             storage: p.storage,
@@ -177,7 +92,7 @@ impl Coordinator {
             limits: p.limits,
             view: p.view,
             transport: p.transport,
-            hints,
+            hints: p.hints,
             settings: p.settings,
             metrics: p.metrics,
             draining: AtomicBool::new(false),
@@ -185,29 +100,10 @@ impl Coordinator {
         Self { inner: Arc::new(inner) }
     }
 
-    /// The keyspace registry.
+    /// The keyspace registry: configuration, read-only (the keyspaces, their
+    /// replication factors and default levels), not a part of the coordinator's state.
     pub fn keyspaces(&self) -> &Keyspaces {
         &self.inner.keyspaces
-    }
-
-    /// The storage engine.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.inner.storage
-    }
-
-    /// The cluster view.
-    pub fn view(&self) -> &Arc<ClusterView> {
-        &self.inner.view
-    }
-
-    /// The hint store.
-    pub fn hints(&self) -> &HintStore {
-        &self.inner.hints
-    }
-
-    /// The transport to peers.
-    pub fn transport(&self) -> &Arc<dyn Transport> {
-        &self.inner.transport
     }
 
     /// Refuses new writes from now on (graceful shutdown, `Drain`).

@@ -18,13 +18,14 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::KvError;
-use crate::transport::{Peer, ReplicaWrite};
+use crate::transport::Peer;
 use crate::version::Record;
 
+use super::placement::Plan;
+use super::read_policy::{ReadAnswer, ReadNext, ReadPolicy, ReadTarget};
+use super::read_repair::{Answer, ReadRepair, Repair};
 use super::write_path::quorum_error;
-use super::{Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, QuorumOutcome, QuorumTracker, ReadResult};
-
-type Answer = (String, Result<Option<Record>, String>);
+use super::{Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, ReadResult};
 
 impl Coordinator {
     /// Reads one key.
@@ -37,7 +38,8 @@ impl Coordinator {
         Ok(ReadResult::from_record(result?.as_ref(), self.inner.clock.now_ms()))
     }
 
-    /// The merged record of `(ks, key)` at `consistency`, repairing stale replicas.
+    /// The merged record of `(ks, key)` at `consistency`, repairing stale
+    /// replicas. The decisions are [`ReadPolicy`]'s; this shell asks and collects.
     pub(super) async fn read_record(
         &self,
         ks: &Arc<Keyspace>,
@@ -46,24 +48,72 @@ impl Coordinator {
     ) -> Result<Option<Record>, KvError> {
         let plan = self.inner.plan(ks, &key);
         let groups = self.inner.quorum_groups(ks, &plan, consistency, Access::Read)?;
-        let blocking_repair = self.inner.blocking_repair(ks, &groups);
-        let required: u32 = groups.iter().map(|g| g.required).sum();
-        let mut tracker = QuorumTracker::new(groups);
+        let blocking = self.inner.blocking_repair(ks, &groups);
+        let mut policy = ReadPolicy::new(groups, blocking, ks.conflict_mode);
+        let targets: Vec<ReadTarget> = plan
+            .replicas
+            .iter()
+            .map(|r| ReadTarget {
+                host: r.host_id.clone(),
+                alive: self.inner.view.is_alive(&r.host_id),
+                serves_reads: r.serves_reads(),
+            })
+            .collect();
+        let (ask, mut next) = policy.start(&targets);
+        let mut pending = self.ask(ks, &key, &plan, ask);
+        let timeout = self.inner.limits.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let answer = loop {
+            next = match next {
+                ReadNext::Answer(answer) => break answer,
+                ReadNext::Fail(f) => {
+                    self.inner.metrics.quorum_failures.with_label_values(&["read"]).inc();
+                    return Err(quorum_error(f));
+                }
+                ReadNext::Wait => match tokio::time::timeout_at(deadline, pending.next()).await {
+                    Err(_) => return Err(KvError::Timeout { ms: timeout.as_millis() as u64 }),
+                    Ok(Some((host, answer))) => policy.on_answer(&host, answer),
+                    Ok(None) => policy.on_all_answered(),
+                },
+            };
+        };
+        let ReadAnswer { merged, stale, blocking, required, answered } = answer;
+        let stale_count = stale.len();
+        let repair = Repair::new(self, ks, &key);
+        let repairs = repair.send(&merged, stale);
+        if blocking && stale_count > 0 {
+            // Monotonic reads: what this read returns must sit on as many replicas as
+            // the read needed, or a later read at the same level could miss it.
+            let repaired = tokio::time::timeout_at(deadline, futures::future::join_all(repairs))
+                .await
+                .map(|done| done.into_iter().filter(|ok| *ok).count())
+                .unwrap_or(0);
+            if let Err(e) = ReadRepair::check_held(answered, stale_count, repaired, required) {
+                self.inner.metrics.quorum_failures.with_label_values(&["read"]).inc();
+                return Err(e);
+            }
+        } else {
+            tokio::spawn(futures::future::join_all(repairs));
+        }
+        if !pending.is_empty() {
+            tokio::spawn(repair.late(merged.clone(), pending));
+        }
+        Ok(merged)
+    }
+
+    /// Asks each of `hosts` for its copy: this node's on the storage pool, the others over the transport.
+    fn ask(
+        &self,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        plan: &Plan,
+        hosts: Vec<String>,
+    ) -> FuturesUnordered<BoxFuture<'static, Answer>> {
         let local = self.inner.view.local_host_id().to_owned();
-        let mut pending: FuturesUnordered<BoxFuture<'static, Answer>> = FuturesUnordered::new();
-        for replica in &plan.replicas {
-            let host = replica.host_id.clone();
-            if !self.inner.view.is_alive(&host) {
-                tracker.fail(&host, "down");
-                continue;
-            }
-            if !replica.serves_reads() {
-                tracker.fail(&host, "still streaming its ranges in");
-                continue;
-            }
+        let pending: FuturesUnordered<BoxFuture<'static, Answer>> = FuturesUnordered::new();
+        for host in hosts {
             if host == local {
-                let (ks2, key2) = (Arc::clone(ks), key.clone());
-                let read = self.clone();
+                let (ks2, key2, read) = (Arc::clone(ks), key.clone(), self.clone());
                 pending.push(
                     async move {
                         let r = read.read_local(&ks2, key2).await;
@@ -71,129 +121,11 @@ impl Coordinator {
                     }
                     .boxed(),
                 );
-            } else {
-                let call = self.inner.transport.read(&Peer::from(replica), &ks.name, &key);
+            } else if let Some(replica) = plan.replicas.iter().find(|r| r.host_id == host) {
+                let call = self.inner.transport.read(&Peer::from(replica), &ks.name, key);
                 pending.push(call.map(move |r| (host, r.map_err(|e| e.to_string()))).boxed());
             }
         }
-        let mut answers: Vec<(String, Option<Record>)> = Vec::new();
-        let timeout = self.inner.limits.request_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut outcome = tracker.outcome();
-        while outcome == QuorumOutcome::Pending {
-            let next = tokio::time::timeout_at(deadline, pending.next()).await;
-            let Ok(Some((host, answer))) = next else {
-                if next.is_err() {
-                    return Err(KvError::Timeout { ms: timeout.as_millis() as u64 });
-                }
-                break;
-            };
-            outcome = match answer {
-                Ok(record) => {
-                    answers.push((host.clone(), record));
-                    tracker.ack(&host)
-                }
-                Err(why) => tracker.fail(&host, why),
-            };
-        }
-        if let QuorumOutcome::Failed(f) = outcome {
-            self.inner.metrics.quorum_failures.with_label_values(&["read"]).inc();
-            return Err(quorum_error(f));
-        }
-        let merged = merge_all(ks, answers.iter().map(|(_, r)| r));
-        let repairs = self.repairs(ks, &key, &merged, &answers);
-        let stale = repairs.len();
-        if blocking_repair && stale > 0 {
-            // Monotonic reads: what this read returns must sit on as many replicas as
-            // the read needed, or a later read at the same level could miss it.
-            let repaired = tokio::time::timeout_at(deadline, futures::future::join_all(repairs))
-                .await
-                .map(|done| done.into_iter().filter(|ok| *ok).count())
-                .unwrap_or(0);
-            let holding = answers.len() - stale + repaired;
-            if holding < required as usize {
-                self.inner.metrics.quorum_failures.with_label_values(&["read"]).inc();
-                return Err(KvError::QuorumNotReached {
-                    required,
-                    acked: holding as u32,
-                    failures: format!("read repair reached {repaired} of {stale} stale replicas before the deadline"),
-                });
-            }
-        } else {
-            tokio::spawn(futures::future::join_all(repairs));
-        }
-        if !pending.is_empty() {
-            tokio::spawn(self.clone().repair_late(Arc::clone(ks), key, merged.clone(), pending));
-        }
-        Ok(merged)
+        pending
     }
-
-    /// Repair futures for every answer that differs from `merged`.
-    fn repairs(
-        &self,
-        ks: &Arc<Keyspace>,
-        key: &Bytes,
-        merged: &Option<Record>,
-        answers: &[(String, Option<Record>)],
-    ) -> Vec<BoxFuture<'static, bool>> {
-        let Some(merged) = merged else { return Vec::new() };
-        answers
-            .iter()
-            .filter(|(_, r)| r.as_ref() != Some(merged))
-            .map(|(host, _)| self.clone().repair_one(Arc::clone(ks), key.clone(), merged.clone(), host.clone()).boxed())
-            .collect()
-    }
-
-    /// Sends `record` to `host`'s copy; true when it is durable there.
-    async fn repair_one(self, ks: Arc<Keyspace>, key: Bytes, record: Record, host: String) -> bool {
-        self.inner.metrics.read_repairs.inc();
-        let result = if host == self.inner.view.local_host_id() {
-            let ks2 = Arc::clone(&ks);
-            match self.point_write(move |inner| inner.merge_local(&ks2, key, &record)).await {
-                Ok(ticket) => ticket.wait().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        } else if let Some(member) = self.inner.view.member(&host) {
-            let write = ReplicaWrite { keyspace: ks.name.clone(), key, record, hint_for: None };
-            self.inner.transport.write(&Peer::from(&member), write).await.map_err(|e| e.to_string())
-        } else {
-            Ok(())
-        };
-        if let Err(e) = &result {
-            tracing::debug!(replica = %host, error = %e, "read repair failed; anti-entropy or a later read will retry");
-        }
-        result.is_ok()
-    }
-
-    /// Waits for the answers that came after the decision and repairs them.
-    async fn repair_late(
-        self,
-        ks: Arc<Keyspace>,
-        key: Bytes,
-        merged: Option<Record>,
-        mut pending: FuturesUnordered<BoxFuture<'static, Answer>>,
-    ) {
-        let mut late = Vec::new();
-        while let Some((host, answer)) = pending.next().await {
-            if let Ok(record) = answer {
-                late.push((host, record));
-            }
-        }
-        let all = merge_all(
-            &ks,
-            merged.iter().map(|r| Some(r.clone())).collect::<Vec<_>>().iter().chain(late.iter().map(|(_, r)| r)),
-        );
-        futures::future::join_all(self.repairs(&ks, &key, &all, &late)).await;
-    }
-}
-
-fn merge_all<'a>(ks: &Keyspace, records: impl Iterator<Item = &'a Option<Record>>) -> Option<Record> {
-    let mut merged: Option<Record> = None;
-    for r in records.flatten() {
-        match &mut merged {
-            None => merged = Some(r.clone()),
-            Some(m) => m.merge(r, ks.conflict_mode),
-        }
-    }
-    merged
 }

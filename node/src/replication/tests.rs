@@ -7,23 +7,25 @@ use bytes::Bytes;
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Config, ServerConfig};
 use crate::error::KvError;
-use crate::storage::MemoryStorage;
+use crate::storage::{MemoryStorage, Storage};
 
 use super::*;
 
 const START_US: i64 = 1_700_000_000_000_000;
 
 fn coordinator() -> (Coordinator, Arc<ManualClock>) {
+    let (c, clock, _) = coordinator_and_storage();
+    (c, clock)
+}
+
+/// A coordinator of a cluster of one, its clock and its storage.
+fn coordinator_and_storage() -> (Coordinator, Arc<ManualClock>, Arc<MemoryStorage>) {
     let clock = Arc::new(ManualClock::at_micros(START_US));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let c = Coordinator::new(
-        7,
-        Arc::new(MemoryStorage::new()),
-        Keyspaces::from_config(&Config::default()),
-        dyn_clock,
-        Limits::from(&ServerConfig::default()),
-    );
-    (c, clock)
+    let storage = Arc::new(MemoryStorage::new());
+    let keyspaces = Keyspaces::from_config(&Config::default());
+    let c = Coordinator::new(7, storage.clone(), keyspaces, dyn_clock, Limits::from(&ServerConfig::default()));
+    (c, clock, storage)
 }
 
 fn b(s: &str) -> Bytes {
@@ -167,7 +169,7 @@ async fn atomic_batch_applies_all_or_nothing() {
 
 #[tokio::test]
 async fn purge_removes_only_records_dead_past_gc_grace() {
-    let (c, clock) = coordinator();
+    let (c, clock, storage) = coordinator_and_storage();
     c.put("", b("live"), b("v"), PutOptions::default()).await.expect("put");
     c.put("", b("gone"), b("v"), PutOptions::default()).await.expect("put");
     c.delete("", b("gone"), Bytes::new(), Consistency::default()).await.expect("delete");
@@ -182,6 +184,6 @@ async fn purge_removes_only_records_dead_past_gc_grace() {
         c.purge_pass(None, 100, grace, std::sync::Arc::new(crate::replication::SoleReplica)).await.expect("purge").0,
         1
     );
-    assert!(c.storage().get("default", b"gone").expect("get").is_none());
-    assert!(c.storage().get("default", b"live").expect("get").is_some());
+    assert!(storage.get("default", b"gone").expect("get").is_none());
+    assert!(storage.get("default", b"live").expect("get").is_some());
 }

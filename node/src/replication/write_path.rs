@@ -26,21 +26,13 @@ use tokio::sync::oneshot;
 use crate::error::KvError;
 use crate::membership::Member;
 use crate::storage::DurableTicket;
-use crate::transport::{CoordinateCall, CoordinateReply, HintedWrite, Peer, ReplicaWrite, TransportError};
+use crate::transport::{CoordinateCall, CoordinateReply, Peer, ReplicaWrite, TransportError};
 use crate::version::Record;
 
+use super::handoff::{HintFor, HintPolicy, store_hint};
 use super::placement::Plan;
-use super::{
-    Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, Mutation, QuorumFailure, QuorumOutcome, QuorumTracker,
-};
-
-/// What one background step of the fan-out reported.
-enum Event {
-    /// A replica's direct write finished.
-    Direct(String, Result<(), String>),
-    /// A hint for a replica finished; `counts` when it may count toward W.
-    Hinted(String, Result<bool, String>),
-}
+use super::write_policy::{Action, Next, WritePolicy, WriteReply};
+use super::{Access, Consistency, ConsistencyLevel, Coordinator, Keyspace, Mutation, QuorumFailure, QuorumTracker};
 
 impl Coordinator {
     /// Coordinates a write: validation, routing to a replica, replication.
@@ -133,8 +125,11 @@ impl Coordinator {
         let applied = self.point_write(move |inner| inner.apply_mutation(&ks2, key2, &m)).await?;
         let Some(record) = applied.record else { return Ok(applied.reply) };
         let (decided_tx, decided_rx) = oneshot::channel();
-        let fan_out = self.clone().fan_out(ks, key, record, applied.ticket, plan, tracker, any, decided_tx);
-        tokio::spawn(fan_out);
+        let stand_ins = plan.stand_ins.iter().map(|m| m.host_id.clone()).collect();
+        let hints = HintPolicy::new(stand_ins, self.inner.settings.sloppy, any);
+        let policy = WritePolicy::new(tracker, hints, plan.write_targets().map(|m| m.host_id.clone()).collect());
+        let fan_out = FanOut { coordinator: self.clone(), ks, key, record, plan };
+        tokio::spawn(fan_out.run(applied.ticket, policy, decided_tx));
         let timeout = self.inner.limits.request_timeout;
         match tokio::time::timeout(timeout, decided_rx).await {
             Ok(Ok(Ok(()))) => Ok(applied.reply),
@@ -146,127 +141,85 @@ impl Coordinator {
             Err(_) => Err(KvError::Timeout { ms: timeout.as_millis() as u64 }),
         }
     }
+}
 
-    /// Replicates `record` and reports the quorum decision on `decided`; keeps
-    /// going after the decision until every replica has it or a hint.
-    #[allow(clippy::too_many_arguments)]
-    async fn fan_out(
-        self,
-        ks: Arc<Keyspace>,
-        key: Bytes,
-        record: Record,
-        local_ticket: DurableTicket,
-        plan: Plan,
-        mut tracker: QuorumTracker<String>,
-        any: bool,
-        decided: oneshot::Sender<Result<(), QuorumFailure>>,
-    ) {
-        let local = self.inner.view.local_host_id().to_owned();
-        let count_hints = any || self.inner.settings.sloppy;
+/// The replication of one record this node applied: the thin async shell
+/// of [`WritePolicy`] (sends, collects, asks the policy, reports its decision).
+struct FanOut {
+    coordinator: Coordinator,
+    ks: Arc<Keyspace>,
+    key: Bytes,
+    record: Record,
+    plan: Plan,
+}
+
+impl FanOut {
+    /// Replicates the record and reports the quorum decision on `decided`;
+    /// keeps going after the decision until every target has it or a hint.
+    async fn run(self, local_ticket: DurableTicket, mut policy: WritePolicy, decided: Decided) {
+        let view = Arc::clone(&self.coordinator.inner.view);
+        let local = view.local_host_id().to_owned();
         let mut decided = Some(decided);
-        let mut events: FuturesUnordered<BoxFuture<'static, Event>> = FuturesUnordered::new();
-        let mut stand_ins = plan.stand_ins.clone().into_iter();
-        let mut hint = |this: &Self, target: &Member, events: &mut FuturesUnordered<BoxFuture<'static, Event>>| {
-            let via = stand_ins.next();
-            events
-                .push(this.clone().hint(ks.clone(), key.clone(), record.clone(), target.host_id.clone(), via).boxed());
-        };
+        let mut events: FuturesUnordered<BoxFuture<'static, WriteReply>> = FuturesUnordered::new();
         let local_durable = async move { local_ticket.wait().await.map_err(|e| e.to_string()) };
-        if plan.has(&local) {
+        if self.plan.has(&local) {
             let host = local.clone();
-            events.push(local_durable.map(move |r| Event::Direct(host, r)).boxed());
+            events.push(local_durable.map(move |result| WriteReply::Direct { host, result }).boxed());
         } else {
             // A forwarded write on a node outside the replica set: its copy does not count.
             tokio::spawn(local_durable);
         }
-        for replica in plan.write_targets().filter(|r| r.host_id != local) {
-            if !self.inner.view.is_alive(&replica.host_id) {
-                if !count_hints {
-                    tracker.fail(&replica.host_id, "down");
-                }
-                hint(&self, replica, &mut events);
-                continue;
+        let step = policy.start(&local, &|h| view.is_alive(h));
+        self.start_calls(step.actions, &mut events);
+        report(&mut decided, step.next);
+        while let Some(reply) = events.next().await {
+            if let WriteReply::Direct { host, result: Err(why) } = &reply {
+                tracing::debug!(replica = %host, error = %why, "replica write failed; hinting");
             }
-            let write =
-                ReplicaWrite { keyspace: ks.name.clone(), key: key.clone(), record: record.clone(), hint_for: None };
-            let call = self.inner.transport.write(&Peer::from(replica), write);
-            let host = replica.host_id.clone();
-            events.push(call.map(move |r| Event::Direct(host, r.map_err(|e| e.to_string()))).boxed());
+            let step = policy.on_reply(reply);
+            self.start_calls(step.actions, &mut events);
+            report(&mut decided, step.next);
         }
-        report(&mut decided, tracker.outcome());
-        while let Some(event) = events.next().await {
-            let outcome = match event {
-                Event::Direct(host, Ok(())) => tracker.ack(&host),
-                Event::Direct(host, Err(why)) => {
-                    tracing::debug!(replica = %host, error = %why, "replica write failed; hinting");
-                    if let Some(target) = plan.write_targets().find(|r| r.host_id == host) {
-                        hint(&self, target, &mut events);
-                    }
-                    if count_hints { tracker.outcome() } else { tracker.fail(&host, why) }
-                }
-                Event::Hinted(host, Ok(true)) if count_hints => tracker.ack(&host),
-                Event::Hinted(host, Err(why)) if count_hints => tracker.fail(&host, why),
-                Event::Hinted(..) => tracker.outcome(),
-            };
-            report(&mut decided, outcome);
-        }
-        if decided.is_some() {
-            let failure = QuorumFailure {
-                group: "replicas".into(),
-                required: 0,
-                acked: tracker.acked(),
-                failed: 0,
-                failures: "undecided after every replica answered".into(),
-            };
-            report(&mut decided, QuorumOutcome::Failed(failure));
-        }
+        report(&mut decided, policy.on_all_replied());
     }
 
-    /// Stores a hint for `target`: on the stand-in `via` when there is one and
-    /// it answers, else in this node's own hint store. `Ok(true)` once the hint
-    /// is durable somewhere (it may then count toward W under sloppy quorum or ANY).
-    async fn hint(
-        self,
-        ks: Arc<Keyspace>,
-        key: Bytes,
-        record: Record,
-        target: String,
-        via: Option<Arc<Member>>,
-    ) -> Event {
-        let local = self.inner.view.local_host_id().to_owned();
-        if let Some(stand_in) = via.filter(|s| s.host_id != local) {
-            let write = ReplicaWrite {
-                keyspace: ks.name.clone(),
-                key: key.clone(),
-                record: record.clone(),
-                hint_for: Some(target.clone()),
-            };
-            match self.inner.transport.write(&Peer::from(&stand_in), write).await {
-                Ok(()) => return Event::Hinted(target, Ok(true)),
-                Err(e) => {
-                    tracing::debug!(stand_in = %stand_in.host_id, error = %e, "stand-in refused the hint; keeping it here")
+    /// Starts the calls `actions` ask for.
+    fn start_calls(&self, actions: Vec<Action>, events: &mut FuturesUnordered<BoxFuture<'static, WriteReply>>) {
+        for action in actions {
+            match action {
+                Action::Send(host) => {
+                    let Some(replica) = self.plan.write_targets().find(|m| m.host_id == host) else { continue };
+                    let write = ReplicaWrite {
+                        keyspace: self.ks.name.clone(),
+                        key: self.key.clone(),
+                        record: self.record.clone(),
+                        hint_for: None,
+                    };
+                    let call = self.coordinator.inner.transport.write(&Peer::from(replica), write);
+                    events.push(
+                        call.map(move |r| WriteReply::Direct { host, result: r.map_err(|e| e.to_string()) }).boxed(),
+                    );
+                }
+                Action::Hint(HintFor { target, via }) => {
+                    let via = via.and_then(|v| self.plan.stand_ins.iter().find(|m| m.host_id == v).cloned());
+                    let (ks, key, record) = (Arc::clone(&self.ks), self.key.clone(), self.record.clone());
+                    let host = target.clone();
+                    let hint = store_hint(self.coordinator.clone(), ks, key, record, target, via);
+                    events.push(hint.map(move |result| WriteReply::Hinted { host, result }).boxed());
                 }
             }
         }
-        let hinted = HintedWrite { keyspace: ks.name.clone(), key, record, created_at_ms: self.inner.clock.now_ms() };
-        let target2 = target.clone();
-        let stored = self.point_write(move |inner| Ok(inner.hints.store(&target2, &hinted)?)).await;
-        let result = match stored {
-            Ok(ticket) => ticket.wait().await.map(|()| true).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = &result {
-            tracing::error!(target = %target, error = %e, "could not store a hint; the replica will need repair");
-        }
-        Event::Hinted(target, result)
     }
 }
 
-fn report(decided: &mut Option<oneshot::Sender<Result<(), QuorumFailure>>>, outcome: QuorumOutcome) {
-    let result = match outcome {
-        QuorumOutcome::Pending => return,
-        QuorumOutcome::Reached => Ok(()),
-        QuorumOutcome::Failed(f) => Err(f),
+/// Where the client's answer goes.
+type Decided = oneshot::Sender<Result<(), QuorumFailure>>;
+
+fn report(decided: &mut Option<Decided>, next: Next) {
+    let result = match next {
+        Next::Wait => return,
+        Next::Ack => Ok(()),
+        Next::Fail(f) => Err(f),
     };
     if let Some(tx) = decided.take() {
         // The client may have timed out and gone; the write still completes.

@@ -20,7 +20,7 @@ use crate::antientropy::{AeError, RepairProgress, RepairRequest, Repairer};
 use crate::error::KvError;
 use crate::membership::{GossipHandle, MemberStatus};
 use crate::peer::topology_status;
-use crate::replication::{Coordinator, Keyspace};
+use crate::replication::{Coordinator, Keyspace, NodeParts};
 use crate::ring::TokenRange;
 use crate::topology::{Topology, TopologyError};
 use crate::version::ConflictMode;
@@ -33,6 +33,7 @@ use super::status::to_status;
 #[derive(Debug, Clone)]
 pub struct AdminService {
     coordinator: Coordinator,
+    node: NodeParts,
     identity: NodeIdentity,
     started: Instant,
     repairer: Option<Arc<Repairer>>,
@@ -42,9 +43,11 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// A service answering for the node `identity`, running what outlives a request in `jobs`.
-    pub fn new(coordinator: Coordinator, identity: NodeIdentity, jobs: Jobs) -> Self {
-        Self { coordinator, identity, started: Instant::now(), repairer: None, topology: None, gossip: None, jobs }
+    /// A service answering for the node `identity` (its storage, view and
+    /// hints in `node`), running what outlives a request in `jobs`.
+    pub fn new(coordinator: Coordinator, node: NodeParts, identity: NodeIdentity, jobs: Jobs) -> Self {
+        let started = Instant::now();
+        Self { coordinator, node, identity, started, repairer: None, topology: None, gossip: None, jobs }
     }
 
     /// Serves `Repair` with `repairer` (anti-entropy).
@@ -80,7 +83,7 @@ impl AdminService {
     /// and why it waits to enter the ring when it does, by host id.
     async fn streaming_progress(&self) -> std::collections::BTreeMap<String, (Option<f64>, Option<String>)> {
         let Some(topology) = &self.topology else { return Default::default() };
-        let view = self.coordinator.view();
+        let view = &self.node.view;
         let local = view.local_host_id().to_owned();
         let asks = view.members().into_iter().filter(|m| view.is_alive(&m.host_id)).map(|m| {
             let topology = topology.clone();
@@ -112,7 +115,7 @@ impl AdminService {
     }
 
     fn load_bytes(&self) -> u64 {
-        self.coordinator.storage().stats().disk_bytes
+        self.node.storage.stats().disk_bytes
     }
 }
 
@@ -181,10 +184,10 @@ impl AdminService {
     /// HTTP `/admin/cluster/status` both answer.
     pub async fn cluster_status_snapshot(&self) -> Result<pb::ClusterStatusResponse, KvError> {
         let rf = self.coordinator.keyspaces().get("")?.replication_factor;
-        let view = self.coordinator.view();
+        let view = &self.node.view;
         let ring = view.ring();
         let ownership = ring.ownership(rf as usize);
-        let hints = self.coordinator.hints().clone();
+        let hints = self.node.hints.clone();
         // A failed task means a panic or a runtime shutting down, as in the coordinator.
         let pending = tokio::task::spawn_blocking(move || hints.pending_by_target())
             .await
@@ -238,7 +241,7 @@ impl pb::admin_server::Admin for AdminService {
     }
 
     async fn ring(&self, _: Request<pb::RingRequest>) -> Result<Response<pb::RingResponse>, Status> {
-        let ring = self.coordinator.view().ring();
+        let ring = self.node.view.ring();
         let tokens = ring
             .entries()
             .filter_map(|(token, idx)| {
@@ -252,9 +255,9 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::NodeInfoResponse {
             host_id: self.identity.host_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            state: node_state(&self.coordinator.view().local().status) as i32,
+            state: node_state(&self.node.view.local().status) as i32,
             data_dir: self.identity.data_dir.clone(),
-            sync_policy: self.coordinator.storage().sync_policy().to_string(),
+            sync_policy: self.node.storage.sync_policy().to_string(),
             load_bytes: self.load_bytes(),
             uptime_seconds: self.started.elapsed().as_secs(),
         }))
@@ -265,7 +268,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::DecommissionResponse>, Status> {
         let topology = self.topology()?;
-        let view = self.coordinator.view();
+        let view = &self.node.view;
         let host_id = request.into_inner().host_id;
         if !host_id.is_empty() && host_id != view.local_host_id() {
             let hint = view.member(&host_id).map_or_else(
@@ -314,7 +317,7 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn replace(&self, request: Request<pb::ReplaceRequest>) -> Result<Response<pb::ReplaceResponse>, Status> {
         let dead = request.into_inner().dead_host_id;
-        let view = self.coordinator.view();
+        let view = &self.node.view;
         let error = match view.member(&dead) {
             None => TopologyError::UnknownHost { host_id: dead },
             Some(_) if view.is_alive(&dead) => TopologyError::HostAlive { host_id: dead, what: "replaced" },
@@ -377,7 +380,7 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn drain(&self, _: Request<pb::DrainRequest>) -> Result<Response<pb::DrainResponse>, Status> {
         self.coordinator.drain();
-        let storage = std::sync::Arc::clone(self.coordinator.storage());
+        let storage = std::sync::Arc::clone(&self.node.storage);
         tokio::task::spawn_blocking(move || storage.sync())
             .await
             .map_err(|e| Status::internal(format!("drain task failed: {e}")))?

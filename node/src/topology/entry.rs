@@ -107,7 +107,7 @@ impl Topology {
             .ring()
             .allocate_tokens(&info, self.settings().vnodes)
             .map_err(|e| TopologyError::Precondition { reason: format!("cannot allocate tokens to join: {e}") })?;
-        let storage = Arc::clone(self.coordinator().storage());
+        let storage = Arc::clone(&self.node().storage);
         let to_save = tokens.clone();
         tokio::task::spawn_blocking(move || super::identity::save_tokens(storage.as_ref(), &to_save))
             .await

@@ -29,7 +29,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::membership::{ClusterView, GossipHandle, Member, MemberStatus};
-use crate::replication::Coordinator;
+use crate::replication::{Coordinator, NodeParts};
+use crate::ring::Token;
+use crate::storage::{ScanPosition, StoredRecord};
 use crate::transport::{HintedWrite, Peer, ReplicaWrite};
 
 use super::peers::StreamPeers;
@@ -68,6 +70,8 @@ pub struct Topology {
 #[derive(Debug)]
 struct Inner {
     coordinator: Coordinator,
+    /// This node's storage, view, hints and transport (given at construction).
+    node: NodeParts,
     peers: Arc<dyn StreamPeers>,
     streamer: Streamer,
     settings: TopologySettings,
@@ -90,9 +94,11 @@ pub fn check_idle(members: &[Arc<Member>], except: &[&str]) -> Result<(), Topolo
 }
 
 impl Topology {
-    /// The lifecycle of the node that `coordinator` serves; `shutdown` stops the process after decommission.
+    /// The lifecycle of the node that `coordinator` serves, over the node's
+    /// parts `node`; `shutdown` stops the process after decommission.
     pub fn new(
         coordinator: Coordinator,
+        node: NodeParts,
         peers: Arc<dyn StreamPeers>,
         progress: StreamProgress,
         settings: TopologySettings,
@@ -100,6 +106,7 @@ impl Topology {
     ) -> Self {
         let streamer = Streamer {
             coordinator: coordinator.clone(),
+            node: node.clone(),
             peers: Arc::clone(&peers),
             progress,
             settings: settings.stream,
@@ -107,6 +114,7 @@ impl Topology {
         };
         let inner = Inner {
             coordinator,
+            node,
             peers,
             streamer,
             settings,
@@ -166,8 +174,29 @@ impl Topology {
         &self.inner.peers
     }
 
-    pub(super) fn view(&self) -> &Arc<ClusterView> {
-        self.inner.coordinator.view()
+    /// This node's parts (for the other files of `topology`).
+    pub(super) fn node(&self) -> &NodeParts {
+        &self.inner.node
+    }
+
+    /// This node's cluster view.
+    pub fn view(&self) -> &Arc<ClusterView> {
+        &self.inner.node.view
+    }
+
+    /// Up to `limit` local records after `after` in token order, up to
+    /// token `upper` (the source side of streaming).
+    pub async fn fetch_range(
+        &self,
+        after: Option<ScanPosition>,
+        upper: Token,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, TopologyError> {
+        let storage = Arc::clone(&self.inner.node.storage);
+        let records = tokio::task::spawn_blocking(move || storage.scan(after.as_ref(), Some(upper), None, limit))
+            .await
+            .map_err(|_| TopologyError::Stopped)??;
+        Ok(records)
     }
 
     /// The streaming progress of this node.
@@ -190,7 +219,7 @@ impl Topology {
     }
 
     pub(super) async fn set_state(&self, state: &str) -> Result<(), TopologyError> {
-        let storage = Arc::clone(self.inner.coordinator.storage());
+        let storage = Arc::clone(&self.inner.node.storage);
         let state = state.to_owned();
         tokio::task::spawn_blocking(move || storage.put_meta(STATE_KEY, state.as_bytes()))
             .await
@@ -448,8 +477,7 @@ impl Topology {
     /// Sends every hint held here to its target (or, when the target is
     /// down, to a live NORMAL peer as a hint for it).
     async fn hand_over_hints(&self) -> Result<(), TopologyError> {
-        let c = &self.inner.coordinator;
-        let hints = c.hints().clone();
+        let hints = self.inner.node.hints.clone();
         let pending = tokio::task::spawn_blocking(move || hints.pending_by_target())
             .await
             .map_err(|_| TopologyError::Stopped)??;
@@ -457,7 +485,7 @@ impl Topology {
         for (target, count) in pending.into_iter().filter(|(_, n)| *n > 0) {
             tracing::info!(target_host = %target, count, "handing hints over");
             loop {
-                let (hints, t) = (c.hints().clone(), target.clone());
+                let (hints, t) = (self.inner.node.hints.clone(), target.clone());
                 let batch = tokio::task::spawn_blocking(move || hints.batch(&t, 256))
                     .await
                     .map_err(|_| TopologyError::Stopped)??;
@@ -466,7 +494,7 @@ impl Topology {
                 }
                 let (keys, writes): (Vec<_>, Vec<HintedWrite>) = batch.into_iter().unzip();
                 self.deliver(&local, &target, writes).await?;
-                let (hints, t) = (c.hints().clone(), target.clone());
+                let (hints, t) = (self.inner.node.hints.clone(), target.clone());
                 let ticket = tokio::task::spawn_blocking(move || hints.remove(&t, keys))
                     .await
                     .map_err(|_| TopologyError::Stopped)??;
@@ -477,11 +505,11 @@ impl Topology {
     }
 
     async fn deliver(&self, local: &str, target: &str, writes: Vec<HintedWrite>) -> Result<(), TopologyError> {
-        let c = &self.inner.coordinator;
+        let transport = &self.inner.node.transport;
         let view = self.view();
         if let Some(m) = view.member(target).filter(|m| view.is_alive(&m.host_id) && m.status != MemberStatus::Left) {
             let peer = Peer::from(&m);
-            c.transport()
+            transport
                 .deliver_hints(&peer, local, writes)
                 .await
                 .map_err(|e| TopologyError::Peer { peer: target.to_owned(), message: e.to_string() })?;
@@ -493,7 +521,7 @@ impl Topology {
         for w in writes {
             let write =
                 ReplicaWrite { keyspace: w.keyspace, key: w.key, record: w.record, hint_for: Some(target.into()) };
-            c.transport()
+            transport
                 .write(&Peer::from(&keeper), write)
                 .await
                 .map_err(|e| TopologyError::Peer { peer: keeper.host_id.clone(), message: e.to_string() })?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::replication::Coordinator;
+use crate::replication::{Coordinator, NodeParts};
 use crate::ring::Token;
 use crate::storage::ScanPosition;
 
@@ -37,6 +37,8 @@ const DONE: &[u8] = b"D";
 #[derive(Debug, Clone)]
 pub struct Streamer {
     pub(super) coordinator: Coordinator,
+    /// This node's storage and cluster view (given at construction).
+    pub(super) node: NodeParts,
     pub(super) peers: Arc<dyn StreamPeers>,
     pub(super) progress: StreamProgress,
     pub(super) settings: StreamSettings,
@@ -99,7 +101,7 @@ enum Resume {
 
 impl Streamer {
     async fn meta_get(&self, name: String) -> Result<Resume, TopologyError> {
-        let storage = Arc::clone(self.coordinator.storage());
+        let storage = Arc::clone(&self.node.storage);
         let raw = tokio::task::spawn_blocking(move || storage.get_meta(&name))
             .await
             .map_err(|_| TopologyError::Stopped)??;
@@ -111,7 +113,7 @@ impl Streamer {
     }
 
     async fn meta_put(&self, name: String, value: Vec<u8>) -> Result<(), TopologyError> {
-        let storage = Arc::clone(self.coordinator.storage());
+        let storage = Arc::clone(&self.node.storage);
         tokio::task::spawn_blocking(move || storage.put_meta(&name, &value))
             .await
             .map_err(|_| TopologyError::Stopped)??;
@@ -126,7 +128,7 @@ impl Streamer {
         moves: &[RangeMove],
         prefer: Option<&str>,
     ) -> Result<(u64, u64), TopologyError> {
-        let local = self.coordinator.view().local_host_id().to_owned();
+        let local = self.node.view.local_host_id().to_owned();
         let mine: Vec<&RangeMove> = moves.iter().filter(|m| m.to.as_str() == local).collect();
         let op = moves_id(moves);
         let work: Vec<(Segment, &RangeMove)> =
@@ -175,7 +177,7 @@ impl Streamer {
             Resume::Start => None,
             Resume::After(p) => Some(p),
         };
-        let view = self.coordinator.view();
+        let view = &self.node.view;
         let local = view.local_host_id().to_owned();
         let mut sources: Vec<_> = m
             .sources
@@ -346,28 +348,24 @@ mod tests {
             }
         }
 
-        fn coordinator(id: u64, storage: Arc<MemoryStorage>) -> Coordinator {
+        fn coordinator(id: u64, storage: Arc<MemoryStorage>) -> (Coordinator, NodeParts) {
             let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_micros(1_700_000_000_000_000));
-            Coordinator::new(
-                id,
-                storage,
-                Keyspaces::from_config(&Config::default()),
-                clock,
-                Limits::from(&ServerConfig::default()),
-            )
+            let node = NodeParts::solo(id, storage, Arc::clone(&clock));
+            let keyspaces = Keyspaces::from_config(&Config::default());
+            (Coordinator::solo(id, &node, keyspaces, clock, Limits::from(&ServerConfig::default())), node)
         }
 
         #[tokio::test]
         async fn an_interrupted_stream_resumes_where_it_stopped_and_copies_everything() {
             let src_storage = Arc::new(MemoryStorage::new());
-            let src = coordinator(1, Arc::clone(&src_storage));
+            let (src, _) = coordinator(1, Arc::clone(&src_storage));
             for i in 0..250 {
                 let key = Bytes::from(format!("k{i}"));
                 src.put("", key, Bytes::from(format!("v{i}")), PutOptions::default()).await.unwrap();
             }
             let dst_storage = Arc::new(MemoryStorage::new());
-            let dst = coordinator(2, Arc::clone(&dst_storage));
-            dst.view().upsert(Member {
+            let (dst, dst_node) = coordinator(2, Arc::clone(&dst_storage));
+            dst_node.view.upsert(Member {
                 host_id: "src".into(),
                 node_id: 1,
                 grpc_addr: "127.0.0.1:9".parse().unwrap(),
@@ -386,12 +384,13 @@ mod tests {
             });
             let streamer = Streamer {
                 coordinator: dst.clone(),
+                node: dst_node.clone(),
                 peers: peers.clone(),
                 progress: StreamProgress::new(None),
                 settings: StreamSettings { throughput_mb_per_s: 0, page_records: 50 },
                 stop: CancellationToken::new(),
             };
-            let to = HostId::from(dst.view().local_host_id());
+            let to = HostId::from(dst_node.view.local_host_id());
             let moves =
                 vec![RangeMove { range: TokenRange { start: 7, end: 7 }, to, sources: vec![HostId::from("src")] }];
 

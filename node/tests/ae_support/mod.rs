@@ -9,13 +9,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ringkv_node::antientropy::{
-    LocalReplica, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore,
-};
+use ringkv_node::antientropy::{LocalReplica, Repairer, RepairerParts, SyncHistory, Throttle, TreeStore};
 use ringkv_node::assembly::{CoreParts, NodeCore, NodePorts};
 use ringkv_node::clock::ManualClock;
 use ringkv_node::config::Config;
-use ringkv_node::membership::{Member, MemberStatus};
+use ringkv_node::membership::{ClusterView, Member, MemberStatus};
 use ringkv_node::peer::{SimConnector, SimNetwork};
 use ringkv_node::replication::{ClusterSettings, Coordinator};
 use ringkv_node::storage::{MemoryStorage, Storage, WriteBatch, WriteOp};
@@ -32,6 +30,7 @@ pub const KS: &str = "default";
 pub struct TestReplica {
     pub host_id: String,
     pub storage: Arc<dyn Storage>,
+    pub view: Arc<ClusterView>,
     pub trees: Arc<TreeStore>,
     pub coordinator: Coordinator,
     pub local: Arc<LocalReplica>,
@@ -88,6 +87,7 @@ pub fn replicas(n: usize, rf: u32, depth: u32, clock: &Arc<ManualClock>) -> Vec<
             TestReplica {
                 host_id: format!("node-{i}"),
                 storage: core.storage,
+                view: core.view,
                 trees: core.trees,
                 coordinator: core.coordinator,
                 local: core.antientropy.local,
@@ -106,12 +106,14 @@ pub fn repairer(all: &[TestReplica], i: usize, hint_window_ms: u64) -> Repairer 
     let r = &all[i];
     let history = Arc::new(SyncHistory::new(
         Arc::clone(&r.storage),
+        Arc::clone(&r.view),
         r.coordinator.clone(),
         std::time::Duration::from_millis(hint_window_ms),
     ));
     Repairer::new(RepairerParts {
         local: Arc::clone(&r.local),
         coordinator: r.coordinator.clone(),
+        view: Arc::clone(&r.view),
         connector: Arc::new(SimConnector::new(net, &r.host_id)),
         history,
         tree_max_age: std::time::Duration::from_secs(3600),

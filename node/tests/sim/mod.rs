@@ -39,7 +39,9 @@ use ringkv_node::config::Config;
 use ringkv_node::hints::HandoffWorker;
 use ringkv_node::membership::{Liveness, Member, MemberStatus};
 use ringkv_node::peer::{SimConnector, SimNetwork, SimTransport};
-use ringkv_node::replication::{ClusterSettings, Consistency, ConsistencyLevel, Coordinator, ReplicationMetrics};
+use ringkv_node::replication::{
+    ClusterSettings, Consistency, ConsistencyLevel, Coordinator, NodeParts, ReplicationMetrics,
+};
 use ringkv_node::ring::{NodeInfo, Ring, TokenRange, token_of};
 use ringkv_node::storage::MemoryStorage;
 use ringkv_node::version::Record;
@@ -212,6 +214,7 @@ impl SimClusterBuilder {
         SimNode {
             host,
             coordinator: core.coordinator.clone(),
+            parts: core.parts(),
             metrics: core.metrics.clone(),
             handoff: core.handoff(),
             trees: Arc::clone(&core.trees),
@@ -236,6 +239,8 @@ pub struct SimNode {
     pub host: String,
     /// Its coordinator (also its replica handler).
     pub coordinator: Coordinator,
+    /// Its storage, view, transport and hints.
+    pub parts: NodeParts,
     /// Its replication metrics.
     pub metrics: ReplicationMetrics,
     handoff: HandoffWorker,
@@ -294,7 +299,7 @@ impl SimCluster {
 
     /// The replicas of `key`, in preference order (every view agrees).
     pub fn replicas_of(&self, key: &[u8]) -> Vec<usize> {
-        let ring = self.node(0).view().ring();
+        let ring = self.nodes[0].parts.view.ring();
         let rf = self.node(0).keyspaces().get(KS).expect("keyspace").replication_factor as usize;
         let hosts = ring.preference_list(token_of(KS, key), rf).into_iter().filter_map(|idx| ring.node(idx));
         hosts.map(|n| self.index_of(n.host_id.as_str())).collect()
@@ -318,7 +323,7 @@ impl SimCluster {
     /// Marks node `i` alive or down in every other node's view.
     pub fn mark(&self, i: usize, liveness: Liveness) {
         for n in &self.nodes {
-            n.coordinator.view().set_liveness(self.host(i), liveness);
+            n.parts.view.set_liveness(self.host(i), liveness);
         }
     }
 
@@ -367,7 +372,7 @@ impl SimCluster {
 
     /// Hints waiting on every node, for every target.
     pub fn hints_pending(&self) -> u64 {
-        let pending = |n: &SimNode| n.coordinator.hints().pending_by_target().expect("pending").values().sum::<u64>();
+        let pending = |n: &SimNode| n.parts.hints.pending_by_target().expect("pending").values().sum::<u64>();
         self.nodes.iter().map(pending).sum()
     }
 
@@ -388,7 +393,7 @@ impl SimCluster {
 
     /// Node `i`'s own stored record of `key` (no network).
     pub fn local(&self, i: usize, key: &[u8]) -> Option<Record> {
-        self.node(i).storage().get(KS, key).expect("storage get")
+        self.nodes[i].parts.storage.get(KS, key).expect("storage get")
     }
 
     /// The live values node `i` stores for `key` (no network), sorted.
@@ -446,7 +451,7 @@ impl SimCluster {
 
     /// Every range of the ring with its replicas (node indexes).
     pub fn ranges(&self) -> Vec<(TokenRange, Vec<usize>)> {
-        let ring = self.node(0).view().ring();
+        let ring = self.nodes[0].parts.view.ring();
         let rf = self.node(0).keyspaces().get(KS).expect("keyspace").replication_factor as usize;
         let sets = replica_sets(&ring, rf).into_iter();
         sets.map(|(range, hosts)| (range, hosts.iter().map(|h| self.index_of(h)).collect())).collect()

@@ -89,6 +89,8 @@ pub struct Slot {
 pub struct Running {
     pub coordinator: Coordinator,
     pub view: Arc<ClusterView>,
+    /// The tracked storage the node writes through.
+    pub storage: Arc<dyn Storage>,
     pub topology: Topology,
     pub incarnation: Arc<Incarnation>,
     pub actor: NodeId,
@@ -256,7 +258,8 @@ impl Topo {
         let view = Arc::clone(&core.view);
         self.directory.register(addr, &host, topology.clone());
         self.net.serve_streaming(addr, &host, topology.clone());
-        let running = Running { coordinator, view, topology, incarnation, actor, origin: id.actor, shutdown };
+        let storage = Arc::clone(&core.storage);
+        let running = Running { coordinator, view, storage, topology, incarnation, actor, origin: id.actor, shutdown };
         self.slots.borrow_mut()[i].node = Some(running.clone());
         self.net.restart(&host);
         self.mark(&host, Liveness::Alive);
@@ -394,14 +397,14 @@ impl Topo {
 
     /// Slot `i`'s own copy of `key`, if it runs.
     pub fn local(&self, i: usize, key: &[u8]) -> Option<Record> {
-        self.running(i)?.coordinator.storage().get(KS, key).expect("get")
+        self.running(i)?.storage.get(KS, key).expect("get")
     }
 
     /// Every record of every running node: `(host, key, record)`.
     pub fn all_copies(&self) -> Vec<(String, Bytes, Record)> {
         let mut out = Vec::new();
         for i in self.up() {
-            let storage = Arc::clone(self.running(i).expect("up").coordinator.storage());
+            let storage = Arc::clone(&self.running(i).expect("up").storage);
             for r in storage.scan(None, None, Some(KS), usize::MAX).expect("scan") {
                 out.push((self.host(i), r.key, r.record));
             }

@@ -44,7 +44,7 @@ impl Directory {
     /// Every running node's view.
     pub fn views(&self) -> Vec<(String, Arc<ClusterView>)> {
         let nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
-        nodes.values().map(|(h, t)| (h.clone(), Arc::clone(t.coordinator().view()))).collect()
+        nodes.values().map(|(h, t)| (h.clone(), Arc::clone(t.view()))).collect()
     }
 }
 

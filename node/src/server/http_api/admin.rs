@@ -18,6 +18,8 @@
 //!   "conflict_mode","read_consistency","write_consistency",
 //!   "default_ttl_seconds"}]}`.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use ringkv_proto::v1::{Liveness, NodeState, NodeStatus};
@@ -32,7 +34,7 @@ use super::error::HttpError;
 pub(super) async fn cluster_status(State(ctx): State<Ctx>) -> Result<Json<Value>, HttpError> {
     let http = &ctx.http;
     let snapshot = http.admin.cluster_status_snapshot().await?;
-    let storage = http.coordinator.storage().clone();
+    let storage = Arc::clone(&http.storage);
     // Storage calls may block; a failed task reports empty stats rather than failing the page.
     let stats = tokio::task::spawn_blocking(move || storage.stats()).await.unwrap_or_else(|_| StorageStats::default());
     let ready = http.readiness.is_ready();

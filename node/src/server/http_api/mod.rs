@@ -45,6 +45,7 @@ mod rmw;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -58,6 +59,7 @@ use http::{Method, StatusCode, Uri};
 use tokio_util::sync::CancellationToken;
 
 use crate::replication::{Consistency, Coordinator};
+use crate::storage::Storage;
 
 use super::admin::AdminService;
 use super::metrics::NodeMetrics;
@@ -70,6 +72,8 @@ pub use error::{HttpError, Outcome};
 pub struct HttpState {
     /// Serves every data operation.
     pub coordinator: Coordinator,
+    /// Local storage (its stats for `/metrics` and the cluster status page).
+    pub storage: Arc<dyn Storage>,
     /// Request metrics and `/metrics`.
     pub metrics: NodeMetrics,
     /// Who this node is (cluster status).
@@ -181,9 +185,8 @@ async fn ready(State(ctx): State<Ctx>) -> Response {
 async fn metrics_text(State(ctx): State<Ctx>) -> Response {
     // Rendering reads storage stats, which may block.
     let http = ctx.http.clone();
-    let text = tokio::task::spawn_blocking(move || http.metrics.render(http.coordinator.storage().as_ref()))
-        .await
-        .unwrap_or_default();
+    let text =
+        tokio::task::spawn_blocking(move || http.metrics.render(http.storage.as_ref())).await.unwrap_or_default();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -17,7 +17,7 @@ use tower::ServiceExt as _;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, ServerConfig};
-use crate::replication::{Coordinator, Keyspaces, Limits};
+use crate::replication::{Coordinator, Keyspaces, Limits, NodeParts};
 use crate::server::admin::AdminService;
 use crate::server::metrics::NodeMetrics;
 use crate::server::{NodeIdentity, Readiness};
@@ -31,13 +31,10 @@ const MAX_VALUE: usize = 1024;
 /// A router over a fresh in-memory store, and its state.
 fn app() -> (Router, HttpState) {
     let server = ServerConfig { max_value_bytes: MAX_VALUE, ..ServerConfig::default() };
-    let coordinator = Coordinator::new(
-        1,
-        Arc::new(MemoryStorage::new()),
-        Keyspaces::from_config(&Config::default()),
-        Arc::new(SystemClock),
-        Limits::from(&server),
-    );
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    let node = NodeParts::solo(1, Arc::new(MemoryStorage::new()), Arc::clone(&clock));
+    let coordinator =
+        Coordinator::solo(1, &node, Keyspaces::from_config(&Config::default()), clock, Limits::from(&server));
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let identity = NodeIdentity {
         host_id: "host-1".into(),
@@ -46,9 +43,9 @@ fn app() -> (Router, HttpState) {
         resp_addr: None,
         data_dir: "/tmp".into(),
     };
-    let admin = AdminService::new(coordinator.clone(), identity.clone(), crate::worker::Jobs::default());
-    let state =
-        HttpState { coordinator, metrics: NodeMetrics::new(), identity, readiness: Readiness::default(), admin };
+    let admin = AdminService::new(coordinator.clone(), node.clone(), identity.clone(), crate::worker::Jobs::default());
+    let (metrics, readiness, storage) = (NodeMetrics::new(), Readiness::default(), node.storage);
+    let state = HttpState { coordinator, storage, metrics, identity, readiness, admin };
     (router(state.clone(), MAX_VALUE), state)
 }
 
