@@ -17,7 +17,7 @@
 //!
 //! Invariants: no error message, log line or `Debug` output contains a secret
 //! or a token (secrets are wrapped in [`token::Secret`], whose `Debug`
-//! redacts). Pure: no I/O, no clock. May call nothing outside `auth`.
+//! redacts). Pure: no I/O, no clock. May call nothing outside `auth` but the crate-root constants.
 
 pub mod token;
 pub mod user;

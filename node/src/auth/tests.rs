@@ -178,3 +178,19 @@ fn a_certificate_maps_to_exactly_one_user() {
     let msg = identify_certificate(&many, lookup).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("and 96 more") && msg.len() < 400, "{msg}");
 }
+
+#[test]
+fn verifying_a_token_is_cheap_enough_for_every_request() {
+    // One salted SHA-256 per stored secret: microseconds even in a debug build.
+    // The bound is loose on purpose (a shared CI machine); a slow KDF (tens of
+    // milliseconds per check) would blow it by orders of magnitude.
+    let token = issued("fast");
+    let user = UserDef::new("fast", Some(token.hash()), []).unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    let rounds = 1000u32;
+    let ok = (0..rounds).filter(|_| user.verify(&token.credentials)).count();
+    let per_check = start.elapsed() / rounds;
+    assert_eq!(ok, 1000);
+    eprintln!("token verify: {per_check:?} per check (debug build)");
+    assert!(per_check < std::time::Duration::from_millis(2), "{per_check:?} per check");
+}
