@@ -36,6 +36,8 @@ pub struct Config {
     pub streaming: StreamingConfig,
     /// Node lifecycle.
     pub topology: TopologyConfig,
+    /// `[auth]`: client authentication (off by default).
+    pub auth: AuthConfig,
     /// Keyspaces besides `default` (which always exists).
     pub keyspaces: Vec<KeyspaceConfig>,
 }
@@ -309,6 +311,26 @@ impl Default for ReplicationConfig {
         }
     }
 }
+
+// --- [auth] (issue 13, helper E) ---
+
+/// `[auth]`: client authentication and authorization. Off by default: every
+/// client may do everything, as before.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require credentials (bearer token, RESP `AUTH`, or client certificate) on client requests.
+    pub enabled: bool,
+    /// File holding the bootstrap admin token (`<user>.<secret>`), used at first start to
+    /// create that user with `admin` on `*` if the schema has no such user; the
+    /// `RINGKV_ADMIN_TOKEN` environment variable is read when this is unset.
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding the token `/metrics` requires (sent as `Authorization: Bearer ...`);
+    /// `/metrics` stays open when unset. `/healthz` and `/readyz` are always open.
+    pub metrics_token_file: Option<PathBuf>,
+}
+
+// --- end [auth] ---
 
 /// `[[keyspaces]]`: one keyspace and its settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

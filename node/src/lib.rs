@@ -30,12 +30,16 @@
 //!   the periodic sync and the purge live here, the other workers beside
 //!   what they work on.
 //! - [`antientropy`]: Merkle-tree anti-entropy between replicas, `RepairWorker`.
+//! - [`schema`]: the cluster schema (keyspaces, users) as versioned entries:
+//!   highest-stamp-wins merge, digest for gossip, durable load/save.
+//! - [`auth`]: users, token credentials, roles per keyspace and `authorize`.
 //! - [`error`]: the error a client operation can end with.
 //! - [`metrics`]: helpers shared by every module's Prometheus metrics.
 //! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`), also replayed by `tests/fuzz_corpus.rs`.
 
 pub mod antientropy;
 pub mod assembly;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -46,6 +50,7 @@ pub mod metrics;
 pub mod peer;
 pub mod replication;
 pub mod ring;
+pub mod schema;
 pub mod server;
 pub mod storage;
 pub mod topology;

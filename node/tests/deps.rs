@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// Modules below the peer layer: none may call `peer` or `server`.
 const BELOW_PEER: &[&str] = &[
     "antientropy",
+    "auth",
     "clock",
     "config",
     "error",
@@ -23,6 +24,7 @@ const BELOW_PEER: &[&str] = &[
     "metrics",
     "replication",
     "ring",
+    "schema",
     "storage",
     "topology",
     "transport",
