@@ -20,6 +20,8 @@
 //!   services of every cluster protocol (replica, anti-entropy, gossip,
 //!   streaming), each implementing its domain's port.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
+//! - [`tls`]: rustls listeners (plain or TLS), certificate reload, mutual TLS
+//!   for the cluster port, generated dev certificates.
 //! - [`topology`]: node lifecycle (join, decommission, replace, removenode) and range streaming.
 //! - [`worker`]: the `Worker` trait, the `WorkerRunner` that runs, lists and
 //!   stops every background loop, and `Jobs` (the node's one-shot tasks);
@@ -43,6 +45,7 @@ pub mod replication;
 pub mod ring;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod topology;
 pub mod transport;
 pub mod version;
