@@ -209,11 +209,7 @@ impl TlsConnector {
     }
 
     /// Connects to `host:port` and runs the TLS handshake.
-    pub async fn connect(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    pub async fn connect(&self, host: &str, port: u16) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let name = match &self.server_name {
             Some(name) => name.clone(),
             None => ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_owned())
@@ -237,9 +233,8 @@ impl tower::Service<Uri> for TlsConnector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let host = uri
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no host in {uri}")))?;
+            let host =
+                uri.host().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no host in {uri}")))?;
             let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
             this.connect(host, port).await.map(TokioIo::new)
         })

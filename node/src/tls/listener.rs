@@ -17,9 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::HandshakeRefusal;
 use super::identity::{CertificateInfo, PeerIdentity};
 use super::reload::{TlsMetrics, TlsState};
-use super::HandshakeRefusal;
 
 /// Handshakes running at once on one listener; more connections wait in the
 /// kernel's accept queue.

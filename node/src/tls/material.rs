@@ -14,8 +14,8 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::config::{ClientAuth, ClusterTlsConfig, TlsConfig};
 
-use super::identity::CertificateInfo;
 use super::TlsError;
+use super::identity::CertificateInfo;
 
 /// Which files a TLS listener (and, for the cluster, its client side) uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,8 @@ impl TlsMaterial {
     pub fn load(settings: &TlsSettings, now: i64) -> Result<Self, TlsError> {
         let chain = pem::load_certificates(&settings.cert_file)?;
         let key = pem::load_private_key(&settings.key_file)?;
-        let leaf = chain.first().ok_or_else(|| pem::TlsFileError::NoCertificate { path: settings.cert_file.clone() })?;
+        let leaf =
+            chain.first().ok_or_else(|| pem::TlsFileError::NoCertificate { path: settings.cert_file.clone() })?;
         let certificate = CertificateInfo::parse(leaf)
             .map_err(|reason| TlsError::BadCertificate { path: settings.cert_file.clone(), reason })?;
         if now < certificate.not_before {

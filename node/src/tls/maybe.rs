@@ -111,7 +111,9 @@ impl tonic::transport::server::Connected for MaybeTlsStream {
     fn connect_info(&self) -> MaybeTlsConnectInfo {
         match self {
             Self::Plain(tcp) => MaybeTlsConnectInfo { remote_addr: tcp.peer_addr().ok(), tls: None },
-            Self::Tls(conn) => MaybeTlsConnectInfo { remote_addr: Some(conn.info().remote_addr), tls: Some(conn.info().clone()) },
+            Self::Tls(conn) => {
+                MaybeTlsConnectInfo { remote_addr: Some(conn.info().remote_addr), tls: Some(conn.info().clone()) }
+            }
         }
     }
 }

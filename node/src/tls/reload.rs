@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::must;
 use crate::worker::{Worker, WorkerState};
 
+use super::TlsError;
 use super::identity::CertificateInfo;
 use super::material::{TlsMaterial, TlsSettings, unix_now};
-use super::TlsError;
 
 /// The TLS metrics, labelled by `listener` (`client` or `cluster`).
 #[derive(Debug, Clone)]
@@ -143,11 +143,7 @@ impl TlsReloader {
 
 fn fingerprint(settings: &TlsSettings) -> Fingerprint {
     let files = [Some(&settings.cert_file), Some(&settings.key_file), settings.ca_file.as_ref()];
-    files
-        .into_iter()
-        .flatten()
-        .map(|path| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok())))
-        .collect()
+    files.into_iter().flatten().map(|path| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))).collect()
 }
 
 impl Worker for TlsReloader {

@@ -123,7 +123,8 @@ fn failures(metrics: &TlsMetrics, reason: &str) -> u64 {
 async fn handshake_works_and_a_plaintext_client_is_refused_cleanly() {
     let pki = pki();
     let metrics = TlsMetrics::new();
-    let state = TlsState::load(&pki.settings(&pki.node(), ClientAuth::None), &metrics).unwrap_or_else(|e| panic!("{e}"));
+    let state =
+        TlsState::load(&pki.settings(&pki.node(), ClientAuth::None), &metrics).unwrap_or_else(|e| panic!("{e}"));
     let listener = listen(&state, Alpn::None, &metrics).await;
     let port = listener.local_addr().port();
     let (tx, _peers) = tokio::sync::mpsc::unbounded_channel();
@@ -139,7 +140,8 @@ async fn handshake_works_and_a_plaintext_client_is_refused_cleanly() {
     // The server sends at most a TLS alert and closes; never an HTTP answer.
     let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
     assert!(!answer.starts_with(b"HTTP"), "{answer:?}");
-    wait_until("the plaintext refusal to be counted", Duration::from_secs(5), || failures(&metrics, "not_tls") == 1).await;
+    wait_until("the plaintext refusal to be counted", Duration::from_secs(5), || failures(&metrics, "not_tls") == 1)
+        .await;
     // The listener still serves TLS clients after refusing one.
     let mut again = pki.connector(None, b"x").connect("127.0.0.1", port).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(round_trip(&mut again, b"pong").await.unwrap_or_else(|e| panic!("{e}")), b"pong");
@@ -149,7 +151,8 @@ async fn handshake_works_and_a_plaintext_client_is_refused_cleanly() {
 async fn mutual_listener_refuses_no_certificate_and_wrong_ca_and_names_a_good_client() {
     let pki = pki();
     let metrics = TlsMetrics::new();
-    let state = TlsState::load(&pki.settings(&pki.node(), ClientAuth::Required), &metrics).unwrap_or_else(|e| panic!("{e}"));
+    let state =
+        TlsState::load(&pki.settings(&pki.node(), ClientAuth::Required), &metrics).unwrap_or_else(|e| panic!("{e}"));
     let listener = listen(&state, Alpn::None, &metrics).await;
     let port = listener.local_addr().port();
     let (tx, mut peers) = tokio::sync::mpsc::unbounded_channel();
@@ -162,7 +165,8 @@ async fn mutual_listener_refuses_no_certificate_and_wrong_ca_and_names_a_good_cl
 
     let other = DevCa::generate("other CA").unwrap_or_else(|e| panic!("{e}"));
     let stranger = other.issue_client("mallory", Validity::days(1)).unwrap_or_else(|e| panic!("{e}"));
-    let mut wrong = pki.connector(Some(&stranger), b"x").connect("localhost", port).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut wrong =
+        pki.connector(Some(&stranger), b"x").connect("localhost", port).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(round_trip(&mut wrong, b"hi").await.is_err(), "a wrong-CA client got an answer");
     wait_until("wrong_ca counted", Duration::from_secs(5), || failures(&metrics, "wrong_ca") == 1).await;
 

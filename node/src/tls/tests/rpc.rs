@@ -17,7 +17,8 @@ use crate::tls::{Alpn, MaybeTlsListener, TlsMetrics, TlsState};
 async fn grpc_round_trip_over_tls_and_plaintext_grpc_is_refused() {
     let pki = pki();
     let metrics = TlsMetrics::new();
-    let state = TlsState::load(&pki.settings(&pki.node(), ClientAuth::None), &metrics).unwrap_or_else(|e| panic!("{e}"));
+    let state =
+        TlsState::load(&pki.settings(&pki.node(), ClientAuth::None), &metrics).unwrap_or_else(|e| panic!("{e}"));
     let listener = MaybeTlsListener::Tls(listen(&state, Alpn::Grpc, &metrics).await);
     let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
     let (_reporter, health) = tonic_health::server::health_reporter();
@@ -53,7 +54,8 @@ async fn grpc_round_trip_over_tls_and_plaintext_grpc_is_refused() {
 async fn http_round_trip_with_axum_over_tls() {
     let pki = pki();
     let metrics = TlsMetrics::new();
-    let state = TlsState::load(&pki.settings(&pki.node(), ClientAuth::None), &metrics).unwrap_or_else(|e| panic!("{e}"));
+    let state =
+        TlsState::load(&pki.settings(&pki.node(), ClientAuth::None), &metrics).unwrap_or_else(|e| panic!("{e}"));
     let listener = MaybeTlsListener::Tls(listen(&state, Alpn::Http1, &metrics).await);
     let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
     let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok over tls" }));
