@@ -74,3 +74,63 @@ async fn http_round_trip_with_axum_over_tls() {
     assert!(text.ends_with("ok over tls"), "{text}");
     server.abort();
 }
+
+#[tokio::test]
+async fn cluster_mutual_grpc_with_dev_certs_gives_the_peer_identity_to_requests() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let files =
+        crate::tls::certs::write_dev_certs(dir.path(), &["node-1.test".into()]).unwrap_or_else(|e| panic!("{e}"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    assert_eq!((mode(&files.node.1), mode(&files.client.1)), (0o600, 0o600), "keys are private");
+    let config = crate::config::ClusterTlsConfig {
+        enabled: true,
+        cert_file: files.node.0.clone(),
+        key_file: files.node.1.clone(),
+        ca_file: files.ca.clone(),
+        reload_interval_ms: 1000,
+    };
+    let settings = crate::tls::TlsSettings::cluster(&config).unwrap_or_else(|| panic!("enabled"));
+    let metrics = TlsMetrics::new();
+    let state = TlsState::load(&settings, &metrics).unwrap_or_else(|e| panic!("{e}"));
+    let identity = state.certificate().identity;
+    assert!(identity.dns_names.contains(&"node-1.test".to_owned()) && identity.dns_names.contains(&"localhost".into()));
+    assert!(identity.ip_addresses.contains(&std::net::IpAddr::from([127, 0, 0, 1])));
+
+    let listener = MaybeTlsListener::Tls(listen(&state, Alpn::Grpc, &metrics).await);
+    let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let seen = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&seen);
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let health = tonic::service::interceptor::InterceptedService::new(health, move |req: tonic::Request<()>| {
+        let info = req.extensions().get::<crate::tls::MaybeTlsConnectInfo>().cloned();
+        let cn = info.and_then(|i| i.tls).and_then(|t| t.peer).and_then(|p| p.common_name.clone());
+        *record.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = cn;
+        Ok(req)
+    });
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(listener.into_incoming(), stop.clone().cancelled_owned()),
+    );
+
+    // The peer pool's way: the connector asks the reloaded state at each connect.
+    let source = Arc::clone(&state);
+    let connector = ringkv_client::tls::TlsConnector::dynamic(Arc::new(move || {
+        source.client_config().unwrap_or_else(|| panic!("cluster material has a client config"))
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .connect_with_connector(connector)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+    assert_eq!(answer.unwrap_or_else(|e| panic!("{e}")).into_inner().status, 1, "SERVING");
+    let cn = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(cn.as_deref(), Some("ringkv-node"), "the request carries the client certificate's identity");
+    stop.cancel();
+    let _ = server.await;
+}
