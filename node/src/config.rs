@@ -598,6 +598,16 @@ impl Config {
                 return invalid("cluster_tls.reload_interval_ms", "0".into(), "use a positive number of milliseconds");
             }
         }
+        // The TLS module exists but the listeners and the peer pool do not
+        // use it yet (issue 13, next step): refuse rather than serve
+        // plaintext to someone who asked for TLS. Remove when wired.
+        if t.enabled || c.enabled {
+            return invalid(
+                if t.enabled { "tls.enabled" } else { "cluster_tls.enabled" },
+                "true".into(),
+                "this build does not serve TLS yet (issue 13); remove the setting or use a build that does",
+            );
+        }
         Ok(())
     }
 }
@@ -645,6 +655,7 @@ mod membership_tests {
         c.cluster_tls.key_file = "n.key".into();
         assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "cluster_tls.cert_file", .. })));
         c.cluster_tls.ca_file = "ca.pem".into();
-        assert!(c.validate().is_ok());
+        let refused = c.validate();
+        assert!(matches!(refused, Err(ConfigError::Invalid { field: "cluster_tls.enabled", .. })), "{refused:?}");
     }
 }

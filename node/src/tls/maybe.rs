@@ -96,7 +96,7 @@ impl axum::serve::Listener for MaybeTlsListener {
 
 impl MaybeTlsStream {
     /// The client's verified certificate identity (TLS with a client certificate only).
-    pub fn connect_info(&self) -> Option<TlsConnectInfo> {
+    pub fn tls_info(&self) -> Option<TlsConnectInfo> {
         match self {
             Self::Plain(_) => None,
             Self::Tls(conn) => Some(conn.info().clone()),
