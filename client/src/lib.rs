@@ -30,6 +30,8 @@
 //! - [`consistency`]: parsing and printing consistency levels (`QUORUM`, `r=2`).
 //! - [`endpoint`]: parsing `host:port` / `http://host:port` endpoints.
 //! - [`retry`]: the retry policy and its backoff schedule.
+//! - [`tls`]: PEM loading, rustls client configurations and the TLS connector
+//!   (also used by the node's peer pool).
 //! - [`error`]: [`ClientError`], one variant per failure a caller can act on.
 #![warn(missing_docs)]
 
@@ -40,6 +42,7 @@ pub mod endpoint;
 pub mod error;
 mod kv;
 pub mod retry;
+pub mod tls;
 pub mod types;
 
 pub use admin::RepairStream;

@@ -40,6 +40,89 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Keyspaces besides `default` (which always exists).
     pub keyspaces: Vec<KeyspaceConfig>,
+    /// TLS on the client-facing listeners (gRPC, HTTP, RESP); off by default.
+    pub tls: TlsConfig,
+    /// Mutual TLS between nodes (the cluster port); off by default.
+    pub cluster_tls: ClusterTlsConfig,
+}
+
+/// Whether a TLS listener asks clients for a certificate.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// No client certificates are requested.
+    #[default]
+    None,
+    /// A client may present a certificate signed by `ca_file` (it then
+    /// identifies the client); clients without one are accepted too.
+    Optional,
+    /// Every client must present a certificate signed by `ca_file`.
+    Required,
+}
+
+/// `[tls]`: TLS on the client-facing listeners. Certificates are PEM files,
+/// reloaded when they change on disk (a bad new file keeps the last good one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Serve TLS on the gRPC, HTTP and RESP listeners.
+    pub enabled: bool,
+    /// This node's certificate chain (PEM, leaf first).
+    pub cert_file: PathBuf,
+    /// The private key of `cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA certificates (PEM) that client certificates must chain to; needed
+    /// when `client_auth` is `optional` or `required`.
+    pub ca_file: Option<PathBuf>,
+    /// Ask clients for certificates: `none` (default), `optional`, `required`.
+    pub client_auth: ClientAuth,
+    /// How often the files are checked for changes, in milliseconds.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            ca_file: None,
+            client_auth: ClientAuth::None,
+            reload_interval_ms: 5000,
+        }
+    }
+}
+
+/// `[cluster_tls]`: mutual TLS between nodes. Both sides present a
+/// certificate signed by the cluster CA (`ca_file`); a process without one
+/// cannot connect to the cluster port. The same files are this node's
+/// server and client identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterTlsConfig {
+    /// Use mutual TLS between nodes.
+    pub enabled: bool,
+    /// This node's cluster certificate chain (PEM, leaf first).
+    pub cert_file: PathBuf,
+    /// The private key of `cert_file` (PEM).
+    pub key_file: PathBuf,
+    /// The cluster CA (PEM) every node's certificate must chain to.
+    pub ca_file: PathBuf,
+    /// How often the files are checked for changes, in milliseconds.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for ClusterTlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            ca_file: PathBuf::new(),
+            reload_interval_ms: 5000,
+        }
+    }
 }
 
 /// `[ring]`: this node's place on the token ring.
@@ -486,6 +569,7 @@ impl Config {
                 "use a positive number of MiB per second",
             );
         }
+        self.validate_tls()?;
         let mut seen = std::collections::HashSet::new();
         for ks in &self.keyspaces {
             if !valid_keyspace_name(&ks.name) {
@@ -497,6 +581,54 @@ impl Config {
             if ks.replication_factor == Some(0) {
                 return invalid("keyspaces.replication_factor", "0".into(), "use at least 1");
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The `[tls]` and `[cluster_tls]` checks that need no file access (the
+    /// files themselves are checked when the TLS module loads them).
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let invalid = |field, value: String, fix| Err(ConfigError::Invalid { field, value, fix });
+        let t = &self.tls;
+        if t.enabled {
+            if t.cert_file.as_os_str().is_empty() || t.key_file.as_os_str().is_empty() {
+                return invalid("tls.cert_file", String::new(), "set tls.cert_file and tls.key_file (PEM files)");
+            }
+            if t.client_auth != ClientAuth::None && t.ca_file.is_none() {
+                return invalid(
+                    "tls.ca_file",
+                    String::new(),
+                    "set tls.ca_file to the CA of client certificates, or client_auth = \"none\"",
+                );
+            }
+            if t.reload_interval_ms == 0 {
+                return invalid("tls.reload_interval_ms", "0".into(), "use a positive number of milliseconds");
+            }
+        }
+        let c = &self.cluster_tls;
+        if c.enabled {
+            if [&c.cert_file, &c.key_file, &c.ca_file].iter().any(|p| p.as_os_str().is_empty()) {
+                return invalid(
+                    "cluster_tls.cert_file",
+                    String::new(),
+                    "set cluster_tls.cert_file, key_file and ca_file (mutual TLS needs all three)",
+                );
+            }
+            if c.reload_interval_ms == 0 {
+                return invalid("cluster_tls.reload_interval_ms", "0".into(), "use a positive number of milliseconds");
+            }
+        }
+        // The TLS module exists but the listeners and the peer pool do not
+        // use it yet (issue 13, next step): refuse rather than serve
+        // plaintext to someone who asked for TLS. Remove when wired.
+        if t.enabled || c.enabled {
+            return invalid(
+                if t.enabled { "tls.enabled" } else { "cluster_tls.enabled" },
+                "true".into(),
+                "this build does not serve TLS yet (issue 13); remove the setting or use a build that does",
+            );
         }
         Ok(())
     }
@@ -528,5 +660,24 @@ mod membership_tests {
         let mut c = Config::default();
         c.membership.gossip_interval_ms = 0;
         assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "membership.gossip_interval_ms", .. })));
+    }
+
+    #[test]
+    fn tls_sections_default_off_and_refuse_missing_files() {
+        let c: Config = toml::from_str("").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.tls.enabled && !c.cluster_tls.enabled);
+        let on: Config = toml::from_str(
+            "[tls]\nenabled = true\ncert_file = \"n.pem\"\nkey_file = \"n.key\"\nclient_auth = \"optional\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(on.validate(), Err(ConfigError::Invalid { field: "tls.ca_file", .. })));
+        let mut c = Config::default();
+        c.cluster_tls.enabled = true;
+        c.cluster_tls.cert_file = "n.pem".into();
+        c.cluster_tls.key_file = "n.key".into();
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "cluster_tls.cert_file", .. })));
+        c.cluster_tls.ca_file = "ca.pem".into();
+        let refused = c.validate();
+        assert!(matches!(refused, Err(ConfigError::Invalid { field: "cluster_tls.enabled", .. })), "{refused:?}");
     }
 }

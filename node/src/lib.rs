@@ -23,6 +23,8 @@
 //!   services of every cluster protocol (replica, anti-entropy, gossip,
 //!   streaming), each implementing its domain's port.
 //! - [`hints`]: durable hinted handoff for replicas that missed writes.
+//! - [`tls`]: rustls listeners (plain or TLS), certificate reload, mutual TLS
+//!   for the cluster port, generated dev certificates.
 //! - [`topology`]: node lifecycle (join, decommission, replace, removenode),
 //!   range streaming, and the node's persistent identity.
 //! - [`worker`]: the `Worker` trait, the `WorkerRunner` that runs, lists and
@@ -53,6 +55,7 @@ pub mod ring;
 pub mod schema;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod topology;
 pub mod transport;
 pub mod version;

@@ -26,6 +26,7 @@ const BELOW_PEER: &[&str] = &[
     "ring",
     "schema",
     "storage",
+    "tls",
     "topology",
     "transport",
     "version",
@@ -34,8 +35,9 @@ const BELOW_PEER: &[&str] = &[
 
 /// Modules that may speak gRPC (tonic, `ringkv_proto`): the peer layer, the
 /// client-facing servers, the assembly (which mounts them on one tonic
-/// server), the binary edges and the fuzz targets (which decode protos on purpose).
-const WIRE: &[&str] = &["peer", "server", "assembly", "main", "dev", "fuzzing"];
+/// server), the binary edges, the fuzz targets (which decode protos on
+/// purpose), and `tls` (its streams implement tonic's `Connected`).
+const WIRE: &[&str] = &["peer", "server", "assembly", "main", "dev", "fuzzing", "tls"];
 
 /// Modules that may build a node: the assembly itself and the binaries.
 const ASSEMBLERS: &[&str] = &["assembly", "main", "dev"];
