@@ -33,10 +33,12 @@
 //! schema has no entry of that name ([`Schema::seed_from_config`]): any
 //! runtime change wins over them. `default` always exists and cannot be dropped.
 //!
-//! Pure except [`store`] (the meta partition of [`crate::storage::Storage`]).
+//! Pure except [`store`] (the meta partition of [`crate::storage::Storage`])
+//! and [`live`] (the node's one live copy: change, merge, save, publish).
 //! May call `config`, `replication` (types), `version`, `auth`, `storage`.
 
 pub mod keyspace;
+pub mod live;
 pub mod ops;
 pub mod store;
 
@@ -47,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::UserDef;
 
 pub use keyspace::{KeyspaceDef, keyspaces_of, lookup_keyspace};
+pub use live::SchemaHandle;
 
 /// A totally ordered change time: hybrid-logical microseconds, then host id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
