@@ -14,7 +14,7 @@ use anyhow::bail;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory as _, FromArgMatches as _};
 use ringkv_client::tls::ClientTlsFiles;
-use ringkv_client::{ConnectionConfig, Token};
+use ringkv_client::{ClientError, ConnectionConfig, Token};
 
 use super::args::Cli;
 
@@ -67,14 +67,15 @@ impl ConnectionArgs {
     }
 
     /// The token, by precedence: `--token`, `--token-file`, `RINGKV_TOKEN`.
+    /// A bad token is a [`ClientError::Token`] (exit status 2).
     fn token(&self) -> anyhow::Result<Option<Token>> {
         let from_flag = self.token.as_deref().filter(|_| !self.token_from_env);
         let from_env = self.token.as_deref().filter(|_| self.token_from_env);
         match (from_flag, &self.token_file, from_env) {
             (Some(_), Some(_), _) => bail!("give either --token or --token-file, not both"),
-            (Some(text), None, _) => Ok(Some(Token::new(text)?)),
-            (None, Some(file), _) => Ok(Some(Token::from_file(file)?)),
-            (None, None, Some(text)) => Ok(Some(Token::new(text)?)),
+            (Some(text), None, _) => Ok(Some(Token::new(text).map_err(ClientError::from)?)),
+            (None, Some(file), _) => Ok(Some(Token::from_file(file).map_err(ClientError::from)?)),
+            (None, None, Some(text)) => Ok(Some(Token::new(text).map_err(ClientError::from)?)),
             (None, None, None) => Ok(None),
         }
     }
