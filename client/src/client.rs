@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringkv_proto::v1::Consistency;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Token;
+use crate::connection::{AuthChannel, ConnectionConfig, TlsProblem};
 use crate::endpoint::parse_endpoint;
 use crate::error::ClientError;
 use crate::retry::RetryPolicy;
+use crate::tls::ClientTlsFiles;
 
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,7 +49,8 @@ pub(crate) struct Rpc {
 struct Node {
     /// `host:port`, for error messages.
     address: String,
-    channel: Channel,
+    /// The connection, with the token interceptor.
+    channel: AuthChannel,
 }
 
 /// A RingKV client. Cheap to clone: clones share the connection.
@@ -62,7 +66,7 @@ pub struct Client {
 /// Configures and connects a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    endpoint: String,
+    connection: ConnectionConfig,
     timeout: Duration,
     connect_timeout: Duration,
     retry: RetryPolicy,
@@ -71,18 +75,37 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// A builder for a client of the node at `endpoint` (`host:port` or
-    /// `http://host:port`), with the defaults: 5 s timeouts, the default
-    /// [`RetryPolicy`], keyspace `default`, the server's default consistency.
+    /// A builder for a client of the node at `endpoint` (`host:port`,
+    /// `http://host:port` or `https://host:port`), with the defaults: 5 s
+    /// timeouts, the default [`RetryPolicy`], keyspace `default`, the
+    /// server's default consistency, no TLS files and no token.
     pub fn new(endpoint: impl Into<String>) -> Self {
         Self {
-            endpoint: endpoint.into(),
+            connection: ConnectionConfig::new(endpoint),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             keyspace: DEFAULT_KEYSPACE.to_owned(),
             consistency: None,
         }
+    }
+
+    /// Endpoint, TLS files and token all at once (replaces the endpoint given to `new`).
+    pub fn connection(mut self, connection: ConnectionConfig) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    /// CA (and optional client certificate) of `https://` endpoints.
+    pub fn tls(mut self, files: ClientTlsFiles) -> Self {
+        self.connection.tls = Some(files);
+        self
+    }
+
+    /// Bearer token sent as `authorization: Bearer <token>` on every call.
+    pub fn token(mut self, token: Token) -> Self {
+        self.connection.token = Some(token);
+        self
     }
 
     /// Timeout of each request attempt.
@@ -115,22 +138,20 @@ impl ClientBuilder {
         self
     }
 
-    /// Validates the endpoint and opens the connection.
+    /// Validates the endpoint and opens the connection (TLS for `https://`).
     pub async fn connect(self) -> Result<Client, ClientError> {
-        let parsed = parse_endpoint(&self.endpoint)?;
+        let parsed = parse_endpoint(&self.connection.endpoint)?;
         let invalid = |source: tonic::transport::Error| ClientError::InvalidEndpoint {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.connection.endpoint.clone(),
             reason: source.to_string(),
         };
-        let channel = Endpoint::from_shared(parsed.uri)
+        let endpoint = Endpoint::from_shared(parsed.uri.clone())
             .map_err(invalid)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect { endpoint: parsed.authority.clone(), source })?;
+            .keep_alive_timeout(Duration::from_secs(10));
+        let channel = self.connection.dial(endpoint, &parsed).await?;
         let node = Node { address: parsed.authority, channel };
         Ok(Client {
             nodes: Arc::from(vec![node]),
@@ -143,13 +164,15 @@ impl ClientBuilder {
 }
 
 impl Client {
-    /// Connects to the node at `endpoint` (`host:port` or `http://host:port`)
+    /// Connects to the node at `endpoint` (`host:port`, `http://host:port`
+    /// or `https://host:port`, the last needing [`ClientBuilder::tls`])
     /// with the default settings; see [`ClientBuilder`] for the others.
     pub async fn connect(endpoint: &str) -> Result<Client, ClientError> {
         ClientBuilder::new(endpoint).connect().await
     }
 
-    /// A builder for a client of the node at `endpoint`.
+    /// A builder for a client of the node at `endpoint`; add TLS files and
+    /// a token with [`ClientBuilder::tls`] and [`ClientBuilder::token`].
     pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(endpoint)
     }
@@ -187,7 +210,7 @@ impl Client {
     }
 
     /// The channel of the node requests go to, with its address (for streaming RPCs).
-    pub(crate) fn channel(&self) -> (Channel, &str) {
+    pub(crate) fn channel(&self) -> (AuthChannel, &str) {
         let node = self.route();
         (node.channel.clone(), &node.address)
     }
@@ -203,7 +226,7 @@ impl Client {
     pub(crate) async fn unary<M, T, F, Fut>(&self, rpc: Rpc, message: M, call: F) -> Result<T, ClientError>
     where
         M: Clone,
-        F: Fn(Channel, Request<M>) -> Fut,
+        F: Fn(AuthChannel, Request<M>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let node = self.route();
@@ -214,12 +237,13 @@ impl Client {
             let attempt = tokio::time::timeout(self.timeout, call(node.channel.clone(), request));
             let error = match attempt.await {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) if !is_local_timeout(&status) => {
-                    ClientError::from_status(rpc.name, &node.address, &status)
-                }
-                Ok(Err(_)) | Err(_) => {
-                    ClientError::Timeout { rpc: rpc.name, endpoint: node.address.clone(), after: self.timeout }
-                }
+                // TLS 1.3 clients learn that their certificate was refused on the first call.
+                Ok(Err(status)) => match TlsProblem::find(&status) {
+                    Some(problem) => ClientError::Tls { endpoint: node.address.clone(), problem },
+                    None if !is_local_timeout(&status) => ClientError::from_status(rpc.name, &node.address, &status),
+                    None => self.timed_out(rpc, node),
+                },
+                Err(_) => self.timed_out(rpc, node),
             };
             let may_retry = rpc.idempotency == Idempotency::Read && error.is_unavailable();
             if !may_retry || retry >= self.retry.max_retries {
@@ -228,6 +252,12 @@ impl Client {
             tokio::time::sleep(self.retry.backoff(retry)).await;
             retry += 1;
         }
+    }
+}
+
+impl Client {
+    fn timed_out(&self, rpc: Rpc, node: &Node) -> ClientError {
+        ClientError::Timeout { rpc: rpc.name, endpoint: node.address.clone(), after: self.timeout }
     }
 }
 

@@ -15,7 +15,10 @@ use tonic::{Code, Status};
 #[non_exhaustive]
 pub enum ClientError {
     /// The endpoint string could not be understood.
-    #[error("invalid endpoint {endpoint:?}: {reason}; use HOST:PORT or http://HOST:PORT, e.g. 127.0.0.1:7100")]
+    #[error(
+        "invalid endpoint {endpoint:?}: {reason}; use HOST:PORT, http://HOST:PORT or https://HOST:PORT (TLS), \
+         e.g. 127.0.0.1:7100"
+    )]
     InvalidEndpoint {
         /// The endpoint as given.
         endpoint: String,
@@ -26,14 +29,53 @@ pub enum ClientError {
     /// No connection could be opened to the endpoint.
     #[error(
         "cannot connect to {endpoint}: is `kvnode` running there? start one with `kvnode dev`, \
-         or point the client at a running node (kvctl: --endpoint HOST:PORT or RINGKV_ENDPOINT)"
+         or point the client at a running node (kvctl: --endpoint HOST:PORT or RINGKV_ENDPOINT){}",
+        if *tls { "" } else { "; if the node has TLS on, use https://HOST:PORT with --tls-ca" }
     )]
     Connect {
         /// `host:port` of the node.
         endpoint: String,
+        /// Whether the connection was to run TLS.
+        tls: bool,
         /// The transport failure.
         #[source]
         source: tonic::transport::Error,
+    },
+
+    /// The TLS handshake with the node failed (wrong CA, name, validity,
+    /// client certificate, or a plaintext port).
+    #[error("TLS with {endpoint} failed: {problem}")]
+    Tls {
+        /// `host:port` of the node.
+        endpoint: String,
+        /// What went wrong and how to fix it.
+        problem: crate::connection::TlsProblem,
+    },
+
+    /// An `https://` endpoint was given without a CA to verify the node.
+    #[error(
+        "RKV-TLS-040: {endpoint} is an https:// endpoint but no CA was given: pass --tls-ca with the \
+         cluster CA (or set RINGKV_TLS_CA)"
+    )]
+    TlsNotConfigured {
+        /// `host:port` of the node.
+        endpoint: String,
+    },
+
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    TlsFiles {
+        /// What is wrong with which file.
+        #[from]
+        source: crate::tls::TlsFileError,
+    },
+
+    /// The bearer token could not be used.
+    #[error(transparent)]
+    Token {
+        /// What is wrong with it (never the token).
+        #[from]
+        source: crate::auth::TokenError,
     },
 
     /// The server rejected an argument (`INVALID_ARGUMENT`, `OUT_OF_RANGE`).
@@ -131,7 +173,7 @@ pub enum ClientError {
     },
 
     /// Missing or insufficient credentials (`UNAUTHENTICATED`, `PERMISSION_DENIED`).
-    #[error("{rpc}: access denied ({code:?}): {message}; check the credentials for this keyspace")]
+    #[error("{rpc}: access denied ({code:?}): {message}; {}", access_hint(*code))]
     AccessDenied {
         /// The RPC that failed.
         rpc: &'static str,
@@ -190,6 +232,15 @@ impl ClientError {
     }
 }
 
+/// What to do about an `UNAUTHENTICATED` or `PERMISSION_DENIED` answer.
+fn access_hint(code: Code) -> &'static str {
+    if code == Code::Unauthenticated {
+        "pass a valid token (kvctl: --token, --token-file or RINGKV_TOKEN)"
+    } else {
+        "the token's user lacks a role for this: ask an admin for a grant (`kvctl user grant`)"
+    }
+}
+
 /// The status message followed by its chain of causes (tonic puts transport
 /// failures such as "connection refused" in the source, not the message).
 fn status_message(status: &Status) -> String {
@@ -225,6 +276,15 @@ mod tests {
         let err = ClientError::from_status("Get", "n1:7100", &Status::internal(""));
         assert!(matches!(err, ClientError::Server { code: Code::Internal, .. }));
         assert!(err.to_string().contains("no details given"), "{err}");
+    }
+
+    #[test]
+    fn access_denied_says_which_credential_to_fix() {
+        let err = ClientError::from_status("Get", "n1:7100", &Status::unauthenticated("RKV-NO-CREDENTIALS: no token"));
+        assert!(matches!(err, ClientError::AccessDenied { code: Code::Unauthenticated, .. }));
+        assert!(err.to_string().contains("--token"), "{err}");
+        let err = ClientError::from_status("Put", "n1:7100", &Status::permission_denied("RKV-PERMISSION-DENIED"));
+        assert!(err.to_string().contains("kvctl user grant"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,20 @@
 //! # }
 //! ```
 //!
+//! With TLS and a token (the cluster's CA; a client certificate is optional):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ringkv_client::ClientError> {
+//! use ringkv_client::{Client, Token, tls::ClientTlsFiles};
+//!
+//! let client = Client::builder("https://node-1.ringkv:7100")
+//!     .tls(ClientTlsFiles { ca_file: "ca.pem".into(), cert_file: None, key_file: None })
+//!     .token(Token::new("alice.c2VjcmV0")?)
+//!     .connect()
+//!     .await?;
+//! # drop(client); Ok(()) }
+//! ```
+//!
 //! Every request has a timeout (5 s by default). Only idempotent reads
 //! (get, batch get, list, scan and the admin queries) are retried, and only
 //! when the node is unavailable or the connection failed; writes are never
@@ -28,7 +42,10 @@
 //! - `admin`: the typed methods of the Admin service.
 //! - [`types`]: request options and results ([`PutOptions`], [`Record`], ...).
 //! - [`consistency`]: parsing and printing consistency levels (`QUORUM`, `r=2`).
-//! - [`endpoint`]: parsing `host:port` / `http://host:port` endpoints.
+//! - [`connection`]: [`ConnectionConfig`] (endpoint, TLS files, token), dialing
+//!   plaintext or TLS, and [`TlsProblem`] (what a failed handshake means).
+//! - [`auth`]: [`Token`] (redacted in `Debug`) and the interceptor that sends it.
+//! - [`endpoint`]: parsing `host:port` / `http://host:port` / `https://host:port` endpoints.
 //! - [`retry`]: the retry policy and its backoff schedule.
 //! - [`tls`]: PEM loading, rustls client configurations and the TLS connector
 //!   (also used by the node's peer pool).
@@ -36,7 +53,9 @@
 #![warn(missing_docs)]
 
 mod admin;
+pub mod auth;
 pub mod client;
+pub mod connection;
 pub mod consistency;
 pub mod endpoint;
 pub mod error;
@@ -46,7 +65,9 @@ pub mod tls;
 pub mod types;
 
 pub use admin::RepairStream;
+pub use auth::{Token, TokenError};
 pub use client::{Client, ClientBuilder};
+pub use connection::{ConnectionConfig, TlsProblem};
 pub use consistency::{ConsistencyParseError, format_consistency, parse_consistency};
 pub use endpoint::DEFAULT_PORT;
 pub use error::ClientError;

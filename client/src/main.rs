@@ -9,14 +9,10 @@ mod kvctl;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
-use crate::kvctl::args::Cli;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    // `parse` prints usage errors and exits with status 2 itself.
-    let cli = Cli::parse();
+    // `exit` prints usage errors (status 2) and help (status 0) as `Cli::parse` does.
+    let cli = kvctl::connection::parse_cli(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut stderr = std::io::stderr().lock();
     let result = kvctl::run::run(cli, &mut stdout, &mut stderr).await;

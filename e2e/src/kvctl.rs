@@ -47,10 +47,27 @@ impl std::fmt::Display for KvctlOutput {
 
 /// Runs `kvctl --endpoint ENDPOINT ARGS…` (endpoint as `HOST:PORT`).
 pub async fn kvctl(endpoint: impl std::fmt::Display, args: &[&str]) -> Result<KvctlOutput> {
+    kvctl_with_env(endpoint, args, &[]).await
+}
+
+/// Variables of the caller's environment that would change what kvctl does;
+/// removed so that tests are hermetic (set them with [`kvctl_with_env`]).
+const KVCTL_ENV: [&str; 5] = ["RINGKV_ENDPOINT", "RINGKV_TLS_CA", "RINGKV_TLS_CERT", "RINGKV_TLS_KEY", "RINGKV_TOKEN"];
+
+/// [`kvctl`] with these environment variables set.
+pub async fn kvctl_with_env(
+    endpoint: impl std::fmt::Display,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<KvctlOutput> {
     let bins = binaries()?;
     let endpoint = endpoint.to_string();
     let mut cmd = tokio::process::Command::new(&bins.kvctl);
-    cmd.arg("--endpoint").arg(&endpoint).args(args).env_remove("RINGKV_ENDPOINT").kill_on_drop(true);
+    cmd.arg("--endpoint").arg(&endpoint).args(args).kill_on_drop(true);
+    for name in KVCTL_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().copied());
     let out = tokio::time::timeout(KVCTL_TIMEOUT, cmd.output())
         .await
         .with_context(|| format!("kvctl {args:?} did not finish within {KVCTL_TIMEOUT:?}"))?

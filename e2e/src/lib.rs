@@ -37,6 +37,6 @@ pub mod ports;
 pub mod wait;
 
 pub use cluster::Cluster;
-pub use kvctl::{KvctlOutput, kvctl};
+pub use kvctl::{KvctlOutput, kvctl, kvctl_with_env};
 pub use node::{NodeOptions, NodeProcess, SyncMode};
 pub use wait::wait_until;

@@ -17,15 +17,21 @@ Causal contexts and cursors are opaque bytes written as standard base64
 With --json, each output is one JSON object per line; a key or value that
 is not valid UTF-8 appears as `<field>_base64` instead of `<field>`.
 
+TLS and tokens: https://HOST:PORT endpoints need --tls-ca (RINGKV_TLS_CA);
+--tls-cert/--tls-key (RINGKV_TLS_CERT/RINGKV_TLS_KEY) add a client
+certificate. --token (RINGKV_TOKEN) or --token-file sends a bearer token.
+
 Exit codes: 0 success; 1 key not found or write not applied; 2 invalid
 usage or argument; 3 cluster unavailable, connection failed or timed out,
-or repair incomplete (retrying may help); 4 any other error.";
+or repair incomplete (retrying may help); 4 any other error; 5 access
+denied (no or bad token, missing role) or TLS handshake refused.";
 
 /// Command-line client of RingKV.
 #[derive(Debug, Parser)]
 #[command(name = "kvctl", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Node to talk to: HOST:PORT or http://HOST:PORT.
+    /// Node to talk to: HOST:PORT or http://HOST:PORT (plaintext), or
+    /// https://HOST:PORT (TLS: give --tls-ca).
     #[arg(long, global = true, env = "RINGKV_ENDPOINT", default_value = "127.0.0.1:7100", value_name = "HOST:PORT")]
     pub endpoint: String,
     /// Print one JSON object per line instead of human-readable text.
@@ -42,6 +48,9 @@ pub struct Cli {
     /// Timeout of each request in seconds (decimals allowed).
     #[arg(long, global = true, value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// TLS files and bearer token.
+    #[command(flatten)]
+    pub connection: super::connection::ConnectionArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

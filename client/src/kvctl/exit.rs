@@ -6,6 +6,9 @@
 //! - 3: the cluster is unavailable, the connection failed or timed out, or a repair
 //!   could not reach every replica: retrying may help.
 //! - 4: any other error.
+//! - 5: access denied: no or a bad token (`UNAUTHENTICATED`), a missing role
+//!   (`PERMISSION_DENIED`), or the TLS handshake failed (CA, name, client
+//!   certificate).
 
 use std::io;
 
@@ -19,6 +22,8 @@ pub const USAGE: u8 = 2;
 pub const UNAVAILABLE: u8 = 3;
 /// Exit status: any other error.
 pub const OTHER: u8 = 4;
+/// Exit status: access denied (token, role) or TLS refused.
+pub const ACCESS_DENIED: u8 = 5;
 
 /// An expected negative answer that scripts test for (exit status 1).
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +58,14 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
     match error.downcast_ref::<ClientError>() {
         Some(
-            ClientError::InvalidEndpoint { .. } | ClientError::InvalidArgument { .. } | ClientError::NotFound { .. },
+            ClientError::InvalidEndpoint { .. }
+            | ClientError::InvalidArgument { .. }
+            | ClientError::NotFound { .. }
+            | ClientError::TlsNotConfigured { .. }
+            | ClientError::TlsFiles { .. }
+            | ClientError::Token { .. },
         ) => USAGE,
+        Some(ClientError::AccessDenied { .. } | ClientError::Tls { .. }) => ACCESS_DENIED,
         Some(
             ClientError::Connect { .. }
             | ClientError::Unavailable { .. }
@@ -113,6 +124,12 @@ mod tests {
         let internal = ClientError::Server { rpc: "Get", code: tonic::Code::Internal, message: "boom".into() };
         assert_eq!(exit_code(&internal.into()), OTHER);
         assert_eq!(exit_code(&anyhow::anyhow!("reading stdin failed")), OTHER);
+        let denied = ClientError::AccessDenied { rpc: "Get", code: tonic::Code::Unauthenticated, message: "m".into() };
+        assert_eq!(exit_code(&denied.into()), ACCESS_DENIED);
+        let tls = ClientError::Tls { endpoint: "a:1".into(), problem: ringkv_client::TlsProblem::UnknownCa };
+        assert_eq!(exit_code(&tls.into()), ACCESS_DENIED);
+        let token = ClientError::from(ringkv_client::Token::new("x").expect_err("malformed"));
+        assert_eq!(exit_code(&token.into()), USAGE);
     }
 
     #[test]

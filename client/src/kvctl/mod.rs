@@ -3,6 +3,7 @@
 //! without a server) and exit codes.
 
 pub mod args;
+pub mod connection;
 pub mod encoding;
 pub mod exit;
 pub mod human;

@@ -35,8 +35,8 @@ impl Io<'_> {
 
 /// Runs the command of `cli`.
 pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
-    let mut builder =
-        Client::builder(cli.endpoint).timeout(cli.timeout).connect_timeout(cli.timeout).keyspace(cli.keyspace);
+    let connection = cli.connection.config(&cli.endpoint)?;
+    let mut builder = connection.builder().timeout(cli.timeout).connect_timeout(cli.timeout).keyspace(cli.keyspace);
     if let Some(consistency) = cli.consistency {
         builder = builder.consistency(consistency);
     }
@@ -59,7 +59,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         }
         Command::Ring => super::topology::ring(&client, &mut io).await,
         Command::Decommission { no_wait } => {
-            super::topology::decommission(&client, &mut io, no_wait, cli.timeout).await
+            super::topology::decommission(&client, &connection, &mut io, no_wait, cli.timeout).await
         }
         Command::Removenode { host_id, no_wait } => {
             super::topology::removenode(&client, &mut io, host_id, no_wait).await

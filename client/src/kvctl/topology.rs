@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ringkv_client::Client;
+use ringkv_client::{Client, ConnectionConfig};
 use ringkv_proto::v1::{ClusterStatusResponse, NodeState, TokenOwner};
 use serde_json::json;
 
@@ -181,6 +181,7 @@ async fn follow_decommission(leaving: &Client, watcher: &Client, host_id: &str) 
 /// `kvctl decommission`: the node at the endpoint leaves.
 pub(super) async fn decommission(
     client: &Client,
+    connection: &ConnectionConfig,
     io: &mut Io<'_>,
     no_wait: bool,
     timeout: Duration,
@@ -206,7 +207,8 @@ pub(super) async fn decommission(
         );
     }
     let addr = watcher_addr.context("no other live NORMAL node to follow the decommission through")?;
-    let watcher = Client::builder(addr.clone()).timeout(timeout).connect_timeout(timeout).connect().await?;
+    // Same TLS files, token and scheme as the leaving node's connection.
+    let watcher = connection.for_node(&addr).builder().timeout(timeout).connect_timeout(timeout).connect().await?;
     follow_decommission(client, &watcher, &host_id).await?;
     io.emit(
         || format!("{}\n", json!({"host_id": host_id, "state": "LEFT"})),

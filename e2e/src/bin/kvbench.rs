@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringkv_client::tls::ClientTlsFiles;
+use ringkv_client::{ConnectionConfig, Token};
 use ringkv_e2e::bench::keys::Distribution;
 use ringkv_e2e::bench::report::{FORMAT_VERSION, Params};
 use ringkv_e2e::bench::targets::{Etcd, Redis, RingKvGrpc, RingKvHttp};
@@ -163,6 +165,56 @@ struct RunArgs {
     /// Hide the progress bars (they are hidden anyway when stderr is not a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// TLS files and token of the RingKV targets.
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// TLS and token flags of the RingKV targets, as kvctl's: `https://`
+/// endpoints (gRPC, HTTP) run TLS with `--tls-ca`; the token is sent as
+/// `authorization: Bearer` (gRPC, HTTP) or `AUTH user secret` (RESP).
+#[derive(Debug, Clone, Args)]
+struct SecurityArgs {
+    /// CA certificate (PEM) of the nodes, for https:// endpoints.
+    #[arg(long, env = "RINGKV_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for nodes that require one.
+    #[arg(long, env = "RINGKV_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "RINGKV_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Bearer token USER.SECRET.
+    #[arg(long, env = "RINGKV_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Read the token from this file (overrides --token and RINGKV_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    /// The connection settings (the endpoint is filled in per node).
+    fn connection(&self) -> Result<ConnectionConfig> {
+        let mut config = ConnectionConfig::new("");
+        if let Some(ca) = &self.tls_ca {
+            config = config.with_tls(ClientTlsFiles {
+                ca_file: ca.clone(),
+                cert_file: self.tls_cert.clone(),
+                key_file: self.tls_key.clone(),
+            });
+        } else if self.tls_cert.is_some() {
+            bail!("--tls-cert needs --tls-ca");
+        }
+        let token = match (&self.token_file, &self.token) {
+            (Some(file), _) => Some(Token::from_file(file)?),
+            (None, Some(text)) => Some(Token::new(text)?),
+            (None, None) => None,
+        };
+        Ok(match token {
+            Some(token) => config.with_token(token),
+            None => config,
+        })
+    }
 }
 
 /// Parses `20`, `20s`, `500ms`, `2m` into a duration.
@@ -263,20 +315,31 @@ async fn bench<T: Target>(target: T, args: &RunArgs, run_phase: bool) -> Result<
 async fn dispatch(args: RunArgs, run_phase: bool) -> Result<()> {
     let endpoint = args.endpoint.clone().unwrap_or_else(|| args.target.default_endpoint().to_owned());
     let consistency = args.consistency.as_deref();
+    let security = args.security.connection()?;
+    let ringkv = matches!(args.target, TargetKind::RingkvGrpc | TargetKind::RingkvHttp | TargetKind::RingkvResp);
+    if !ringkv && (security.tls.is_some() || security.token.is_some()) {
+        bail!("--tls-* and --token apply to the RingKV targets only");
+    }
     match args.target {
         TargetKind::RingkvGrpc => {
-            let target = RingKvGrpc::connect(&endpoint, args.connections, consistency).await?;
+            let target = RingKvGrpc::connect_with(&security, &endpoint, args.connections, consistency).await?;
             bench(target, &args, run_phase).await
         }
         TargetKind::RingkvHttp => {
-            let target = RingKvHttp::connect(&endpoint, args.concurrency, consistency)?;
+            let target = RingKvHttp::connect_with(&security, &endpoint, args.concurrency, consistency)?;
             bench(target, &args, run_phase).await
         }
         TargetKind::RingkvResp => {
             if consistency.is_some() {
                 bail!("--consistency is not available over RESP (the keyspace default applies)");
             }
-            bench(Redis::connect_ringkv(&endpoint, args.connections).await?, &args, run_phase).await
+            if security.tls.is_some() {
+                bail!(
+                    "kvbench's ringkv-resp target does not speak TLS yet; measure TLS with ringkv-grpc or ringkv-http"
+                );
+            }
+            let target = Redis::connect_ringkv_as(&endpoint, args.connections, security.token.as_ref()).await?;
+            bench(target, &args, run_phase).await
         }
         TargetKind::Redis => {
             if consistency.is_some() {

@@ -60,7 +60,35 @@ impl Redis {
 
     /// RingKV's RESP listener at `endpoint`: plain `GET`/`SET`, no scan index.
     pub async fn connect_ringkv(endpoint: &str, connections: usize) -> Result<Self, TargetError> {
-        let mut target = Self::connect(endpoint, connections).await?;
+        Self::connect_ringkv_as(endpoint, connections, None).await
+    }
+
+    /// [`Redis::connect_ringkv`] authenticating every connection with
+    /// `AUTH <user> <secret>` from `token` (`<user>.<secret>`). RESP over
+    /// TLS is not supported by this target yet.
+    pub async fn connect_ringkv_as(
+        endpoint: &str,
+        connections: usize,
+        token: Option<&ringkv_client::Token>,
+    ) -> Result<Self, TargetError> {
+        let (url, secret) = match token {
+            None => (endpoint.to_owned(), None),
+            Some(token) => {
+                let (user, secret) = token.expose().split_once('.').unwrap_or((token.expose(), ""));
+                let hostport = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/');
+                (format!("redis://{user}:{secret}@{hostport}/"), Some(secret))
+            }
+        };
+        // The URL holds the secret: errors name the endpoint and redact it.
+        let redact = |e: TargetError| match (e, secret) {
+            (TargetError::Connect { reason, .. }, Some(secret)) if !secret.is_empty() => {
+                TargetError::Connect { endpoint: endpoint.to_owned(), reason: reason.replace(secret, "<redacted>") }
+            }
+            (TargetError::Connect { reason, .. }, _) => TargetError::Connect { endpoint: endpoint.to_owned(), reason },
+            (other, _) => other,
+        };
+        let mut target = Self::connect(&url, connections).await.map_err(redact)?;
+        target.endpoint = endpoint.to_owned();
         target.index = false;
         target.name = "ringkv-resp";
         Ok(target)

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use ringkv_client::{Client, ListOptions, PutOptions, RetryPolicy, parse_consistency};
+use ringkv_client::{Client, ConnectionConfig, ListOptions, PutOptions, RetryPolicy, parse_consistency};
 
 use crate::bench::keys::KEY_PREFIX;
 use crate::bench::target::{Target, TargetError, TargetInfo};
@@ -25,6 +25,9 @@ pub struct RingKvGrpc {
     next: AtomicUsize,
     endpoint: String,
     consistency: Option<String>,
+    /// Whether the channels run TLS / send a token (for the report).
+    tls: bool,
+    token: bool,
 }
 
 impl RingKvGrpc {
@@ -32,6 +35,18 @@ impl RingKvGrpc {
     /// (one node, or several comma-separated: channel i goes to node i mod n),
     /// with an optional consistency level (`QUORUM`, `r=2,w=2`, ...).
     pub async fn connect(endpoint: &str, connections: usize, consistency: Option<&str>) -> Result<Self, TargetError> {
+        Self::connect_with(&ConnectionConfig::new(endpoint), endpoint, connections, consistency).await
+    }
+
+    /// [`RingKvGrpc::connect`] with the TLS files and token of `connection`
+    /// (its endpoint is ignored: each node of `endpoint` is dialed with them;
+    /// `https://` nodes run TLS).
+    pub async fn connect_with(
+        connection: &ConnectionConfig,
+        endpoint: &str,
+        connections: usize,
+        consistency: Option<&str>,
+    ) -> Result<Self, TargetError> {
         let connect_error = |reason: String| TargetError::Connect { endpoint: endpoint.to_owned(), reason };
         let level = consistency.map(parse_consistency).transpose().map_err(|e| connect_error(e.to_string()))?;
         let nodes: Vec<&str> = endpoint.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
@@ -41,7 +56,8 @@ impl RingKvGrpc {
         let count = connections.max(nodes.len());
         let mut clients = Vec::with_capacity(count);
         for i in 0..count {
-            let mut builder = Client::builder(nodes[i % nodes.len()]).retry(RetryPolicy::none());
+            let node = ConnectionConfig { endpoint: nodes[i % nodes.len()].to_owned(), ..connection.clone() };
+            let mut builder = node.builder().retry(RetryPolicy::none());
             if let Some(level) = level {
                 builder = builder.consistency(level);
             }
@@ -52,6 +68,8 @@ impl RingKvGrpc {
             next: AtomicUsize::new(0),
             endpoint: endpoint.to_owned(),
             consistency: consistency.map(str::to_owned),
+            tls: nodes.iter().any(|n| n.trim().to_ascii_lowercase().starts_with("https://")),
+            token: connection.token.is_some(),
         })
     }
 
@@ -59,6 +77,11 @@ impl RingKvGrpc {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         &self.clients[i]
     }
+}
+
+/// `on` / `off`, for report settings.
+pub(crate) fn on_off(on: bool) -> String {
+    (if on { "on" } else { "off" }).to_owned()
 }
 
 impl Target for RingKvGrpc {
@@ -71,6 +94,8 @@ impl Target for RingKvGrpc {
                 ("connections".to_owned(), self.clients.len().to_string()),
                 ("consistency".to_owned(), consistency),
                 ("scan".to_owned(), "LIST prefix=user cursor=start key".to_owned()),
+                ("tls".to_owned(), on_off(self.tls)),
+                ("token".to_owned(), on_off(self.token)),
             ]),
         }
     }

@@ -13,8 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
+use ringkv_client::ConnectionConfig;
 
 use crate::bench::keys::KEY_PREFIX;
 use crate::bench::target::{Target, TargetError, TargetInfo};
@@ -28,22 +29,47 @@ pub struct RingKvHttp {
     http: reqwest::Client,
     base: String,
     consistency: Option<HeaderValue>,
+    tls: bool,
+    token: bool,
 }
 
 impl RingKvHttp {
     /// A client of the node at `endpoint` (`host:port` or `http://host:port`)
     /// with up to `pool` idle keep-alive connections.
     pub fn connect(endpoint: &str, pool: usize, consistency: Option<&str>) -> Result<Self, TargetError> {
+        Self::connect_with(&ConnectionConfig::new(endpoint), endpoint, pool, consistency)
+    }
+
+    /// [`RingKvHttp::connect`] with the TLS files (for `https://` endpoints)
+    /// and the bearer token of `connection` (its endpoint is ignored).
+    pub fn connect_with(
+        connection: &ConnectionConfig,
+        endpoint: &str,
+        pool: usize,
+        consistency: Option<&str>,
+    ) -> Result<Self, TargetError> {
         let connect_error = |reason: String| TargetError::Connect { endpoint: endpoint.to_owned(), reason };
         let base = if endpoint.contains("://") { endpoint.to_owned() } else { format!("http://{endpoint}") };
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(pool.max(1))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| connect_error(e.to_string()))?;
+        let tls = base.to_ascii_lowercase().starts_with("https://");
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(pool.max(1)).tcp_nodelay(true);
+        if tls {
+            let files = connection.tls.as_ref().ok_or_else(|| connect_error("https:// needs --tls-ca".to_owned()))?;
+            let mut config = files.load().map_err(|e| connect_error(e.to_string()))?;
+            // The node's HTTP port speaks HTTP/1.1 (reqwest is built without h2 here).
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            builder = builder.use_preconfigured_tls(config);
+        }
+        if let Some(token) = &connection.token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| connect_error("the token is not a valid header value".to_owned()))?;
+            value.set_sensitive(true);
+            builder = builder.default_headers(HeaderMap::from_iter([(AUTHORIZATION, value)]));
+        }
+        let http = builder.build().map_err(|e| connect_error(e.to_string()))?;
         let consistency =
             consistency.map(HeaderValue::from_str).transpose().map_err(|e| connect_error(e.to_string()))?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), consistency })
+        let token = connection.token.is_some();
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), consistency, tls, token })
     }
 
     fn key_url(&self, key: &str) -> String {
@@ -109,6 +135,8 @@ impl Target for RingKvHttp {
                 ("consistency".to_owned(), consistency.to_owned()),
                 ("bodies".to_owned(), "raw (application/octet-stream, ?raw=true)".to_owned()),
                 ("scan".to_owned(), "GET /api/v1/keys?prefix=user&cursor=<start key>&values=true".to_owned()),
+                ("tls".to_owned(), super::ringkv_grpc::on_off(self.tls)),
+                ("token".to_owned(), super::ringkv_grpc::on_off(self.token)),
             ]),
         }
     }
